@@ -1,0 +1,22 @@
+//! The keyed process function: user code that sees one record at a time with its key,
+//! owns state handles, and emits outputs (Flink's `KeyedProcessFunction`).
+use crate::error::Error;
+use crate::state::{Context, Key};
+
+pub trait KeyedProcessFunction: 'static {
+    type Key: Key;
+    type In: Send + 'static;
+    type Out: 'static;
+
+    /// Called for every record, on the shard that owns the record's key group, with a
+    /// context scoped to `key`.
+    fn process(&mut self, key: &Self::Key, input: Self::In, ctx: &mut Context<'_>, out: &mut Vec<Self::Out>)
+        -> Result<(), Error>;
+
+    /// Called once per shard after every input of that shard has ended (bounded sources,
+    /// or a stop). The context has no current key; use the handles' `for_each` to visit
+    /// every key the shard owns.
+    fn end_of_input(&mut self, _ctx: &mut Context<'_>, _out: &mut Vec<Self::Out>) -> Result<(), Error> {
+        Ok(())
+    }
+}

@@ -1,0 +1,176 @@
+//! The Rust job API: `Job::new(..).source(..).map(..).key_by(..).process(..).sink(..)`.
+//!
+//! Operators before `key_by` are chained into one function that runs where the record is
+//! read; `key_by` decides the owning shard; the process function runs there, followed by
+//! the operators after it and the sink (Flink's operator chaining, with one shuffle).
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::function::KeyedProcessFunction;
+use crate::runtime::{self, RunConfig, RunReport};
+use crate::sink::SinkFactory;
+use crate::source::Source;
+use crate::state::{Key, StateRegistry};
+
+pub type Chain<S, T> = Arc<dyn Fn(S, &mut dyn FnMut(T)) + Send + Sync>;
+pub type ProcessFactory<P> = Arc<dyn Fn(&mut StateRegistry) -> Result<P, Error> + Send + Sync>;
+
+pub struct Job {
+    pub(crate) name: String,
+}
+
+impl Job {
+    pub fn new(name: impl Into<String>) -> Self {
+        Job { name: name.into() }
+    }
+
+    pub fn source<S: Send + 'static>(self, source: impl Source<S>) -> Stream<S, S> {
+        Stream { job: self, source: Arc::new(source), chain: Arc::new(|s, emit| emit(s)) }
+    }
+}
+
+/// A stream of `T` read from a source of `S`, before the key_by.
+pub struct Stream<S, T> {
+    job: Job,
+    source: Arc<dyn Source<S>>,
+    chain: Chain<S, T>,
+}
+
+impl<S: Send + 'static, T: 'static> Stream<S, T> {
+    pub fn flat_map<U: 'static, I: IntoIterator<Item = U>>(
+        self,
+        f: impl Fn(T) -> I + Send + Sync + 'static,
+    ) -> Stream<S, U> {
+        let prev = self.chain;
+        Stream {
+            job: self.job,
+            source: self.source,
+            chain: Arc::new(move |s, emit| {
+                prev(s, &mut |t| {
+                    for u in f(t) {
+                        emit(u)
+                    }
+                })
+            }),
+        }
+    }
+
+    pub fn map<U: 'static>(self, f: impl Fn(T) -> U + Send + Sync + 'static) -> Stream<S, U> {
+        let prev = self.chain;
+        Stream { job: self.job, source: self.source, chain: Arc::new(move |s, emit| prev(s, &mut |t| emit(f(t)))) }
+    }
+
+    pub fn filter(self, f: impl Fn(&T) -> bool + Send + Sync + 'static) -> Stream<S, T> {
+        let prev = self.chain;
+        Stream {
+            job: self.job,
+            source: self.source,
+            chain: Arc::new(move |s, emit| {
+                prev(s, &mut |t| {
+                    if f(&t) {
+                        emit(t)
+                    }
+                })
+            }),
+        }
+    }
+
+    /// Partitions the stream by key: each record goes to the shard owning its key group.
+    pub fn key_by<K: Key>(self, f: impl Fn(&T) -> K + Send + Sync + 'static) -> KeyedStream<S, T, K>
+    where
+        T: Send,
+    {
+        KeyedStream { stream: self, key: Arc::new(f) }
+    }
+}
+
+pub struct KeyedStream<S, T, K> {
+    stream: Stream<S, T>,
+    key: Arc<dyn Fn(&T) -> K + Send + Sync>,
+}
+
+impl<S: Send + 'static, T: Send + 'static, K: Key> KeyedStream<S, T, K> {
+    /// `factory` runs once per shard, on the shard's thread, and declares the states the
+    /// function uses.
+    pub fn process<P>(
+        self,
+        factory: impl Fn(&mut StateRegistry) -> Result<P, Error> + Send + Sync + 'static,
+    ) -> Processed<S, T, K, P, P::Out>
+    where
+        P: KeyedProcessFunction<Key = K, In = T>,
+    {
+        Processed {
+            keyed: self,
+            factory: Arc::new(factory),
+            post: Arc::new(|o, emit| emit(o)),
+        }
+    }
+}
+
+/// The stream after the process function; more stateless operators may follow.
+pub struct Processed<S, T, K, P: KeyedProcessFunction, O> {
+    keyed: KeyedStream<S, T, K>,
+    factory: ProcessFactory<P>,
+    post: Chain<P::Out, O>,
+}
+
+impl<S, T, K, P, O> Processed<S, T, K, P, O>
+where
+    S: Send + 'static,
+    T: Send + 'static,
+    K: Key,
+    P: KeyedProcessFunction<Key = K, In = T>,
+    O: 'static,
+{
+    pub fn map<U: 'static>(self, f: impl Fn(O) -> U + Send + Sync + 'static) -> Processed<S, T, K, P, U> {
+        let prev = self.post;
+        Processed { keyed: self.keyed, factory: self.factory, post: Arc::new(move |s, emit| prev(s, &mut |o| emit(f(o)))) }
+    }
+
+    pub fn filter(self, f: impl Fn(&O) -> bool + Send + Sync + 'static) -> Processed<S, T, K, P, O> {
+        let prev = self.post;
+        Processed {
+            keyed: self.keyed,
+            factory: self.factory,
+            post: Arc::new(move |s, emit| {
+                prev(s, &mut |o| {
+                    if f(&o) {
+                        emit(o)
+                    }
+                })
+            }),
+        }
+    }
+
+    pub fn sink(self, sink: impl SinkFactory<O>) -> RunnableJob<S, T, K, P, O> {
+        RunnableJob {
+            program: Arc::new(runtime::Program {
+                name: self.keyed.stream.job.name,
+                source: self.keyed.stream.source,
+                chain: self.keyed.stream.chain,
+                key: self.keyed.key,
+                factory: self.factory,
+                post: self.post,
+                sink: Arc::new(sink),
+            }),
+        }
+    }
+}
+
+pub struct RunnableJob<S, T, K, P: KeyedProcessFunction, O> {
+    program: Arc<runtime::Program<S, T, K, P, O>>,
+}
+
+impl<S, T, K, P, O> RunnableJob<S, T, K, P, O>
+where
+    S: Send + 'static,
+    T: Send + 'static,
+    K: Key,
+    P: KeyedProcessFunction<Key = K, In = T>,
+    O: 'static,
+{
+    /// Runs the job until its sources end or `cfg.stop` is raised.
+    pub fn run(&self, cfg: &RunConfig) -> Result<RunReport, Error> {
+        runtime::run(self.program.clone(), cfg)
+    }
+}

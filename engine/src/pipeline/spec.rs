@@ -1,0 +1,343 @@
+//! The TOML job file: parsed with spans, validated, resolved into a [`JobPlan`].
+//! Every error names the file, the line and the field.
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::Error;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    job: Spanned<RawJob>,
+    source: Spanned<RawSource>,
+    key: Spanned<RawKey>,
+    aggregate: Spanned<RawAggregate>,
+    #[serde(default)]
+    output: Option<Spanned<RawOutput>>,
+    sink: Spanned<RawSink>,
+    #[serde(default)]
+    errors: Option<RawErrors>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    name: Spanned<String>,
+    max_key_groups: Option<Spanned<u32>>,
+    report_interval_s: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    File,
+    Tcp,
+    Generator,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Lines,
+    Words,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    kind: Spanned<SourceKind>,
+    path: Option<Spanned<String>>,
+    address: Option<Spanned<String>>,
+    format: Option<Spanned<Format>>,
+    header: Option<Spanned<bool>>,
+    columns: Option<Spanned<Vec<String>>>,
+    delimiter: Option<Spanned<String>>,
+    count: Option<Spanned<u64>>,
+    keys: Option<Spanned<u64>>,
+    rate_per_s: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    field: Spanned<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AggregateKind {
+    Count,
+    Sum,
+    Min,
+    Max,
+    Average,
+    DistinctCount,
+}
+
+impl AggregateKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AggregateKind::Count => "count",
+            AggregateKind::Sum => "sum",
+            AggregateKind::Min => "min",
+            AggregateKind::Max => "max",
+            AggregateKind::Average => "average",
+            AggregateKind::DistinctCount => "distinct_count",
+        }
+    }
+    pub fn needs_field(self) -> bool {
+        self != AggregateKind::Count
+    }
+    pub fn numeric(self) -> bool {
+        matches!(self, AggregateKind::Sum | AggregateKind::Min | AggregateKind::Max | AggregateKind::Average)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAggregate {
+    kind: Spanned<AggregateKind>,
+    field: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Emit {
+    /// One output per key when the input ends (or the job is stopped).
+    Final,
+    /// One output per input record: the key's new aggregate.
+    Updates,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutput {
+    emit: Spanned<Emit>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkKind {
+    Stdout,
+    File,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSink {
+    kind: Spanned<SinkKind>,
+    path: Option<Spanned<String>>,
+    top: Option<Spanned<usize>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawErrors {
+    dead_letter: Option<Spanned<String>>,
+    fail_on_bad_record: Option<bool>,
+}
+
+/// Where records come from, resolved.
+#[derive(Debug, Clone)]
+pub enum SourcePlan {
+    File { path: PathBuf, format: Format, csv: CsvPlan },
+    Tcp { address: SocketAddr, format: Format, csv: CsvPlan },
+    Generator { count: Option<u64>, keys: u64, rate_per_s: Option<u64> },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CsvPlan {
+    pub delimiter: u8,
+    /// Column names, from `columns` or the file's header line.
+    pub columns: Vec<String>,
+    pub header: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobPlan {
+    pub name: String,
+    pub max_key_groups: Option<u32>,
+    pub report_interval_s: Option<u64>,
+    pub source: SourcePlan,
+    pub key_field: String,
+    pub aggregate: AggregateKind,
+    pub value_field: Option<String>,
+    pub emit: Emit,
+    pub sink: SinkKind,
+    pub sink_path: Option<PathBuf>,
+    pub top: Option<usize>,
+    pub dead_letter: Option<PathBuf>,
+    pub fail_on_bad_record: bool,
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line_col(&self, span: Range<usize>) -> (usize, usize) {
+        let before = self.text.get(..span.start).unwrap_or(self.text);
+        let line = before.matches('\n').count() + 1;
+        let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        (line, col)
+    }
+    fn err(&self, span: Range<usize>, field: &str, msg: impl std::fmt::Display) -> Error {
+        let (line, col) = self.line_col(span);
+        Error::Config(format!("{}:{line}:{col}: field `{field}`: {msg}", self.file.display()))
+    }
+    /// A path in the job file is relative to the job file's directory.
+    fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            return p.to_owned();
+        }
+        self.file.parent().map_or_else(|| p.to_owned(), |d| d.join(p))
+    }
+}
+
+fn fields_of(format: Format, csv: &CsvPlan) -> Option<Vec<String>> {
+    match format {
+        Format::Lines => Some(vec!["line".into()]),
+        Format::Words => Some(vec!["word".into()]),
+        Format::Csv => Some(csv.columns.clone()),
+        Format::Json => None,
+    }
+}
+
+fn read_header(path: &Path, delimiter: u8) -> Result<Vec<String>, Error> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut line = Vec::new();
+    std::io::BufReader::new(f).read_until(b'\n', &mut line).map_err(|e| Error::io(path, e))?;
+    let text = std::str::from_utf8(super::records::trim(&line))
+        .map_err(|_| Error::Config(format!("{}: CSV header is not valid UTF-8", path.display())))?;
+    super::records::split_csv(text, delimiter)
+        .map_err(|e| Error::Config(format!("{}: CSV header: {e}", path.display())))
+}
+
+/// Parses and validates a job file.
+pub fn load(file: &Path) -> Result<JobPlan, Error> {
+    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+    parse(file, &text)
+}
+
+pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
+    let cx = Ctx { file, text };
+    let raw: RawSpec = toml::from_str(text).map_err(|e| {
+        let (line, col) = e.span().map_or((0, 0), |s| cx.line_col(s));
+        Error::Config(format!("{}:{line}:{col}: {}", file.display(), e.message()))
+    })?;
+
+    let job = raw.job.into_inner();
+    formats::layout::validate_job_name(job.name.get_ref()).map_err(|m| cx.err(job.name.span(), "job.name", m))?;
+
+    let src = raw.source.get_ref();
+    let src_span = raw.source.span();
+    let need = |o: &Option<Spanned<String>>, field: &str| -> Result<String, Error> {
+        o.as_ref().map(|s| s.get_ref().clone()).ok_or_else(|| {
+            cx.err(src_span.clone(), field, format!("required for source kind {:?}", src.kind.get_ref()))
+        })
+    };
+    let format = src.format.as_ref().map(|f| *f.get_ref());
+    let csv = match src.delimiter.as_ref() {
+        Some(d) if d.get_ref().len() != 1 => {
+            return Err(cx.err(d.span(), "source.delimiter", "must be exactly one ASCII character"))
+        }
+        Some(d) => CsvPlan { delimiter: d.get_ref().as_bytes().first().copied().unwrap_or(b','), ..Default::default() },
+        None => CsvPlan { delimiter: b',', ..Default::default() },
+    };
+    let source = match *src.kind.get_ref() {
+        SourceKind::File | SourceKind::Tcp => {
+            let format = format.ok_or_else(|| cx.err(src_span.clone(), "source.format", "required: lines, words, csv or json"))?;
+            let mut csv = csv;
+            csv.header = src.header.as_ref().is_some_and(|h| *h.get_ref());
+            if let Some(c) = &src.columns {
+                csv.columns = c.get_ref().clone();
+            }
+            if *src.kind.get_ref() == SourceKind::File {
+                let path = cx.path(&need(&src.path, "source.path")?);
+                if format == Format::Csv && csv.header && csv.columns.is_empty() {
+                    csv.columns = read_header(&path, csv.delimiter)?;
+                }
+                SourcePlan::File { path, format, csv }
+            } else {
+                let a = src.address.as_ref().ok_or_else(|| cx.err(src_span.clone(), "source.address", "required for source kind tcp"))?;
+                let address = a.get_ref().parse().map_err(|e| cx.err(a.span(), "source.address", format!("{:?}: {e}", a.get_ref())))?;
+                SourcePlan::Tcp { address, format, csv }
+            }
+        }
+        SourceKind::Generator => {
+            let keys = src.keys.as_ref().map_or(1000, |k| *k.get_ref());
+            if keys == 0 {
+                return Err(cx.err(src.keys.as_ref().map_or(src_span.clone(), Spanned::span), "source.keys", "must be at least 1"));
+            }
+            SourcePlan::Generator { count: src.count.as_ref().map(|c| *c.get_ref()), keys, rate_per_s: src.rate_per_s.as_ref().map(|r| *r.get_ref()) }
+        }
+    };
+    if let SourcePlan::File { format: Format::Csv, csv, .. } | SourcePlan::Tcp { format: Format::Csv, csv, .. } = &source {
+        if csv.columns.is_empty() {
+            return Err(cx.err(src_span.clone(), "source.columns", "CSV needs column names: set `columns`, or `header = true` for a file"));
+        }
+    }
+    let known: Option<Vec<String>> = match &source {
+        SourcePlan::File { format, csv, .. } | SourcePlan::Tcp { format, csv, .. } => fields_of(*format, csv),
+        SourcePlan::Generator { .. } => Some(vec!["key".into(), "seq".into(), "value".into()]),
+    };
+    let check_field = |f: &Spanned<String>, name: &str| -> Result<String, Error> {
+        match &known {
+            Some(k) if !k.iter().any(|x| x == f.get_ref()) => {
+                Err(cx.err(f.span(), name, format!("{:?} is not a field of this source (fields: {})", f.get_ref(), k.join(", "))))
+            }
+            _ => Ok(f.get_ref().clone()),
+        }
+    };
+    let key_field = check_field(&raw.key.get_ref().field, "key.field")?;
+
+    let agg = raw.aggregate.get_ref();
+    let aggregate = *agg.kind.get_ref();
+    let value_field = match (&agg.field, aggregate.needs_field()) {
+        (Some(f), true) => Some(check_field(f, "aggregate.field")?),
+        (None, true) => {
+            return Err(cx.err(raw.aggregate.span(), "aggregate.field", format!("required for aggregate {}", aggregate.name())))
+        }
+        (Some(f), false) => return Err(cx.err(f.span(), "aggregate.field", "count takes no field")),
+        (None, false) => None,
+    };
+
+    let sink = raw.sink.get_ref();
+    let sink_path = match (*sink.kind.get_ref(), &sink.path) {
+        (SinkKind::File, Some(p)) => Some(cx.path(p.get_ref())),
+        (SinkKind::File, None) => return Err(cx.err(raw.sink.span(), "sink.path", "required for sink kind file")),
+        (SinkKind::Stdout, Some(p)) => return Err(cx.err(p.span(), "sink.path", "only a file sink takes a path")),
+        (SinkKind::Stdout, None) => None,
+    };
+    let emit = raw.output.as_ref().map_or(Emit::Final, |o| *o.get_ref().emit.get_ref());
+    if let Some(t) = &sink.top {
+        if *sink.kind.get_ref() != SinkKind::Stdout || emit != Emit::Final || *t.get_ref() == 0 {
+            return Err(cx.err(t.span(), "sink.top", "needs a stdout sink, emit = \"final\" and a value of at least 1"));
+        }
+    }
+    let errors = raw.errors.as_ref();
+    Ok(JobPlan {
+        name: job.name.into_inner(),
+        max_key_groups: job.max_key_groups.map(Spanned::into_inner),
+        report_interval_s: job.report_interval_s.map(Spanned::into_inner),
+        source,
+        key_field,
+        aggregate,
+        value_field,
+        emit,
+        sink: *sink.kind.get_ref(),
+        sink_path,
+        top: sink.top.as_ref().map(|t| *t.get_ref()),
+        dead_letter: errors.and_then(|e| e.dead_letter.as_ref()).map(|p| cx.path(p.get_ref())),
+        fail_on_bad_record: errors.and_then(|e| e.fail_on_bad_record).unwrap_or(false),
+    })
+}

@@ -1,0 +1,103 @@
+//! The keyed operator of one shard: the process function, its state backend, the
+//! operators after it and the shard's sink. Records arrive in batches, from the local
+//! producer and from every peer's channel; all run on the shard's thread.
+use std::sync::Arc;
+
+use formats::statekey;
+use formats::{KeyGroup, ShardId};
+
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::function::KeyedProcessFunction;
+use crate::job::Chain;
+use crate::runtime::metrics::Metrics;
+use crate::sink::Sink;
+use crate::state::context::Scratch;
+use crate::state::{Backend, Context, Key};
+
+/// A record on its way to the shard that owns its key group.
+pub struct Routed<K, T> {
+    pub kg: KeyGroup,
+    pub key: K,
+    pub value: T,
+}
+
+pub struct Operator<P: KeyedProcessFunction, O> {
+    pub shard: ShardId,
+    pub func: P,
+    pub backend: Box<dyn Backend>,
+    pub sink: Box<dyn Sink<O>>,
+    pub post: Chain<P::Out, O>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    pub(crate) scratch: Scratch,
+    prefix: Vec<u8>,
+    key_bytes: Vec<u8>,
+    out: Vec<P::Out>,
+}
+
+impl<P: KeyedProcessFunction, O> Operator<P, O> {
+    pub fn new(
+        shard: ShardId,
+        func: P,
+        backend: Box<dyn Backend>,
+        sink: Box<dyn Sink<O>>,
+        post: Chain<P::Out, O>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Operator {
+            shard,
+            func,
+            backend,
+            sink,
+            post,
+            clock,
+            metrics,
+            scratch: Scratch::default(),
+            prefix: Vec::new(),
+            key_bytes: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    pub fn process_batch(&mut self, batch: &mut Vec<Routed<P::Key, P::In>>) -> Result<(), Error> {
+        let n = batch.len() as u64;
+        for r in batch.drain(..) {
+            self.key_bytes.clear();
+            r.key.write_key(&mut self.key_bytes);
+            self.prefix.clear();
+            statekey::encode_prefix(&mut self.prefix, r.kg, &self.key_bytes, b"");
+            let mut ctx = Context::new(&mut *self.backend, &self.prefix, &self.clock, &mut self.scratch, self.shard, r.kg);
+            self.func.process(&r.key, r.value, &mut ctx, &mut self.out)?;
+            self.emit()?;
+        }
+        self.metrics.add_processed(self.shard.0 as usize, n);
+        Ok(())
+    }
+
+    pub fn end_of_input(&mut self) -> Result<(), Error> {
+        let mut ctx = Context::new(&mut *self.backend, &[], &self.clock, &mut self.scratch, self.shard, KeyGroup(0));
+        self.func.end_of_input(&mut ctx, &mut self.out)?;
+        self.emit()
+    }
+
+    fn emit(&mut self) -> Result<(), Error> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let mut result = Ok(());
+        let mut written = 0u64;
+        let sink = &mut self.sink;
+        for o in self.out.drain(..) {
+            (self.post)(o, &mut |x| {
+                if result.is_ok() {
+                    result = sink.write(x);
+                    written += 1;
+                }
+            });
+        }
+        self.metrics.add_out(self.shard.0 as usize, written);
+        result
+    }
+}

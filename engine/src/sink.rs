@@ -1,0 +1,161 @@
+//! Sinks: where outputs go. A factory opens one sink per shard; `finish` runs once after
+//! every shard has closed its sink.
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use formats::ShardId;
+
+use crate::error::Error;
+
+/// Bytes a shard buffers before writing them, whole lines only, to a shared output.
+const LINE_BUFFER_BYTES: usize = 64 << 10;
+
+pub trait Sink<T> {
+    fn write(&mut self, value: T) -> Result<(), Error>;
+    fn close(&mut self) -> Result<(), Error>;
+}
+
+pub trait SinkFactory<T>: Send + Sync + 'static {
+    /// Checks the sink can be written before any shard starts.
+    fn check(&self) -> Result<(), Error> {
+        Ok(())
+    }
+    fn open(&self, shard: ShardId) -> Result<Box<dyn Sink<T>>, Error>;
+    fn finish(&self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// Discards everything (benchmarks).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DiscardSink;
+
+impl<T: 'static> SinkFactory<T> for DiscardSink {
+    fn open(&self, _: ShardId) -> Result<Box<dyn Sink<T>>, Error> {
+        Ok(Box::new(DiscardSink))
+    }
+}
+
+impl<T> Sink<T> for DiscardSink {
+    fn write(&mut self, _: T) -> Result<(), Error> {
+        Ok(())
+    }
+    fn close(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// Collects every output in memory (tests, small jobs).
+pub struct CollectSink<T>(pub Arc<Mutex<Vec<T>>>);
+
+impl<T> Default for CollectSink<T> {
+    fn default() -> Self {
+        CollectSink(Arc::new(Mutex::new(Vec::new())))
+    }
+}
+
+impl<T> CollectSink<T> {
+    pub fn handle(&self) -> Arc<Mutex<Vec<T>>> {
+        self.0.clone()
+    }
+}
+
+impl<T: Send + 'static> SinkFactory<T> for CollectSink<T> {
+    fn open(&self, _: ShardId) -> Result<Box<dyn Sink<T>>, Error> {
+        Ok(Box::new(CollectSink(self.0.clone())))
+    }
+}
+
+impl<T> Sink<T> for CollectSink<T> {
+    fn write(&mut self, v: T) -> Result<(), Error> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(v);
+        Ok(())
+    }
+    fn close(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+enum Target {
+    Stdout,
+    File(PathBuf, Mutex<BufWriter<File>>),
+}
+
+/// Writes one line per output (formatted by `format`) to stdout or a file. Each shard
+/// buffers whole lines, so lines of different shards never interleave.
+pub struct LineSink<T> {
+    target: Arc<Target>,
+    format: Arc<dyn Fn(&T, &mut String) + Send + Sync>,
+}
+
+impl<T> LineSink<T> {
+    pub fn stdout(format: impl Fn(&T, &mut String) + Send + Sync + 'static) -> Self {
+        LineSink { target: Arc::new(Target::Stdout), format: Arc::new(format) }
+    }
+
+    /// Creates (truncates) the file now, so an unwritable path fails before start-up.
+    pub fn file(path: &Path, format: impl Fn(&T, &mut String) + Send + Sync + 'static) -> Result<Self, Error> {
+        let f = File::create(path).map_err(|e| Error::io(path, e))?;
+        Ok(LineSink { target: Arc::new(Target::File(path.to_owned(), Mutex::new(BufWriter::new(f)))), format: Arc::new(format) })
+    }
+}
+
+impl<T: 'static> SinkFactory<T> for LineSink<T> {
+    fn open(&self, _: ShardId) -> Result<Box<dyn Sink<T>>, Error> {
+        Ok(Box::new(LineWriter { target: self.target.clone(), format: self.format.clone(), buf: String::new() }))
+    }
+
+    fn finish(&self) -> Result<(), Error> {
+        match &*self.target {
+            Target::Stdout => std::io::stdout().flush().map_err(|e| Error::io("stdout", e)),
+            Target::File(p, w) => {
+                let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
+                w.flush().map_err(|e| Error::io(p, e))?;
+                w.get_ref().sync_all().map_err(|e| Error::io(p, e))
+            }
+        }
+    }
+}
+
+struct LineWriter<T> {
+    target: Arc<Target>,
+    format: Arc<dyn Fn(&T, &mut String) + Send + Sync>,
+    buf: String,
+}
+
+impl<T> LineWriter<T> {
+    fn drain(&mut self) -> Result<(), Error> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        match &*self.target {
+            Target::Stdout => {
+                let out = std::io::stdout();
+                let mut lock = out.lock();
+                lock.write_all(self.buf.as_bytes()).map_err(|e| Error::io("stdout", e))?;
+            }
+            Target::File(p, w) => {
+                w.lock().unwrap_or_else(|p| p.into_inner()).write_all(self.buf.as_bytes()).map_err(|e| Error::io(p, e))?
+            }
+        }
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl<T> Sink<T> for LineWriter<T> {
+    fn write(&mut self, v: T) -> Result<(), Error> {
+        (self.format)(&v, &mut self.buf);
+        self.buf.push('\n');
+        if self.buf.len() >= LINE_BUFFER_BYTES {
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), Error> {
+        self.drain()
+    }
+}

@@ -1,0 +1,77 @@
+//! Sources: where records come from, split across shards. Each shard opens its own
+//! reader: a byte range of a file, a partition of a generator's sequence, or (shard 0
+//! only) a TCP listener.
+pub mod file;
+pub mod generator;
+pub mod tcp;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use formats::ShardId;
+
+pub use file::FileSource;
+pub use generator::Generator;
+pub use tcp::TcpSource;
+
+use crate::badrecord::BadRecords;
+use crate::error::Error;
+
+pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// Turns one input line into zero or more records, or explains why it is bad.
+pub type LineParser<T> = Arc<dyn Fn(&[u8], &mut Vec<T>) -> Result<(), String> + Send + Sync>;
+
+/// What a reader needs to know about where it runs.
+#[derive(Clone)]
+pub struct SourceContext {
+    pub shard: ShardId,
+    pub shards: u32,
+    pub bad: Arc<BadRecords>,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl SourceContext {
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+pub trait Source<T>: Send + Sync + 'static {
+    /// Names the source in logs and errors (a path, an address).
+    fn name(&self) -> String;
+    /// Checks the source can be read before any shard starts (a missing file is a setup
+    /// error, reported before anything is created).
+    fn check(&self) -> Result<(), Error> {
+        Ok(())
+    }
+    fn open(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<T>>, Error>;
+}
+
+pub trait SourceReader<T> {
+    /// Appends up to `max` records to `out`. Resolves to `false` once the input has ended
+    /// (possibly after appending a last few records).
+    fn read<'a>(&'a mut self, out: &'a mut Vec<T>, max: usize) -> LocalBoxFuture<'a, Result<bool, Error>>;
+}
+
+/// Strips a trailing "\n" or "\r\n".
+pub(crate) fn trim_eol(mut line: &[u8]) -> &[u8] {
+    if let [rest @ .., b'\n'] = line {
+        line = rest;
+    }
+    if let [rest @ .., b'\r'] = line {
+        line = rest;
+    }
+    line
+}
+
+/// Parser for plain text lines: one String per non-empty line; invalid UTF-8 is bad.
+pub fn utf8_lines() -> LineParser<String> {
+    Arc::new(|line, out| {
+        let s = std::str::from_utf8(line).map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
+        out.push(s.to_owned());
+        Ok(())
+    })
+}

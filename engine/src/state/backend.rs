@@ -1,0 +1,55 @@
+//! The byte-level interface every state backend implements. One backend instance serves
+//! one shard and is used from that shard's thread only. Keys are full state keys
+//! (`formats::statekey`), values are stored bytes (TTL header and list framing included).
+use formats::value::StateDescriptor;
+
+use crate::error::StateError;
+
+/// Index of a state in the shard's registry (the order states were registered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StateId(pub u32);
+
+/// Callback for scans: return `false` to stop.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> bool + 'a;
+
+pub trait Backend {
+    /// Copies the stored value of `key` into `out` (cleared first); false if absent.
+    fn get(&mut self, state: StateId, key: &[u8], out: &mut Vec<u8>) -> Result<bool, StateError>;
+    fn put(&mut self, state: StateId, key: &[u8], value: &[u8]) -> Result<(), StateError>;
+    fn delete(&mut self, state: StateId, key: &[u8]) -> Result<(), StateError>;
+    /// Appends already framed list elements to the value of `key`.
+    fn append(&mut self, state: StateId, key: &[u8], framed: &[u8]) -> Result<(), StateError>;
+    /// Visits every entry of `state` whose key starts with `prefix`. Order is by key for
+    /// map states; unspecified otherwise.
+    fn scan_prefix(&mut self, state: StateId, prefix: &[u8], visit: &mut Visit<'_>) -> Result<(), StateError>;
+    fn delete_prefix(&mut self, state: StateId, prefix: &[u8]) -> Result<(), StateError>;
+    fn descriptors(&self) -> &[StateDescriptor];
+}
+
+/// Which backend a job's keyed state lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Rocksdb,
+    Heap,
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "rocksdb" => Ok(BackendKind::Rocksdb),
+            "heap" => Ok(BackendKind::Heap),
+            other => Err(format!("unknown state backend {other:?} (expected rocksdb or heap)")),
+        }
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackendKind::Rocksdb => "rocksdb",
+            BackendKind::Heap => "heap",
+        })
+    }
+}

@@ -1,0 +1,95 @@
+//! What a process function sees of keyed state: the registry it declares states in when a
+//! shard starts, and the per-record context that scopes every state access to the
+//! current key.
+use std::sync::Arc;
+
+use formats::ttl::TtlConfig;
+use formats::{KeyGroup, ShardId};
+use formats::value::{StateDescriptor, StateKind, ValueEncoding};
+
+use super::backend::{Backend, StateId};
+use crate::clock::Clock;
+use crate::error::StateError;
+
+/// Collects the states a process function declares. The order of declaration gives each
+/// state its [`StateId`].
+#[derive(Default)]
+pub struct StateRegistry {
+    descriptors: Vec<StateDescriptor>,
+}
+
+impl StateRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn register(
+        &mut self,
+        name: &str,
+        kind: StateKind,
+        value: ValueEncoding,
+        user_key: Option<ValueEncoding>,
+        ttl: Option<TtlConfig>,
+    ) -> Result<StateId, StateError> {
+        if self.descriptors.iter().any(|d| d.name == name) {
+            return Err(StateError::Conflict { name: name.to_owned() });
+        }
+        self.descriptors.push(StateDescriptor { name: name.to_owned(), kind, value, user_key, ttl });
+        Ok(StateId((self.descriptors.len() - 1) as u32))
+    }
+
+    pub fn descriptors(&self) -> &[StateDescriptor] {
+        &self.descriptors
+    }
+
+    pub fn into_descriptors(self) -> Vec<StateDescriptor> {
+        self.descriptors
+    }
+}
+
+/// Reusable buffers so state access does not allocate per record.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    pub key: Vec<u8>,
+    pub val: Vec<u8>,
+    pub enc: Vec<u8>,
+}
+
+/// Access to keyed state for the record being processed (or, at end of input, for scans
+/// over every key of the shard, where the current key is empty).
+pub struct Context<'a> {
+    pub(crate) backend: &'a mut dyn Backend,
+    /// `formats::statekey` prefix of the current key (key group, key, namespace).
+    pub(crate) prefix: &'a [u8],
+    pub(crate) clock: &'a Arc<dyn Clock>,
+    pub(crate) scratch: &'a mut Scratch,
+    shard: ShardId,
+    key_group: KeyGroup,
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(
+        backend: &'a mut dyn Backend,
+        prefix: &'a [u8],
+        clock: &'a Arc<dyn Clock>,
+        scratch: &'a mut Scratch,
+        shard: ShardId,
+        key_group: KeyGroup,
+    ) -> Self {
+        Context { backend, prefix, clock, scratch, shard, key_group }
+    }
+
+    /// The shard running this function.
+    pub fn shard(&self) -> ShardId {
+        self.shard
+    }
+
+    /// The key group of the current key.
+    pub fn key_group(&self) -> KeyGroup {
+        self.key_group
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+}

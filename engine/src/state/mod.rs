@@ -1,0 +1,14 @@
+//! Keyed state: typed handles over a byte-level backend (heap or RocksDB).
+pub mod backend;
+pub mod codec;
+pub mod context;
+pub mod handles;
+pub mod heap;
+pub mod rocks;
+
+pub use backend::{Backend, BackendKind, StateId};
+pub use codec::{Key, StateCodec};
+pub use context::{Context, StateRegistry};
+pub use handles::{AggregateFunction, AggregatingState, ListState, MapState, ReducingState, ValueState};
+pub use heap::HeapBackend;
+pub use rocks::{RocksBackend, RocksConfig};

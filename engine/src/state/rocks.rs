@@ -1,0 +1,170 @@
+//! The RocksDB backend: one instance per shard, one column family per state, the WAL off
+//! (checkpoints, not the WAL, are what makes state durable), list append through an
+//! associative merge operator that concatenates framed elements, and expired TTL values
+//! dropped by a compaction filter.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use formats::ttl;
+use formats::value::{StateDescriptor, StateKind};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, CompactionDecision, Direction, IteratorMode,
+    MergeOperands, Options, WriteOptions, DB,
+};
+
+use super::backend::{Backend, StateId, Visit};
+use crate::clock::Clock;
+use crate::error::StateError;
+
+/// Tuning of each shard's instance. Every background resource is bounded.
+#[derive(Debug, Clone)]
+pub struct RocksConfig {
+    pub block_cache_bytes: usize,
+    pub write_buffer_bytes: usize,
+    pub max_write_buffers: i32,
+    /// Flush and compaction threads of this instance.
+    pub background_jobs: i32,
+}
+
+impl Default for RocksConfig {
+    fn default() -> Self {
+        RocksConfig {
+            block_cache_bytes: 128 << 20,
+            write_buffer_bytes: 64 << 20,
+            max_write_buffers: 3,
+            background_jobs: 2,
+        }
+    }
+}
+
+pub struct RocksBackend {
+    db: DB,
+    names: Vec<String>,
+    descriptors: Vec<StateDescriptor>,
+    write: WriteOptions,
+    path: PathBuf,
+}
+
+fn concat_merge(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
+    let mut out = existing.map(<[u8]>::to_vec).unwrap_or_default();
+    for op in operands {
+        out.extend_from_slice(op);
+    }
+    Some(out)
+}
+
+impl RocksBackend {
+    /// Opens (creating) the instance at `path`, with a column family per descriptor.
+    pub fn open(
+        path: &Path,
+        descriptors: Vec<StateDescriptor>,
+        cfg: &RocksConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StateError> {
+        let cache = Cache::new_lru_cache(cfg.block_cache_bytes);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_bloom_filter(10.0, false);
+        table.set_cache_index_and_filter_blocks(true);
+
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_background_jobs(cfg.background_jobs);
+        db_opts.set_max_open_files(1024);
+
+        let cfs = descriptors.iter().map(|d| {
+            let mut o = Options::default();
+            o.set_block_based_table_factory(&table);
+            o.set_write_buffer_size(cfg.write_buffer_bytes);
+            o.set_max_write_buffer_number(cfg.max_write_buffers);
+            o.set_level_compaction_dynamic_level_bytes(true);
+            o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            o.set_memtable_whole_key_filtering(true);
+            o.set_memtable_prefix_bloom_ratio(0.02);
+            if d.kind == StateKind::List {
+                o.set_merge_operator_associative("sluice.list.concat", concat_merge);
+            }
+            if d.ttl.is_some() && d.kind != StateKind::List {
+                let clock = clock.clone();
+                // Values of TTL states start with their expiry; drop them once expired.
+                // Lists keep a TTL per element and are filtered when read.
+                o.set_compaction_filter("sluice.ttl", move |_level: u32, _key: &[u8], value: &[u8]| {
+                    match ttl::split(value) {
+                        Ok((exp, _)) if ttl::is_expired(exp, clock.now_ms()) => CompactionDecision::Remove,
+                        _ => CompactionDecision::Keep,
+                    }
+                });
+            }
+            ColumnFamilyDescriptor::new(d.name.clone(), o)
+        });
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
+        let mut write = WriteOptions::default();
+        write.disable_wal(true);
+        let names = descriptors.iter().map(|d| d.name.clone()).collect();
+        Ok(RocksBackend { db, names, descriptors, write, path: path.to_owned() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cf(&self, s: StateId) -> &ColumnFamily {
+        // Every registered state got its column family at open; a miss is an engine bug.
+        let name = self.names.get(s.0 as usize).unwrap_or_else(|| panic!("unknown state id {}", s.0));
+        self.db.cf_handle(name).unwrap_or_else(|| panic!("column family {name} missing"))
+    }
+}
+
+impl Backend for RocksBackend {
+    fn get(&mut self, s: StateId, key: &[u8], out: &mut Vec<u8>) -> Result<bool, StateError> {
+        out.clear();
+        match self.db.get_pinned_cf(self.cf(s), key)? {
+            Some(v) => {
+                out.extend_from_slice(&v);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn put(&mut self, s: StateId, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+        Ok(self.db.put_cf_opt(self.cf(s), key, value, &self.write)?)
+    }
+
+    fn delete(&mut self, s: StateId, key: &[u8]) -> Result<(), StateError> {
+        Ok(self.db.delete_cf_opt(self.cf(s), key, &self.write)?)
+    }
+
+    fn append(&mut self, s: StateId, key: &[u8], framed: &[u8]) -> Result<(), StateError> {
+        Ok(self.db.merge_cf_opt(self.cf(s), key, framed, &self.write)?)
+    }
+
+    fn scan_prefix(&mut self, s: StateId, prefix: &[u8], visit: &mut Visit<'_>) -> Result<(), StateError> {
+        for item in self.db.iterator_cf(self.cf(s), IteratorMode::From(prefix, Direction::Forward)) {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) || !visit(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_prefix(&mut self, s: StateId, prefix: &[u8]) -> Result<(), StateError> {
+        let mut doomed = Vec::new();
+        self.scan_prefix(s, prefix, &mut |k, _| {
+            doomed.push(k.to_vec());
+            true
+        })?;
+        let cf = self.cf(s);
+        let mut batch = rocksdb::WriteBatch::default();
+        for k in doomed {
+            batch.delete_cf(cf, k);
+        }
+        Ok(self.db.write_opt(batch, &self.write)?)
+    }
+
+    fn descriptors(&self) -> &[StateDescriptor] {
+        &self.descriptors
+    }
+}

@@ -1,0 +1,21 @@
+//! Typed errors for decoding and publishing. Every decode error names what was being
+//! decoded and where, so a tool can print it without guessing.
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("truncated {what}: needed {needed} bytes at offset {offset}, have {have}")]
+    Truncated { what: &'static str, offset: usize, needed: usize, have: usize },
+    #[error("invalid {what} at offset {offset}: {reason}")]
+    Invalid { what: &'static str, offset: usize, reason: String },
+    #[error("{what} of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge { what: &'static str, len: u64, max: u64 },
+    #[error("I/O error on {path}: {source}")]
+    Io { path: PathBuf, #[source] source: std::io::Error },
+}
+
+impl FormatError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        FormatError::Io { path: path.into(), source }
+    }
+}

@@ -1,0 +1,21 @@
+//! `formats`: the only crate that knows sluice's byte layouts and path naming.
+//!
+//! Everything that is written to disk or must be decoded without the user's code lives
+//! here: how a key maps to a key group and a key group to a shard ([`keygroup`]), how a
+//! state key is laid out ([`statekey`]), how values, list elements and TTL headers are
+//! encoded ([`value`], [`ttl`]), where files go ([`layout`]), and the one helper that
+//! publishes a file so that it survives a crash ([`publish`]). No glommio, no RocksDB:
+//! this crate is fuzzable and property-testable on its own.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
+pub mod error;
+pub mod keygroup;
+pub mod layout;
+pub mod publish;
+pub mod statekey;
+pub mod ttl;
+pub mod value;
+pub mod varint;
+
+pub use error::FormatError;
+pub use keygroup::{KeyGroup, KeyGroupRange, ShardId};

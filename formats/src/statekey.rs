@@ -1,0 +1,101 @@
+//! The layout of a key in keyed state (docs/FORMAT.md §3):
+//!
+//! ```text
+//! key_group u16 BE | varint len | key bytes | varint len | namespace | user key (rest)
+//! ```
+//!
+//! The key group comes first so a key-group range is a byte range (rescaling clips by
+//! range). Lengths make the prefix up to the namespace unambiguous, so map-state entries
+//! of one key are exactly the keys that start with that prefix.
+use crate::{varint, FormatError, KeyGroup};
+
+/// Largest key or namespace accepted, so a corrupt length cannot make a reader allocate
+/// or slice past reason.
+pub const KEY_LEN_MAX: usize = 1 << 20;
+
+/// Appends the prefix that identifies (key group, key, namespace).
+pub fn encode_prefix(out: &mut Vec<u8>, kg: KeyGroup, key: &[u8], namespace: &[u8]) {
+    out.extend_from_slice(&kg.0.to_be_bytes());
+    varint::put(out, key.len() as u64);
+    out.extend_from_slice(key);
+    varint::put(out, namespace.len() as u64);
+    out.extend_from_slice(namespace);
+}
+
+/// The first two bytes of a state key: the key group, big-endian.
+pub fn key_group_prefix(kg: KeyGroup) -> [u8; 2] {
+    kg.0.to_be_bytes()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateKey<'a> {
+    pub key_group: KeyGroup,
+    pub key: &'a [u8],
+    pub namespace: &'a [u8],
+    /// Empty except for map state, where it is the encoded user key.
+    pub user_key: &'a [u8],
+}
+
+fn take<'a>(buf: &'a [u8], pos: &mut usize, what: &'static str) -> Result<&'a [u8], FormatError> {
+    let rest = buf.get(*pos..).unwrap_or_default();
+    let (len, n) = varint::get(rest, *pos)?;
+    if len > KEY_LEN_MAX as u64 {
+        return Err(FormatError::TooLarge { what, len, max: KEY_LEN_MAX as u64 });
+    }
+    let start = *pos + n;
+    let end = start + len as usize;
+    let bytes = buf.get(start..end).ok_or(FormatError::Truncated {
+        what,
+        offset: start,
+        needed: len as usize,
+        have: buf.len().saturating_sub(start),
+    })?;
+    *pos = end;
+    Ok(bytes)
+}
+
+pub fn decode(buf: &[u8]) -> Result<StateKey<'_>, FormatError> {
+    let kg = match buf {
+        [a, b, ..] => u16::from_be_bytes([*a, *b]),
+        _ => return Err(FormatError::Truncated { what: "key group", offset: 0, needed: 2, have: buf.len() }),
+    };
+    let mut pos = 2;
+    let key = take(buf, &mut pos, "key")?;
+    let namespace = take(buf, &mut pos, "namespace")?;
+    Ok(StateKey { key_group: KeyGroup(kg), key, namespace, user_key: buf.get(pos..).unwrap_or_default() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Invariant 3.1: decode(encode_prefix(kg, k, ns) ++ uk) == (kg, k, ns, uk).
+        #[test]
+        fn round_trip(kg in any::<u16>(), key in proptest::collection::vec(any::<u8>(), 0..300),
+                      ns in proptest::collection::vec(any::<u8>(), 0..20),
+                      uk in proptest::collection::vec(any::<u8>(), 0..20)) {
+            let mut buf = Vec::new();
+            encode_prefix(&mut buf, KeyGroup(kg), &key, &ns);
+            buf.extend_from_slice(&uk);
+            let d = decode(&buf).expect("decodes");
+            prop_assert_eq!(d, StateKey { key_group: KeyGroup(kg), key: &key, namespace: &ns, user_key: &uk });
+        }
+
+        /// Invariant 3.2: keys of a lower key group sort before keys of a higher one.
+        #[test]
+        fn key_group_orders_bytes(a in any::<u16>(), b in any::<u16>(), k in proptest::collection::vec(any::<u8>(), 0..8)) {
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            encode_prefix(&mut x, KeyGroup(a), &k, b"");
+            encode_prefix(&mut y, KeyGroup(b), &k, b"");
+            if a < b { prop_assert!(x < y); }
+        }
+    }
+
+    #[test]
+    fn rejects_truncation() {
+        assert!(matches!(decode(&[0]), Err(FormatError::Truncated { .. })));
+        assert!(matches!(decode(&[0, 1, 5, b'a']), Err(FormatError::Truncated { .. })));
+    }
+}

@@ -1,0 +1,44 @@
+//! Time-to-live. A value of a state with TTL is stored behind an 8-byte header: the
+//! expiry instant in milliseconds since the Unix epoch, little-endian (docs/FORMAT.md §5).
+//! A value whose expiry is at or before "now" is never returned.
+use crate::FormatError;
+
+pub const TTL_HEADER_LEN: usize = 8;
+
+/// When the expiry of a value is pushed forward (as Flink's `StateTtlConfig.UpdateType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TtlUpdate {
+    /// Expiry is set when the value is created or written.
+    OnCreateAndWrite,
+    /// Expiry is also pushed forward when the value is read.
+    OnReadAndWrite,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TtlConfig {
+    pub ttl_ms: u64,
+    pub update: TtlUpdate,
+}
+
+impl TtlConfig {
+    pub fn expiry_for(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_add(self.ttl_ms)
+    }
+}
+
+pub fn put_header(out: &mut Vec<u8>, expiry_ms: u64) {
+    out.extend_from_slice(&expiry_ms.to_le_bytes());
+}
+
+/// Splits a stored value into (expiry_ms, payload).
+pub fn split(buf: &[u8]) -> Result<(u64, &[u8]), FormatError> {
+    match buf.split_first_chunk::<TTL_HEADER_LEN>() {
+        Some((h, rest)) => Ok((u64::from_le_bytes(*h), rest)),
+        None => Err(FormatError::Truncated { what: "ttl header", offset: 0, needed: TTL_HEADER_LEN, have: buf.len() }),
+    }
+}
+
+pub fn is_expired(expiry_ms: u64, now_ms: u64) -> bool {
+    expiry_ms <= now_ms
+}
