@@ -10,6 +10,7 @@ pub mod runtime;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod testing;
 
 pub use error::{Error, StateError};
 pub use function::KeyedProcessFunction;

@@ -30,7 +30,7 @@ use crate::function::KeyedProcessFunction;
 use crate::job::{Chain, ProcessFactory};
 use crate::sink::SinkFactory;
 use crate::source::{Source, SourceContext};
-use crate::state::{Backend, BackendKind, HeapBackend, Key, RocksBackend, RocksConfig, StateRegistry};
+use crate::state::{Backend, BackendKind, CachedBackend, HeapBackend, Key, RocksBackend, RocksConfig, StateRegistry};
 use metrics::Metrics;
 use operator::{Operator, Routed};
 
@@ -304,7 +304,8 @@ where
         let backend: Box<dyn Backend> = match (&self.cfg.backend, &self.work) {
             (BackendKind::Rocksdb, Some(work)) => {
                 let path = work.join(format!("shard-{}", self.id.0));
-                Box::new(RocksBackend::open(&path, descriptors, &self.cfg.rocks, self.cfg.clock.clone())?)
+                let rocks = RocksBackend::open(&path, descriptors, &self.cfg.rocks, self.cfg.clock.clone())?;
+                Box::new(CachedBackend::new(rocks, self.cfg.rocks.cache_entries_max))
             }
             _ => Box::new(HeapBackend::new(descriptors)),
         };

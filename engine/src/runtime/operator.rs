@@ -76,6 +76,11 @@ impl<P: KeyedProcessFunction, O> Operator<P, O> {
         Ok(())
     }
 
+    /// Writes buffered state through to the backend's storage.
+    pub fn flush_state(&mut self) -> Result<(), Error> {
+        Ok(self.backend.flush()?)
+    }
+
     pub fn end_of_input(&mut self) -> Result<(), Error> {
         let mut ctx = Context::new(&mut *self.backend, &[], &self.clock, &mut self.scratch, self.shard, KeyGroup(0));
         self.func.end_of_input(&mut ctx, &mut self.out)?;

@@ -23,6 +23,24 @@ pub trait Backend {
     /// map states; unspecified otherwise.
     fn scan_prefix(&mut self, state: StateId, prefix: &[u8], visit: &mut Visit<'_>) -> Result<(), StateError>;
     fn delete_prefix(&mut self, state: StateId, prefix: &[u8]) -> Result<(), StateError>;
+    /// Applies puts (`Some`) and deletes (`None`) of one state together.
+    fn write_batch(
+        &mut self,
+        state: StateId,
+        ops: &mut dyn Iterator<Item = (&[u8], Option<&[u8]>)>,
+    ) -> Result<(), StateError> {
+        for (k, v) in ops {
+            match v {
+                Some(v) => self.put(state, k, v)?,
+                None => self.delete(state, k)?,
+            }
+        }
+        Ok(())
+    }
+    /// Makes every buffered write visible to the backend's own storage.
+    fn flush(&mut self) -> Result<(), StateError> {
+        Ok(())
+    }
     fn descriptors(&self) -> &[StateDescriptor];
 }
 

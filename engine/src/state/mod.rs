@@ -1,5 +1,6 @@
 //! Keyed state: typed handles over a byte-level backend (heap or RocksDB).
 pub mod backend;
+pub mod cache;
 pub mod codec;
 pub mod context;
 pub mod handles;
@@ -10,5 +11,6 @@ pub use backend::{Backend, BackendKind, StateId};
 pub use codec::{Key, StateCodec};
 pub use context::{Context, StateRegistry};
 pub use handles::{AggregateFunction, AggregatingState, ListState, MapState, ReducingState, ValueState};
+pub use cache::CachedBackend;
 pub use heap::HeapBackend;
 pub use rocks::{RocksBackend, RocksConfig};

@@ -24,6 +24,9 @@ pub struct RocksConfig {
     pub max_write_buffers: i32,
     /// Flush and compaction threads of this instance.
     pub background_jobs: i32,
+    /// Entries per point state held by the write-back cache in front of RocksDB
+    /// (`state::cache`); 0 turns the cache off.
+    pub cache_entries_max: usize,
 }
 
 impl Default for RocksConfig {
@@ -33,6 +36,7 @@ impl Default for RocksConfig {
             write_buffer_bytes: 64 << 20,
             max_write_buffers: 3,
             background_jobs: 2,
+            cache_entries_max: 1 << 19,
         }
     }
 }
@@ -160,6 +164,22 @@ impl Backend for RocksBackend {
         let mut batch = rocksdb::WriteBatch::default();
         for k in doomed {
             batch.delete_cf(cf, k);
+        }
+        Ok(self.db.write_opt(batch, &self.write)?)
+    }
+
+    fn write_batch(
+        &mut self,
+        s: StateId,
+        ops: &mut dyn Iterator<Item = (&[u8], Option<&[u8]>)>,
+    ) -> Result<(), StateError> {
+        let cf = self.cf(s);
+        let mut batch = rocksdb::WriteBatch::default();
+        for (k, v) in ops {
+            match v {
+                Some(v) => batch.put_cf(cf, k, v),
+                None => batch.delete_cf(cf, k),
+            }
         }
         Ok(self.db.write_opt(batch, &self.write)?)
     }

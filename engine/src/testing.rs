@@ -1,0 +1,61 @@
+//! Drives keyed state without a running job, for unit tests of process functions and for
+//! the model tests of the state backends (as Flink's operator test harnesses).
+use std::path::Path;
+use std::sync::Arc;
+
+use formats::keygroup::{key_group_of, KEY_GROUPS_DEFAULT};
+use formats::statekey;
+
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::state::context::Scratch;
+use crate::state::{Backend, BackendKind, CachedBackend, Context, HeapBackend, RocksBackend, RocksConfig, StateRegistry};
+
+pub struct StateHarness {
+    backend: Box<dyn Backend>,
+    clock: Arc<dyn Clock>,
+    scratch: Scratch,
+    prefix: Vec<u8>,
+}
+
+impl StateHarness {
+    /// Opens a backend holding the states declared in `registry`. RocksDB needs `dir`;
+    /// `cache_entries_max` sizes its write-back cache (0: none).
+    pub fn open(
+        kind: BackendKind,
+        registry: StateRegistry,
+        dir: Option<&Path>,
+        cache_entries_max: usize,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        let descriptors = registry.into_descriptors();
+        let backend: Box<dyn Backend> = match (kind, dir) {
+            (BackendKind::Rocksdb, Some(d)) => {
+                let rocks = RocksBackend::open(d, descriptors, &RocksConfig::default(), clock.clone())?;
+                Box::new(CachedBackend::new(rocks, cache_entries_max))
+            }
+            (BackendKind::Rocksdb, None) => return Err(Error::Config("the rocksdb backend needs a directory".into())),
+            (BackendKind::Heap, _) => Box::new(HeapBackend::new(descriptors)),
+        };
+        Ok(StateHarness { backend, clock, scratch: Scratch::default(), prefix: Vec::new() })
+    }
+
+    /// Runs `f` with state scoped to `key` (as the engine would for a record of `key`).
+    pub fn with_key<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Context<'_>) -> R) -> R {
+        let kg = key_group_of(key, KEY_GROUPS_DEFAULT);
+        self.prefix.clear();
+        statekey::encode_prefix(&mut self.prefix, kg, key, b"");
+        let mut ctx = Context::new(&mut *self.backend, &self.prefix, &self.clock, &mut self.scratch, formats::ShardId(0), kg);
+        f(&mut ctx)
+    }
+
+    /// Runs `f` with no current key, as at end of input (for `for_each` scans).
+    pub fn without_key<R>(&mut self, f: impl FnOnce(&mut Context<'_>) -> R) -> R {
+        let mut ctx = Context::new(&mut *self.backend, &[], &self.clock, &mut self.scratch, formats::ShardId(0), formats::KeyGroup(0));
+        f(&mut ctx)
+    }
+
+    pub fn flush(&mut self) -> Result<(), Error> {
+        Ok(self.backend.flush()?)
+    }
+}
