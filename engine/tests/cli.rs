@@ -1,0 +1,293 @@
+//! The `sluice` binary as users run it: TOML jobs end to end, bad input, bad job files,
+//! missing inputs, unusable data directories, and stopping by signal. Each test runs the
+//! real binary in a temporary directory and says in a line what it pins.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn sluice(dir: &Path, args: &[&str]) -> Run {
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .current_dir(dir)
+        .env("SLUICE_LOG", "warn")
+        .output()
+        .expect("run sluice");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn write(dir: &Path, name: &str, body: impl AsRef<[u8]>) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).expect("write");
+    p
+}
+
+fn job(source: &str, key: &str, aggregate: &str, field: Option<&str>, sink: &str) -> String {
+    let field = field.map(|f| format!("field = \"{f}\"\n")).unwrap_or_default();
+    format!("[job]\nname = \"t\"\n\n[source]\n{source}\n\n[key]\nfield = \"{key}\"\n\n[aggregate]\nkind = \"{aggregate}\"\n{field}\n[sink]\n{sink}\n")
+}
+
+fn read_results(path: &Path, field: &str) -> BTreeMap<String, f64> {
+    let text = std::fs::read_to_string(path).expect("read output");
+    let mut m = BTreeMap::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json line");
+        let key = v["key"].as_str().expect("key").to_owned();
+        let val = v[field].as_f64().expect("value");
+        assert!(m.insert(key, val).is_none(), "one output per key: {line}");
+    }
+    m
+}
+
+/// Rows of (user, amount, item), deterministic.
+fn rows(n: u64) -> Vec<(String, i64, String)> {
+    (0..n).map(|i| (format!("u{}", (i * 7919) % 37), ((i * 31) % 200) as i64 - 50, format!("item{}", (i * 13) % 11))).collect()
+}
+
+fn reference(rows: &[(String, i64, String)], agg: &str) -> BTreeMap<String, f64> {
+    let mut groups: BTreeMap<String, Vec<&(String, i64, String)>> = BTreeMap::new();
+    for r in rows {
+        groups.entry(r.0.clone()).or_default().push(r);
+    }
+    groups
+        .into_iter()
+        .map(|(k, rs)| {
+            let amounts = rs.iter().map(|r| r.1 as f64);
+            let v = match agg {
+                "count" => rs.len() as f64,
+                "sum" => amounts.sum(),
+                "min" => amounts.fold(f64::INFINITY, f64::min),
+                "max" => amounts.fold(f64::NEG_INFINITY, f64::max),
+                "average" => amounts.sum::<f64>() / rs.len() as f64,
+                "distinct_count" => rs.iter().map(|r| &r.2).collect::<std::collections::BTreeSet<_>>().len() as f64,
+                other => panic!("unknown aggregate {other}"),
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+#[test]
+fn toml_aggregates_equal_reference_for_csv_and_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let data = rows(3000);
+    let csv: String = std::iter::once("user,amount,item\n".to_string())
+        .chain(data.iter().map(|(u, a, i)| format!("{u},{a},\"{i}\"\n")))
+        .collect();
+    write(d, "in.csv", csv);
+    let json: String = data.iter().map(|(u, a, i)| format!("{{\"user\":\"{u}\",\"order\":{{\"amount\":{a}}},\"item\":\"{i}\"}}\n")).collect();
+    write(d, "in.jsonl", json);
+    for agg in ["count", "sum", "min", "max", "average", "distinct_count"] {
+        let want = reference(&data, agg);
+        for (format, source, amount) in [
+            ("csv", "kind = \"file\"\npath = \"in.csv\"\nformat = \"csv\"\nheader = true", "amount"),
+            ("json", "kind = \"file\"\npath = \"in.jsonl\"\nformat = \"json\"", "order.amount"),
+        ] {
+            let field = match agg {
+                "count" => None,
+                "distinct_count" => Some("item"),
+                _ => Some(amount),
+            };
+            write(d, "job.toml", job(source, "user", agg, field, "kind = \"file\"\npath = \"out.jsonl\""));
+            for backend in ["heap", "rocksdb"] {
+                for shards in ["1", "2"] {
+                    let r = sluice(d, &["run", "job.toml", "--shards", shards, "--state-backend", backend, "--data-dir", "data", "--no-pin"]);
+                    assert_eq!(r.code, 0, "{agg} {format} {backend} x{shards}: {}", r.stderr);
+                    let got = read_results(&d.join("out.jsonl"), agg);
+                    assert_eq!(got.len(), want.len(), "{agg} {format} {backend} x{shards}");
+                    for (k, w) in &want {
+                        let g = got.get(k).copied().unwrap_or(f64::NAN);
+                        assert!((g - w).abs() < 1e-9, "{agg} {format} {backend} x{shards} key {k}: got {g}, want {w}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn generator_job_and_updates_mode() {
+    // Pins: the generator source splits 0..count exactly once across shards; emit =
+    // "updates" outputs one line per record, the last per key being the final count.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let spec = job("kind = \"generator\"\ncount = 10000\nkeys = 7", "key", "count", None, "kind = \"file\"\npath = \"out.jsonl\"")
+        + "\n[output]\nemit = \"updates\"\n";
+    write(d, "job.toml", spec);
+    let r = sluice(d, &["run", "job.toml", "--shards", "3", "--state-backend", "rocksdb", "--data-dir", "data", "--no-pin"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let text = std::fs::read_to_string(d.join("out.jsonl")).expect("out");
+    assert_eq!(text.lines().count(), 10000);
+    let mut max: BTreeMap<String, u64> = BTreeMap::new();
+    for l in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).expect("json");
+        let e = max.entry(v["key"].as_str().expect("key").to_owned()).or_default();
+        *e = (*e).max(v["count"].as_u64().expect("count"));
+    }
+    let want: BTreeMap<String, u64> = (0..7).map(|k| (k.to_string(), 10000 / 7 + u64::from(k < 10000 % 7))).collect();
+    assert_eq!(max, want);
+}
+
+#[test]
+fn bad_records_are_counted_dead_lettered_and_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let mut input = b"user,amount\na,1\nb,2\na,not-a-number\nc\n".to_vec();
+    input.extend_from_slice(b"\xff\xfe,3\n"); // invalid UTF-8
+    input.extend_from_slice(b"b,5\n");
+    write(d, "in.csv", &input);
+    let spec = job("kind = \"file\"\npath = \"in.csv\"\nformat = \"csv\"\nheader = true", "user", "sum", Some("amount"), "kind = \"file\"\npath = \"out.jsonl\"")
+        + "\n[errors]\ndead_letter = \"bad.jsonl\"\n";
+    write(d, "job.toml", spec);
+    let r = sluice(d, &["run", "job.toml", "--shards", "2", "--no-pin"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("3 bad"), "summary counts bad records: {}", r.stderr);
+    let got = read_results(&d.join("out.jsonl"), "sum");
+    assert_eq!(got, BTreeMap::from([("a".into(), 1.0), ("b".into(), 7.0)]));
+    let dead = std::fs::read_to_string(d.join("bad.jsonl")).expect("dead letters");
+    let entries: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!(entries.len(), 3, "{dead}");
+    let reasons: Vec<String> = entries.iter().map(|e| e["reason"].as_str().unwrap_or_default().to_owned()).collect();
+    assert!(reasons.iter().any(|r| r.contains("not a number")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("expected 2 columns, found 1")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("invalid UTF-8")), "{reasons:?}");
+    let offset_of_bad_number = input.windows(14).position(|w| w == b"a,not-a-number").expect("present");
+    assert!(
+        entries.iter().any(|e| e["position"] == format!("byte offset {offset_of_bad_number}") && e["source"].as_str().is_some_and(|s| s.ends_with("in.csv"))),
+        "dead letter names source and offset: {dead}"
+    );
+}
+
+#[test]
+fn fail_on_bad_record_stops_with_the_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write(d, "in.jsonl", "{\"k\":\"a\"}\n{\"k\":\"b\"}\n{not json\n{\"k\":\"c\"}\n");
+    write(d, "job.toml", job("kind = \"file\"\npath = \"in.jsonl\"\nformat = \"json\"", "k", "count", None, "kind = \"stdout\""));
+    let r = sluice(d, &["run", "job.toml", "--shards", "1", "--fail-on-bad-record"]);
+    assert_eq!(r.code, 1, "a failed job exits 1: {}", r.stderr);
+    assert!(r.stderr.contains("in.jsonl at byte offset 20"), "names file and offset: {}", r.stderr);
+    assert!(r.stderr.contains("invalid JSON"), "{}", r.stderr);
+}
+
+#[test]
+fn bad_job_files_name_file_line_and_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write(d, "in.csv", "user,amount\na,1\n");
+    let good_source = "kind = \"file\"\npath = \"in.csv\"\nformat = \"csv\"\nheader = true";
+    let cases: Vec<(String, &str, &str)> = vec![
+        // (job text, expected "file:line", expected words)
+        (job(good_source, "user", "sum", None, "kind = \"stdout\""), "job.toml:13", "aggregate.field"),
+        (job(good_source, "usr", "count", None, "kind = \"stdout\""), "job.toml:11", "key.field"),
+        (job(good_source, "user", "median", None, "kind = \"stdout\""), "job.toml:14", "unknown variant `median`"),
+        (job(good_source, "user", "count", None, "kind = \"file\""), "job.toml:16", "sink.path"),
+        (job(&format!("{good_source}\npth = \"x\""), "user", "count", None, "kind = \"stdout\""), "job.toml:9", "unknown field `pth`"),
+        ("[job]\nname = \"bad name!\"\n".to_string() + &job(good_source, "user", "count", None, "kind = \"stdout\"")[20..], "job.toml:2", "job.name"),
+        ("[job\nname = 1".to_string(), "job.toml:1", ""),
+    ];
+    for (text, at, words) in cases {
+        write(d, "job.toml", &text);
+        let r = sluice(d, &["run", "job.toml"]);
+        assert_eq!(r.code, 2, "bad job file exits 2:\n{text}\n{}", r.stderr);
+        assert!(r.stderr.contains(at), "expected {at} in: {}", r.stderr);
+        assert!(r.stderr.contains(words), "expected {words:?} in: {}", r.stderr);
+    }
+}
+
+#[test]
+fn missing_input_exits_2_and_creates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write(d, "job.toml", job("kind = \"file\"\npath = \"nope.txt\"\nformat = \"lines\"", "line", "count", None, "kind = \"file\"\npath = \"out.jsonl\""));
+    let r = sluice(d, &["run", "job.toml", "--data-dir", "data", "--dead-letter", "bad.jsonl"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("nope.txt") && r.stderr.contains("No such file"), "{}", r.stderr);
+    let left: Vec<_> = std::fs::read_dir(d).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("job.toml")], "nothing created");
+}
+
+#[test]
+fn unusable_data_dir_exits_2_and_creates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write(d, "in.txt", "a\nb\n");
+    write(d, "blocker", "a regular file where a directory should be");
+    write(d, "job.toml", job("kind = \"file\"\npath = \"in.txt\"\nformat = \"lines\"", "line", "count", None, "kind = \"file\"\npath = \"out.jsonl\""));
+    let r = sluice(d, &["run", "job.toml", "--data-dir", "blocker/state", "--state-backend", "rocksdb"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("blocker/state"), "names the directory: {}", r.stderr);
+    assert!(!d.join("out.jsonl").exists(), "no output half-created");
+}
+
+#[test]
+fn bad_command_line_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = sluice(dir.path(), &["run", "job.toml", "--state-backend", "memory"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("memory"), "{}", r.stderr);
+    write(dir.path(), "job.toml", job("kind = \"generator\"\ncount = 10", "key", "count", None, "kind = \"stdout\""));
+    let r = sluice(dir.path(), &["run", "job.toml", "--shards", "0"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("shards"), "{}", r.stderr);
+}
+
+#[test]
+fn sigterm_stops_an_unbounded_tcp_job_and_flushes() {
+    // Pins: a TCP listener job runs until SIGTERM, then drains, emits final results and
+    // exits 0.
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let source = format!("kind = \"tcp\"\naddress = \"127.0.0.1:{port}\"\nformat = \"words\"");
+    write(d, "job.toml", job(&source, "word", "count", None, "kind = \"file\"\npath = \"out.jsonl\""));
+    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "job.toml", "--shards", "2", "--no-pin", "--data-dir", "data"])
+        .current_dir(d)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut conn = None;
+    for _ in 0..100 {
+        if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            conn = Some(c);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut conn = conn.expect("sluice listens");
+    conn.write_all(b"to be or not to be\nthat is\n").expect("send");
+    drop(conn);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = read_results(&d.join("out.jsonl"), "count");
+    let want: BTreeMap<String, f64> =
+        [("to", 2.0), ("be", 2.0), ("or", 1.0), ("not", 1.0), ("that", 1.0), ("is", 1.0)].into_iter().map(|(k, v)| (k.into(), v)).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn demo_job_prints_top_words_table() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let r = sluice(&root, &["run", "jobs/wordcount.toml", "--shards", "2", "--no-pin"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let first = r.stdout.lines().next().unwrap_or_default();
+    assert!(first.contains("rank") && first.contains("count"), "{}", r.stdout);
+    let second = r.stdout.lines().nth(1).unwrap_or_default();
+    assert!(second.split_whitespace().collect::<Vec<_>>() == ["1", "the", "2613"], "{}", r.stdout);
+    assert!(r.stderr.contains("records/s"), "{}", r.stderr);
+}
