@@ -1,1 +1,46 @@
-fn main(){}
+//! `statetool`: offline tooling for sluice state. Exit codes: 0 clean, 1 problems or
+//! differences found, 2 usage or I/O error. Human tables by default, `--json` for scripts.
+//!
+//! Verbs today: `key-group` (where a key lives) and `ranges` (which key groups each shard
+//! owns). Checkpoint and savepoint verbs arrive with the checkpoint format.
+mod verbs;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "statetool", version, about = "Inspect sluice state offline")]
+struct Cli {
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Subcommand)]
+enum Verb {
+    /// Show the key group and owning shard of keys.
+    KeyGroup(verbs::keygroup::Args),
+    /// Show the key-group range each shard owns for a shard count.
+    Ranges(verbs::ranges::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result = match cli.verb {
+        Verb::KeyGroup(a) => verbs::keygroup::run(&a),
+        Verb::Ranges(a) => verbs::ranges::run(&a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,36 @@
+# Builds share one target directory outside the clone, so RocksDB (about 10 minutes to
+# compile) is built once per machine, not once per clone.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/sluice-target
+CARGO ?= cargo
+SLUICE = $(CARGO_TARGET_DIR)/release/sluice
+
+.PHONY: setup build demo test bench fuzz fuzz-short clean
+
+setup:
+	@./scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --workspace --bins
+
+# Word count over the bundled text on every core: top words and a records/s line.
+demo: build
+	$(SLUICE) run jobs/wordcount.toml
+
+# Every test of every crate (unit, property, end-to-end, CLI).
+test: setup
+	$(CARGO) test --release --workspace
+
+# Whole-job throughput, both backends, 1 and 2 shards (see docs/PERFORMANCE.md).
+bench: build
+	./benches/run.sh
+
+# Fuzz every parser: FUZZ_SECONDS per target (see docs/TESTING.md).
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	./fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-short: setup
+	./fuzz/run.sh 10
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,33 @@
+//! Input parsers never panic: arbitrary job files and arbitrary input lines either parse
+//! or produce an error (the engine-side counterpart of the `fuzz/` targets).
+use std::path::Path;
+
+use engine::pipeline::records::{parser, split_csv};
+use engine::pipeline::spec::{parse, AggregateKind, CsvPlan, Format};
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn job_spec_never_panics(text in "(\\[(job|source|key|aggregate|sink|errors|output)\\]\n|[a-z_]{1,10} = (\"[a-z./ ]{0,8}\"|[0-9]{1,3}|true|\\[\\])\n|.{0,20}\n){0,12}") {
+        let _ = parse(Path::new("fuzz.toml"), &text);
+    }
+
+    #[test]
+    fn csv_split_never_panics(line in ".{0,60}") {
+        let _ = split_csv(&line, b',');
+    }
+
+    #[test]
+    fn line_parsers_never_panic(line in proptest::collection::vec(any::<u8>(), 0..80)) {
+        let csv = CsvPlan { delimiter: b',', columns: vec!["a".into(), "b".into()], header: false };
+        for format in [Format::Lines, Format::Words, Format::Csv, Format::Json] {
+            for agg in [AggregateKind::Count, AggregateKind::Sum, AggregateKind::DistinctCount] {
+                let p = parser(format, &csv, "a", agg, Some("b"));
+                let mut out = Vec::new();
+                let _ = p(&line, &mut out);
+            }
+        }
+    }
+}

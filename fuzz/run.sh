@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECONDS each (default 60). Installs cargo-fuzz on first use.
+# RUSTC_BOOTSTRAP=1 lets the stable toolchain build with the sanitizer flags cargo-fuzz uses.
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds=${1:-60}
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
+export RUSTC_BOOTSTRAP=1
+for t in $(cargo fuzz list); do
+  echo "fuzz: $t for ${seconds}s"
+  cargo fuzz run "$t" -- -max_total_time="$seconds" -rss_limit_mb=2048
+done

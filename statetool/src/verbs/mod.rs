@@ -1,0 +1,17 @@
+pub mod keygroup;
+pub mod ranges;
+
+use formats::keygroup::validate_shards;
+
+/// Common shard-count and key-group validation, with the message users see.
+pub fn check(shards: u32, key_groups: u32) -> anyhow::Result<()> {
+    validate_shards(shards, key_groups).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Writes to stdout, exiting quietly if the reader went away (`| head`).
+pub fn out(text: &str) {
+    use std::io::Write;
+    if std::io::stdout().write_all(text.as_bytes()).is_err() {
+        std::process::exit(0);
+    }
+}
