@@ -10,11 +10,23 @@ pub enum FormatError {
     Invalid { what: &'static str, offset: usize, reason: String },
     #[error("{what} of {len} bytes exceeds the limit of {max} bytes")]
     TooLarge { what: &'static str, len: u64, max: u64 },
+    #[error("{what} checksum mismatch at offset {offset}: stored {stored:#010x}, computed {computed:#010x}")]
+    Checksum { what: &'static str, offset: usize, stored: u32, computed: u32 },
+    #[error("{path}: {source}")]
+    File { path: PathBuf, #[source] source: Box<FormatError> },
     #[error("I/O error on {path}: {source}")]
     Io { path: PathBuf, #[source] source: std::io::Error },
 }
 
 impl FormatError {
+    /// Attaches the file an error was found in.
+    pub fn in_file(self, path: impl Into<PathBuf>) -> Self {
+        match self {
+            e @ (FormatError::File { .. } | FormatError::Io { .. }) => e,
+            e => FormatError::File { path: path.into(), source: Box::new(e) },
+        }
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         FormatError::Io { path: path.into(), source }
     }

@@ -3,10 +3,19 @@
 //! ```text
 //! <data-dir>/<job>/work/shard-<i>/      a shard's working RocksDB instance (scratch:
 //!                                       rebuilt at start, removed at a clean stop)
+//! <checkpoint-dir>/<job>/               a job's checkpoint root
+//!     shared/                           files shared by several checkpoints
+//!     chk-<n>/                          files of checkpoint n only
+//!     chk-<n>/_manifest                 written last: defines a published checkpoint
 //! ```
 use std::path::{Path, PathBuf};
 
+use crate::manifest::CheckpointId;
 use crate::ShardId;
+
+pub const SHARED_DIR: &str = "shared";
+pub const MANIFEST_NAME: &str = "_manifest";
+const CHECKPOINT_PREFIX: &str = "chk-";
 
 /// Job names become directory names, so they are restricted to a safe alphabet.
 pub fn validate_job_name(name: &str) -> Result<(), String> {
@@ -29,4 +38,49 @@ pub fn work_dir(data_dir: &Path, job: &str) -> PathBuf {
 
 pub fn shard_work_dir(data_dir: &Path, job: &str, shard: ShardId) -> PathBuf {
     work_dir(data_dir, job).join(format!("shard-{}", shard.0))
+}
+
+pub fn checkpoint_root(checkpoint_dir: &Path, job: &str) -> PathBuf {
+    checkpoint_dir.join(job)
+}
+
+pub fn checkpoint_dir_name(id: CheckpointId) -> String {
+    format!("{CHECKPOINT_PREFIX}{}", id.0)
+}
+
+pub fn checkpoint_dir(root: &Path, id: CheckpointId) -> PathBuf {
+    root.join(checkpoint_dir_name(id))
+}
+
+pub fn manifest_path(root: &Path, id: CheckpointId) -> PathBuf {
+    checkpoint_dir(root, id).join(MANIFEST_NAME)
+}
+
+pub fn shared_dir(root: &Path) -> PathBuf {
+    root.join(SHARED_DIR)
+}
+
+/// `chk-12` -> 12; anything else (including `chk-012`, which is not canonical) -> None.
+pub fn parse_checkpoint_dir_name(name: &str) -> Option<CheckpointId> {
+    let digits = name.strip_prefix(CHECKPOINT_PREFIX)?;
+    let id: u64 = digits.parse().ok()?;
+    (id.to_string() == digits).then_some(CheckpointId(id))
+}
+
+/// A manifest's relative file path, resolved under the checkpoint root.
+pub fn resolve(root: &Path, relative: &str) -> PathBuf {
+    relative.split('/').fold(root.to_path_buf(), |p, c| p.join(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_names_round_trip_and_are_canonical() {
+        assert_eq!(parse_checkpoint_dir_name(&checkpoint_dir_name(CheckpointId(42))), Some(CheckpointId(42)));
+        assert_eq!(parse_checkpoint_dir_name("chk-012"), None);
+        assert_eq!(parse_checkpoint_dir_name("chk-"), None);
+        assert_eq!(parse_checkpoint_dir_name("shared"), None);
+    }
 }

@@ -8,10 +8,16 @@
 //! this crate is fuzzable and property-testable on its own.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+pub mod checkpoint;
+pub mod envelope;
 pub mod error;
+pub mod fs;
 pub mod keygroup;
 pub mod layout;
+pub mod manifest;
 pub mod publish;
+#[cfg(any(test, feature = "sim"))]
+pub mod simfs;
 pub mod statekey;
 pub mod ttl;
 pub mod value;

@@ -1,0 +1,432 @@
+//! The checkpoint protocol's file-system side, over [`Fs`] so crash images can test it
+//! (docs/FORMAT.md §10): publishing, finding the latest published checkpoint, aborting
+//! a failed attempt, and garbage collection. Pure decisions plus the writes they imply;
+//! no engine, no RocksDB.
+//!
+//! Publish order (each step completes before the next starts):
+//! 1. create `shared/` and `chk-<n>/` if missing; fsync the root.
+//! 2. each new shared file: write `shared/.<name>.tmp`, fsync, rename to `shared/<name>`.
+//!    Each owned file: write `chk-<n>/<path>`, fsync.
+//! 3. fsync `shared/`, the directories of owned files, `chk-<n>/`.
+//! 4. write `chk-<n>/_manifest.tmp`, fsync, rename to `_manifest`, fsync `chk-<n>/`,
+//!    fsync the root.
+//!
+//! A checkpoint is published once step 4's directory fsync returns; until then restore
+//! ignores it. Shared files are renamed into place only after their data is durable, so
+//! a name in `shared/` always holds complete data.
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::fs::Fs;
+use crate::manifest::{CheckpointId, FileRef, Manifest};
+use crate::{layout, FormatError};
+
+/// A file a checkpoint writes (a shared file not yet present, or an owned file).
+#[derive(Debug, Clone)]
+pub struct Payload {
+    /// As in the manifest: `shared/<name>` or `chk-<n>/<path>`.
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FormatError + '_ {
+    move |e| FormatError::io(path, e)
+}
+
+fn ensure_dir(fs: &mut dyn Fs, dir: &Path) -> Result<(), FormatError> {
+    if !fs.is_dir(dir) {
+        fs.create_dir(dir).map_err(io(dir))?;
+    }
+    Ok(())
+}
+
+fn tmp_sibling(p: &Path) -> PathBuf {
+    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    p.with_file_name(format!(".{name}.tmp"))
+}
+
+/// Writes `bytes` at `p` so that the final name only ever holds complete, durable data.
+fn write_durable(fs: &mut dyn Fs, p: &Path, bytes: &[u8]) -> Result<(), FormatError> {
+    let tmp = tmp_sibling(p);
+    fs.write(&tmp, bytes).map_err(io(&tmp))?;
+    fs.sync_file(&tmp).map_err(io(&tmp))?;
+    fs.rename(&tmp, p).map_err(io(p))
+}
+
+/// Publishes checkpoint `m` under `root`. Every file of `m` must be either in `payloads`
+/// or already present in `shared/`; payload sizes and checksums must match `m`.
+pub fn publish(fs: &mut dyn Fs, root: &Path, m: &Manifest, payloads: &[Payload]) -> Result<(), FormatError> {
+    let encoded = m.encode()?;
+    let by_path: BTreeMap<&str, &Payload> = payloads.iter().map(|p| (p.path.as_str(), p)).collect();
+    for f in m.files() {
+        match by_path.get(f.path.as_str()) {
+            Some(p) if p.bytes.len() as u64 != f.size || crc32fast::hash(&p.bytes) != f.crc32 => {
+                return Err(FormatError::Invalid { what: "checkpoint payload", offset: 0, reason: format!("{} does not match its manifest entry", f.path) });
+            }
+            Some(_) => {}
+            None if f.path.starts_with(&format!("{}/", layout::SHARED_DIR)) && fs.exists(&layout::resolve(root, &f.path)) => {}
+            None => {
+                return Err(FormatError::Invalid { what: "checkpoint payload", offset: 0, reason: format!("{} is neither written nor already shared", f.path) });
+            }
+        }
+    }
+    let shared = layout::shared_dir(root);
+    let chk = layout::checkpoint_dir(root, m.checkpoint);
+    ensure_dir(fs, &shared)?;
+    if fs.exists(&layout::manifest_path(root, m.checkpoint)) {
+        return Err(FormatError::Invalid { what: "checkpoint", offset: 0, reason: format!("{} is already published", chk.display()) });
+    }
+    if fs.exists(&chk) {
+        // A leftover of an attempt that never published: start it over.
+        fs.remove_dir_all(&chk).map_err(io(&chk))?;
+    }
+    fs.create_dir(&chk).map_err(io(&chk))?;
+    fs.sync_dir(root).map_err(io(root))?;
+
+    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    for p in payloads {
+        let path = layout::resolve(root, &p.path);
+        if p.path.starts_with(&format!("{}/", layout::SHARED_DIR)) {
+            write_durable(fs, &path, &p.bytes)?;
+        } else {
+            // Owned files are invisible until the manifest exists: write in place.
+            let parent = path.parent().map(Path::to_path_buf).unwrap_or_else(|| chk.clone());
+            let mut missing = Vec::new();
+            let mut d = parent.clone();
+            while d != chk && !fs.is_dir(&d) {
+                missing.push(d.clone());
+                d = d.parent().map(Path::to_path_buf).unwrap_or_else(|| chk.clone());
+            }
+            for d in missing.into_iter().rev() {
+                fs.create_dir(&d).map_err(io(&d))?;
+                if let Some(pp) = d.parent() {
+                    dirs.insert(pp.to_path_buf());
+                }
+            }
+            fs.write(&path, &p.bytes).map_err(io(&path))?;
+            fs.sync_file(&path).map_err(io(&path))?;
+        }
+        if let Some(parent) = path.parent() {
+            dirs.insert(parent.to_path_buf());
+        }
+    }
+    // Deepest first, so a directory's own entry is made durable by its parent's fsync.
+    for d in dirs.iter().rev() {
+        fs.sync_dir(d).map_err(io(d))?;
+    }
+    fs.sync_dir(&chk).map_err(io(&chk))?;
+
+    let mp = layout::manifest_path(root, m.checkpoint);
+    write_durable(fs, &mp, &encoded)?;
+    fs.sync_dir(&chk).map_err(io(&chk))?;
+    fs.sync_dir(root).map_err(io(root))
+}
+
+/// Removes what a failed attempt at checkpoint `id` wrote under its own directory. It
+/// never touches `shared/`: a published checkpoint may refer to any file there; files
+/// the attempt added to `shared/` become orphans for [`plan_gc`].
+pub fn abort(fs: &mut dyn Fs, root: &Path, id: CheckpointId) -> Result<(), FormatError> {
+    let chk = layout::checkpoint_dir(root, id);
+    if fs.exists(&chk) {
+        fs.remove_dir_all(&chk).map_err(io(&chk))?;
+        fs.sync_dir(root).map_err(io(root))?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// Every file exists with the size the manifest records.
+    Sizes,
+    /// ... and its crc32 matches.
+    Checksums,
+}
+
+fn verify_file(fs: &dyn Fs, root: &Path, f: &FileRef, verify: Verify) -> Result<(), FormatError> {
+    let p = layout::resolve(root, &f.path);
+    let size = fs.size(&p).map_err(io(&p))?;
+    if size != f.size {
+        return Err(FormatError::Invalid { what: "checkpoint file", offset: 0, reason: format!("size {size}, manifest says {}", f.size) }.in_file(&p));
+    }
+    if verify == Verify::Checksums {
+        let data = fs.read(&p).map_err(io(&p))?;
+        let computed = crc32fast::hash(&data);
+        if computed != f.crc32 {
+            return Err(FormatError::Checksum { what: "checkpoint file", offset: 0, stored: f.crc32, computed }.in_file(&p));
+        }
+    }
+    Ok(())
+}
+
+/// Reads and checks checkpoint `id`: its manifest and every file it refers to.
+pub fn load(fs: &dyn Fs, root: &Path, id: CheckpointId, verify: Verify) -> Result<Manifest, FormatError> {
+    let mp = layout::manifest_path(root, id);
+    let bytes = fs.read(&mp).map_err(io(&mp))?;
+    let m = Manifest::decode(&bytes).map_err(|e| e.in_file(&mp))?;
+    if m.checkpoint != id {
+        return Err(FormatError::Invalid { what: "manifest", offset: 0, reason: format!("names checkpoint {}, found in {}", m.checkpoint.0, layout::checkpoint_dir_name(id)) }.in_file(&mp));
+    }
+    for f in m.files() {
+        verify_file(fs, root, f, verify)?;
+    }
+    Ok(m)
+}
+
+/// Checkpoint ids that have a directory under `root`, newest first.
+pub fn checkpoint_ids(fs: &dyn Fs, root: &Path) -> Result<Vec<CheckpointId>, FormatError> {
+    let mut ids: Vec<CheckpointId> = fs.list(root).map_err(io(root))?.iter().filter_map(|n| layout::parse_checkpoint_dir_name(n)).collect();
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(ids)
+}
+
+#[derive(Debug)]
+pub struct Discovery {
+    /// The newest checkpoint whose manifest and files all check out.
+    pub latest: Option<Manifest>,
+    /// Newer directories that were skipped, and why.
+    pub rejected: Vec<(CheckpointId, FormatError)>,
+}
+
+/// Finds the checkpoint to restore: the newest one that loads under `verify`.
+pub fn latest(fs: &dyn Fs, root: &Path, verify: Verify) -> Result<Discovery, FormatError> {
+    let mut rejected = Vec::new();
+    for id in checkpoint_ids(fs, root)? {
+        match load(fs, root, id, verify) {
+            Ok(m) => return Ok(Discovery { latest: Some(m), rejected }),
+            Err(e) => rejected.push((id, e)),
+        }
+    }
+    Ok(Discovery { latest: None, rejected })
+}
+
+/// What garbage collection keeps and removes, and why each kept shared file is alive.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct GcPlan {
+    pub retained: Vec<CheckpointId>,
+    /// Published, but older than the `retain` newest.
+    pub subsumed: Vec<CheckpointId>,
+    /// Directories without a valid manifest, older than the newest published checkpoint.
+    pub aborted: Vec<CheckpointId>,
+    /// Names in `shared/` no retained checkpoint refers to.
+    pub orphaned_shared: Vec<String>,
+    /// Shared files kept, with the retained checkpoints that refer to them.
+    pub live_shared: BTreeMap<String, Vec<CheckpointId>>,
+}
+
+/// Plans garbage collection keeping the `retain` newest published checkpoints. Computed
+/// from the manifests alone. Must not run while a checkpoint is being written (the
+/// engine runs it between checkpoints; statetool on a stopped job).
+pub fn plan_gc(fs: &dyn Fs, root: &Path, retain: usize) -> Result<GcPlan, FormatError> {
+    let mut plan = GcPlan::default();
+    let mut manifests = Vec::new();
+    let mut invalid = Vec::new();
+    for id in checkpoint_ids(fs, root)? {
+        let mp = layout::manifest_path(root, id);
+        match fs.read(&mp).ok().and_then(|b| Manifest::decode(&b).ok()) {
+            Some(m) if m.checkpoint == id => manifests.push(m),
+            _ => invalid.push(id),
+        }
+    }
+    let newest = manifests.first().map(|m| m.checkpoint);
+    for (i, m) in manifests.iter().enumerate() {
+        if i < retain.max(1) {
+            plan.retained.push(m.checkpoint);
+            for f in m.files() {
+                if let Some(name) = f.path.strip_prefix(&format!("{}/", layout::SHARED_DIR)) {
+                    plan.live_shared.entry(name.to_owned()).or_default().push(m.checkpoint);
+                }
+            }
+        } else {
+            plan.subsumed.push(m.checkpoint);
+        }
+    }
+    plan.aborted = invalid.into_iter().filter(|id| newest.is_some_and(|n| *id < n)).collect();
+    let shared = layout::shared_dir(root);
+    if fs.is_dir(&shared) {
+        plan.orphaned_shared = fs.list(&shared).map_err(io(&shared))?.into_iter().filter(|n| !plan.live_shared.contains_key(n)).collect();
+    }
+    Ok(plan)
+}
+
+/// Carries out a plan: first unpublishes and removes checkpoints (manifest first, so a
+/// crash midway never leaves a published checkpoint with missing files), then removes
+/// orphaned shared files.
+pub fn execute_gc(fs: &mut dyn Fs, root: &Path, plan: &GcPlan) -> Result<(), FormatError> {
+    for id in plan.subsumed.iter().chain(&plan.aborted) {
+        let mp = layout::manifest_path(root, *id);
+        let chk = layout::checkpoint_dir(root, *id);
+        if fs.exists(&mp) {
+            fs.remove_file(&mp).map_err(io(&mp))?;
+            fs.sync_dir(&chk).map_err(io(&chk))?;
+        }
+        fs.remove_dir_all(&chk).map_err(io(&chk))?;
+    }
+    if !plan.subsumed.is_empty() || !plan.aborted.is_empty() {
+        fs.sync_dir(root).map_err(io(root))?;
+    }
+    let shared = layout::shared_dir(root);
+    for name in &plan.orphaned_shared {
+        let p = shared.join(name);
+        fs.remove_file(&p).map_err(io(&p))?;
+    }
+    if !plan.orphaned_shared.is_empty() {
+        fs.sync_dir(&shared).map_err(io(&shared))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Crash images (invariants 10.1–10.3): with checkpoint 1 published, crash after
+    //! every operation of publishing checkpoint 2 (and of garbage collection) under all
+    //! three loss models; restore must find checkpoint 1 or 2, intact, in 100% of images.
+    use super::*;
+    use crate::keygroup::KeyGroupRange;
+    use crate::simfs::{LossModel, SimFs};
+
+    fn file(path: &str, bytes: &[u8]) -> (FileRef, Payload) {
+        (FileRef { path: path.into(), size: bytes.len() as u64, crc32: crc32fast::hash(bytes) }, Payload { path: path.into(), bytes: bytes.to_vec() })
+    }
+
+    /// Checkpoint `id` with two shards: one new shared file each, one borrowed shared
+    /// file (from checkpoint 1) when `borrow`, and an owned metadata file per shard.
+    fn checkpoint(id: u64, borrow: bool) -> (Manifest, Vec<Payload>) {
+        let mut payloads = Vec::new();
+        let mut shards = Vec::new();
+        for s in 0..2u16 {
+            let mut files = Vec::new();
+            let (r, p) = file(&format!("shared/sst-{id}-{s}"), format!("sst data {id} {s}").repeat(10).as_bytes());
+            files.push(r);
+            payloads.push(p);
+            if borrow {
+                let b = format!("sst data 1 {s}").repeat(10);
+                files.push(file(&format!("shared/sst-1-{s}"), b.as_bytes()).0);
+            }
+            let (r, p) = file(&format!("chk-{id}/shard-{s}/MANIFEST"), format!("meta {id} {s}").as_bytes());
+            files.push(r);
+            payloads.push(p);
+            shards.push(crate::manifest::ShardSnapshot {
+                shard: s,
+                range: KeyGroupRange { start: s * 64, end: (s + 1) * 64 },
+                files,
+                source_position: serde_json::json!({ "offset": id * 100 }),
+            });
+        }
+        let m = Manifest {
+            job: "job".into(),
+            checkpoint: CheckpointId(id),
+            parent: (id > 1).then(|| CheckpointId(id - 1)),
+            created_ms: id,
+            max_key_groups: 128,
+            backend: "rocksdb".into(),
+            states: Vec::new(),
+            shards,
+        };
+        (m, payloads)
+    }
+
+    fn root() -> PathBuf {
+        PathBuf::from("/ck/job")
+    }
+
+    fn base() -> SimFs {
+        let mut fs = SimFs::new();
+        fs.create_dir(Path::new("/ck")).expect("mkdir");
+        fs.create_dir(&root()).expect("mkdir");
+        fs.sync_dir(Path::new("/ck")).expect("sync");
+        fs.sync_dir(Path::new("/")).expect("sync");
+        let (m1, p1) = checkpoint(1, false);
+        publish(&mut fs, &root(), &m1, &p1).expect("publish 1");
+        fs.clear_history();
+        fs
+    }
+
+    fn latest_id(fs: &SimFs) -> Option<u64> {
+        latest(fs, &root(), Verify::Checksums).expect("discover").latest.map(|m| m.checkpoint.0)
+    }
+
+    #[test]
+    fn publish_then_discover() {
+        let mut fs = base();
+        assert_eq!(latest_id(&fs), Some(1));
+        let (m2, p2) = checkpoint(2, true);
+        publish(&mut fs, &root(), &m2, &p2).expect("publish 2");
+        assert_eq!(latest_id(&fs), Some(2));
+        assert!(publish(&mut fs, &root(), &m2, &p2).is_err(), "a published checkpoint is never overwritten");
+    }
+
+    #[test]
+    fn every_crash_image_of_a_publish_restores_old_or_new() {
+        let mut fs = base();
+        let before = fs.state().clone();
+        let (m2, p2) = checkpoint(2, true);
+        publish(&mut fs, &root(), &m2, &p2).expect("publish 2");
+        let images = fs.crash_images(&before);
+        assert!(images.len() >= 3 * 20, "the publish has many steps: {}", images.len());
+        let mut seen = BTreeMap::new();
+        for (step, model, img) in &images {
+            let got = latest_id(img);
+            assert!(matches!(got, Some(1) | Some(2)), "crash after {step:?} under {model:?}: restored {got:?}");
+            *seen.entry((format!("{model:?}"), got)).or_insert(0) += 1;
+        }
+        // Not vacuous: each model sees both outcomes.
+        for m in [LossModel::KeepAll, LossModel::DropUnsyncedData, LossModel::DropUnsyncedDataAndNames] {
+            assert!(seen.contains_key(&(format!("{m:?}"), Some(1))) && seen.contains_key(&(format!("{m:?}"), Some(2))), "{m:?}: {seen:?}");
+        }
+    }
+
+    #[test]
+    fn every_crash_image_of_gc_keeps_the_newest() {
+        let mut fs = base();
+        let (m2, p2) = checkpoint(2, true);
+        publish(&mut fs, &root(), &m2, &p2).expect("publish 2");
+        let (m3, p3) = checkpoint(3, false);
+        publish(&mut fs, &root(), &m3, &p3).expect("publish 3");
+        fs.clear_history();
+        let before = fs.state().clone();
+        let plan = plan_gc(&fs, &root(), 1).expect("plan");
+        assert_eq!(plan.subsumed, vec![CheckpointId(2), CheckpointId(1)]);
+        assert!(plan.orphaned_shared.contains(&"sst-1-0".to_string()));
+        assert!(plan.live_shared.contains_key("sst-3-0"));
+        execute_gc(&mut fs, &root(), &plan).expect("gc");
+        for (step, model, img) in fs.crash_images(&before) {
+            let d = latest(&img, &root(), Verify::Checksums).expect("discover");
+            assert_eq!(d.latest.map(|m| m.checkpoint.0), Some(3), "crash after {step:?} under {model:?}");
+        }
+        assert_eq!(fs.list(&root()).expect("ls"), vec!["chk-3".to_string(), "shared".to_string()]);
+    }
+
+    #[test]
+    fn a_failed_publish_never_breaks_the_previous_checkpoint() {
+        // Fail each operation of checkpoint 2 in turn (while copying shared files, while
+        // writing the manifest, at the rename...), clean up, and restore checkpoint 1.
+        let (m2, p2) = checkpoint(2, true);
+        let mut probe = base();
+        publish(&mut probe, &root(), &m2, &p2).expect("publish 2");
+        let ops = probe.history_len();
+        for n in 0..ops {
+            let mut fs = base();
+            fs.fail_at(n);
+            assert!(publish(&mut fs, &root(), &m2, &p2).is_err(), "operation {n} fails");
+            abort(&mut fs, &root(), CheckpointId(2)).expect("abort");
+            assert_eq!(latest_id(&fs), Some(1), "after failing operation {n}");
+            let plan = plan_gc(&fs, &root(), 1).expect("plan");
+            execute_gc(&mut fs, &root(), &plan).expect("gc");
+            assert_eq!(latest_id(&fs), Some(1), "gc after failing operation {n} keeps checkpoint 1 whole");
+        }
+    }
+
+    #[test]
+    fn corruption_is_detected_and_named() {
+        let mut fs = base();
+        let p = root().join("shared").join("sst-1-0");
+        let mut data = fs.read(&p).expect("read");
+        data[3] ^= 1;
+        fs.write(&p, &data).expect("write");
+        let d = latest(&fs, &root(), Verify::Checksums).expect("discover");
+        assert!(d.latest.is_none());
+        let msg = d.rejected.first().map(|(_, e)| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("sst-1-0") && msg.contains("checksum"), "{msg}");
+        assert!(latest(&fs, &root(), Verify::Sizes).expect("discover").latest.is_some(), "sizes alone cannot see a flipped bit");
+    }
+}

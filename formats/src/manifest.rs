@@ -1,0 +1,116 @@
+//! The checkpoint manifest (docs/FORMAT.md §9): a JSON body inside an envelope (§8). Its
+//! presence, with valid checksums, is what makes a checkpoint published. It lists, per
+//! shard, the key-group range and every file with size and crc32, and whether the
+//! checkpoint owns the file (under its `chk-<n>/`) or borrows it (under `shared/`).
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::{self, Kind};
+use crate::keygroup::{validate_key_groups, KeyGroupRange};
+use crate::value::StateDescriptor;
+use crate::{layout, FormatError};
+
+pub const MANIFEST_VERSION: u16 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CheckpointId(pub u64);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef {
+    /// Relative to the job's checkpoint root: `chk-<n>/...` or `shared/...`.
+    pub path: String,
+    pub size: u64,
+    pub crc32: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardSnapshot {
+    pub shard: u16,
+    pub range: KeyGroupRange,
+    pub files: Vec<FileRef>,
+    /// Source position to resume from (opaque to this crate).
+    pub source_position: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub job: String,
+    pub checkpoint: CheckpointId,
+    pub parent: Option<CheckpointId>,
+    pub created_ms: u64,
+    pub max_key_groups: u32,
+    pub backend: String,
+    pub states: Vec<StateDescriptor>,
+    pub shards: Vec<ShardSnapshot>,
+}
+
+fn invalid(reason: String) -> FormatError {
+    FormatError::Invalid { what: "manifest", offset: 0, reason }
+}
+
+impl Manifest {
+    /// Invariants 9.1–9.4, checked before writing and after reading.
+    pub fn validate(&self) -> Result<(), FormatError> {
+        layout::validate_job_name(&self.job).map_err(invalid)?;
+        validate_key_groups(self.max_key_groups)?;
+        if let Some(p) = self.parent {
+            if p >= self.checkpoint {
+                return Err(invalid(format!("parent {} is not older than checkpoint {}", p.0, self.checkpoint.0)));
+            }
+        }
+        // 9.1: shard ranges are in order and cover [0, G) exactly once.
+        let mut next = 0u32;
+        for (i, s) in self.shards.iter().enumerate() {
+            if usize::from(s.shard) != i {
+                return Err(invalid(format!("shard {} listed at position {i}", s.shard)));
+            }
+            if u32::from(s.range.start) != next || s.range.is_empty() {
+                return Err(invalid(format!("shard {} range {}..{} does not continue at {next}", s.shard, s.range.start, s.range.end)));
+            }
+            next = u32::from(s.range.end);
+        }
+        if next != self.max_key_groups {
+            return Err(invalid(format!("shard ranges end at {next}, not at {}", self.max_key_groups)));
+        }
+        // 9.2: files are owned (under chk-<n>/) or shared (under shared/); no escapes.
+        let own = format!("{}/", layout::checkpoint_dir_name(self.checkpoint));
+        let mut seen = std::collections::BTreeSet::new();
+        for f in self.shards.iter().flat_map(|s| &s.files) {
+            let ok_prefix = f.path.starts_with(&own) || f.path.starts_with(&format!("{}/", layout::SHARED_DIR));
+            let clean = !f.path.split('/').any(|c| c.is_empty() || c == "." || c == "..");
+            if !ok_prefix || !clean {
+                return Err(invalid(format!("file path {:?} is neither under {own} nor under {}/", f.path, layout::SHARED_DIR)));
+            }
+            // 9.3: a path is listed once.
+            if !seen.insert(&f.path) {
+                return Err(invalid(format!("file {:?} listed twice", f.path)));
+            }
+        }
+        // 9.4: state names are unique.
+        let mut names = std::collections::BTreeSet::new();
+        if let Some(d) = self.states.iter().find(|d| !names.insert(&d.name)) {
+            return Err(invalid(format!("state {:?} listed twice", d.name)));
+        }
+        Ok(())
+    }
+
+    pub fn encode(&self) -> Result<Vec<u8>, FormatError> {
+        self.validate()?;
+        let body = serde_json::to_vec_pretty(self).map_err(|e| invalid(e.to_string()))?;
+        envelope::encode(Kind::CheckpointManifest, MANIFEST_VERSION, &body)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
+        let (version, body) = envelope::decode(Kind::CheckpointManifest, bytes)?;
+        if version != MANIFEST_VERSION {
+            return Err(FormatError::Invalid { what: "manifest version", offset: envelope::VERSION_OFFSET, reason: format!("unsupported version {version}") });
+        }
+        let m: Manifest = serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Every file the checkpoint refers to.
+    pub fn files(&self) -> impl Iterator<Item = &FileRef> {
+        self.shards.iter().flat_map(|s| &s.files)
+    }
+}
