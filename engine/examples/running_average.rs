@@ -42,7 +42,8 @@ impl KeyedProcessFunction for RunningAverage {
 
 fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    // Sensor s = seq % 4 reads (seq % 10) + s: its running average converges to 4.5 + s.
+    // 40 readings over 4 sensors (sensor = seq % 4, reading = seq % 10 + sensor); every
+    // reading prints its sensor's running average (sensor 3 ends at 8.0).
     Job::new("running-average")
         .source(Generator::new(Some(40), |seq| (seq % 4, (seq % 10) as f64 + (seq % 4) as f64)))
         .key_by(|r: &(u64, f64)| r.0)

@@ -53,7 +53,7 @@ impl BadRecords {
         }
         let n = self.count.fetch_add(1, Ordering::Relaxed) + 1;
         let raw = String::from_utf8_lossy(raw.get(..RAW_BYTES_MAX).unwrap_or(raw));
-        if n <= LOG_FIRST || n % LOG_EVERY == 0 {
+        if n <= LOG_FIRST || n.is_multiple_of(LOG_EVERY) {
             tracing::warn!(source, position, reason, record = %raw, bad_records = n, "skipping bad record");
         }
         if let Some((path, w)) = &self.dead_letter {

@@ -85,9 +85,12 @@ enum Target {
 
 /// Writes one line per output (formatted by `format`) to stdout or a file. Each shard
 /// buffers whole lines, so lines of different shards never interleave.
+/// Appends one output, without the newline, to a line buffer.
+pub type LineFormat<T> = Arc<dyn Fn(&T, &mut String) + Send + Sync>;
+
 pub struct LineSink<T> {
     target: Arc<Target>,
-    format: Arc<dyn Fn(&T, &mut String) + Send + Sync>,
+    format: LineFormat<T>,
 }
 
 impl<T> LineSink<T> {
@@ -121,7 +124,7 @@ impl<T: 'static> SinkFactory<T> for LineSink<T> {
 
 struct LineWriter<T> {
     target: Arc<Target>,
-    format: Arc<dyn Fn(&T, &mut String) + Send + Sync>,
+    format: LineFormat<T>,
     buf: String,
 }
 

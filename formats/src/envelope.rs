@@ -136,7 +136,7 @@ mod tests {
             let cut = cut % e.len();
             prop_assert!(decode(Kind::CheckpointManifest, e.get(..cut).unwrap_or_default()).is_err());
             let mut longer = e.clone();
-            longer.extend(std::iter::repeat(0).take(extra));
+            longer.extend(std::iter::repeat_n(0, extra));
             prop_assert!(decode(Kind::CheckpointManifest, &longer).is_err());
         }
     }

@@ -47,7 +47,7 @@ fn corpus(lines: usize) -> String {
             let r = (x % 5000) as usize;
             let idx = r * r / 5000; // skewed towards small indices
             if w > 0 {
-                s.push(if x % 3 == 0 { ',' } else { ' ' });
+                s.push(if x.is_multiple_of(3) { ',' } else { ' ' });
             }
             s.push_str(&vocab[idx]);
         }

@@ -108,6 +108,7 @@ impl RunReport {
 }
 
 type Batch<K, T> = Vec<Routed<K, T>>;
+type Sender<K, T> = SharedSender<Batch<K, T>>;
 
 /// Validates everything a user can get wrong before any thread or file is created.
 fn preflight<S: 'static, T, K, P: KeyedProcessFunction, O: 'static>(p: &Program<S, T, K, P, O>, cfg: &RunConfig) -> Result<(), Error> {
@@ -166,7 +167,7 @@ where
     let started = Instant::now();
 
     // senders[from][to] and receivers[to][from]; None on the diagonal.
-    let mut senders: Vec<Vec<Option<SharedSender<Batch<K, T>>>>> = (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+    let mut senders: Vec<Vec<Option<Sender<K, T>>>> = (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
     let mut receivers: Vec<Vec<SharedReceiver<Batch<K, T>>>> = (0..n).map(|_| Vec::new()).collect();
     for (from, row) in senders.iter_mut().enumerate() {
         for (to, slot) in row.iter_mut().enumerate() {
