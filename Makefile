@@ -16,9 +16,12 @@ build: setup
 demo: build
 	$(SLUICE) run jobs/wordcount.toml
 
-# Every test of every crate (unit, property, end-to-end, CLI).
+# Every test of every crate (unit, property, end-to-end, CLI), then a short fuzz of
+# every parser (FUZZ_SHORT_SECONDS each).
+FUZZ_SHORT_SECONDS ?= 5
 test: setup
 	$(CARGO) test --release --workspace
+	./fuzz/run.sh $(FUZZ_SHORT_SECONDS)
 
 # Whole-job throughput, both backends, 1 and 2 shards (see docs/PERFORMANCE.md).
 bench: build
