@@ -55,6 +55,16 @@ impl StateHarness {
         f(&mut ctx)
     }
 
+    /// A snapshot of every state entry in `range` (`formats::snapshot`).
+    pub fn snapshot(&mut self, range: formats::KeyGroupRange) -> Result<Vec<u8>, Error> {
+        Ok(crate::state::snapshot::write(&mut *self.backend, range)?)
+    }
+
+    /// Loads the entries of `snapshot` in key groups `clip`; returns how many.
+    pub fn restore(&mut self, snapshot: &[u8], clip: formats::KeyGroupRange) -> Result<u64, Error> {
+        Ok(crate::state::snapshot::restore(&mut *self.backend, snapshot, clip)?)
+    }
+
     pub fn flush(&mut self) -> Result<(), Error> {
         Ok(self.backend.flush()?)
     }

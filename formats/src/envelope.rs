@@ -3,7 +3,7 @@
 //! ```text
 //! offset size field
 //!      0    4 magic       b"SLUI"
-//!      4    2 kind        u16 LE (1: checkpoint manifest)
+//!      4    2 kind        u16 LE (1: checkpoint manifest, 2: snapshot index)
 //!      6    2 version     u16 LE, version of the body's format
 //!      8    4 body_len    u32 LE, at most BODY_LEN_MAX
 //!     12    4 header_crc  crc32 of bytes 0..12
@@ -33,6 +33,7 @@ const _: () = assert!(BODY_LEN_OFFSET + 4 == HEADER_CRC_OFFSET);
 #[repr(u16)]
 pub enum Kind {
     CheckpointManifest = 1,
+    SnapshotIndex = 2,
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {

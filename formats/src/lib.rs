@@ -16,6 +16,7 @@ pub mod keygroup;
 pub mod layout;
 pub mod manifest;
 pub mod publish;
+pub mod snapshot;
 #[cfg(any(test, feature = "sim"))]
 pub mod simfs;
 pub mod statekey;

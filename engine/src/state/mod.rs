@@ -6,6 +6,7 @@ pub mod context;
 pub mod handles;
 pub mod heap;
 pub mod rocks;
+pub mod snapshot;
 
 pub use backend::{Backend, BackendKind, StateId};
 pub use codec::{Key, StateCodec};
