@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/sluice-target
 CARGO ?= cargo
 SLUICE = $(CARGO_TARGET_DIR)/release/sluice
 
-.PHONY: setup build demo test bench fuzz fuzz-short clean
+.PHONY: setup build demo test bench fuzz fuzz-short soak clean
 
 setup:
 	@./scripts/setup.sh
@@ -34,6 +34,11 @@ fuzz: setup
 
 fuzz-short: setup
 	./fuzz/run.sh 10
+
+# The exactly-once kill -9 loop, long mode (CI runs 20 cycles inside `make test`).
+SOAK_CYCLES ?= 1000
+soak: setup
+	SLUICE_KILL_CYCLES=$(SOAK_CYCLES) $(CARGO) test --release -p sluice-engine --test exactly_once -- --nocapture
 
 clean:
 	$(CARGO) clean

@@ -291,3 +291,62 @@ fn demo_job_prints_top_words_table() {
     assert!(second.split_whitespace().collect::<Vec<_>>() == ["1", "the", "2613"], "{}", r.stdout);
     assert!(r.stderr.contains("records/s"), "{}", r.stderr);
 }
+
+#[test]
+fn restore_refuses_non_checkpoints_corruption_and_other_jobs() {
+    // Pins: --from on something that is not a checkpoint, a corrupted checkpoint file,
+    // or another job's checkpoint exits 2 naming the path; nothing is modified.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let spec = job("kind = \"generator\"\ncount = 20000\nkeys = 50", "key", "count", None, "kind = \"file\"\npath = \"out.jsonl\"")
+        + "\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 1\n";
+    write(d, "job.toml", &spec);
+    let r = sluice(d, &["run", "job.toml", "--shards", "2", "--no-pin", "--state-backend", "heap"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let root = d.join("ck").join("t");
+    let chk: Vec<String> = std::fs::read_dir(&root).expect("ls").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("chk-")).collect();
+    assert_eq!(chk.len(), 1, "one checkpoint retained: {chk:?}");
+
+    let r = sluice(d, &["run", "job.toml", "--from", "job.toml"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("job.toml: not a checkpoint directory"), "{}", r.stderr);
+
+    write(d, "other.toml", spec.replace("name = \"t\"", "name = \"other\""));
+    let r = sluice(d, &["run", "other.toml", "--from", root.to_str().expect("utf8")]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("belongs to job \"t\""), "{}", r.stderr);
+
+    let snap = root.join(&chk[0]).join("shard-1.snapshot");
+    let mut bytes = std::fs::read(&snap).expect("snapshot");
+    bytes[10] ^= 0x40;
+    std::fs::write(&snap, &bytes).expect("corrupt");
+    let before = std::fs::read_dir(&root).expect("ls").count();
+    let r = sluice(d, &["run", "job.toml", "--from", root.join(&chk[0]).to_str().expect("utf8")]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("shard-1.snapshot") && r.stderr.contains("checksum"), "{}", r.stderr);
+    assert_eq!(std::fs::read_dir(&root).expect("ls").count(), before, "nothing modified");
+}
+
+#[test]
+fn restore_continues_a_file_job_onto_another_shard_count() {
+    // Pins: a file source resumes from its checkpointed byte positions after a restart
+    // with a different shard count; the final counts equal a single uninterrupted run.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let text: String = (0..60_000).map(|i| format!("w{} w{}\n", i % 101, i % 7)).collect();
+    write(d, "in.txt", &text);
+    let spec = job("kind = \"file\"\npath = \"in.txt\"\nformat = \"words\"", "word", "count", None, "kind = \"file\"\npath = \"out.jsonl\"")
+        + "\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 1\nretain = 3\n";
+    write(d, "job.toml", &spec);
+    let r = sluice(d, &["run", "job.toml", "--shards", "3", "--no-pin"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let full = read_results(&d.join("out.jsonl"), "count");
+    // Restore from the oldest retained checkpoint (mid-input) with 2 shards.
+    let root = d.join("ck").join("t");
+    let mut ids: Vec<u64> = std::fs::read_dir(&root).expect("ls").flatten().filter_map(|e| e.file_name().to_string_lossy().strip_prefix("chk-").and_then(|n| n.parse().ok())).collect();
+    ids.sort_unstable();
+    let oldest = root.join(format!("chk-{}", ids.first().expect("a checkpoint")));
+    let r = sluice(d, &["run", "job.toml", "--shards", "2", "--no-pin", "--from", oldest.to_str().expect("utf8")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(read_results(&d.join("out.jsonl"), "count"), full);
+}

@@ -22,6 +22,13 @@ pub struct FileRef {
     pub crc32: u32,
 }
 
+impl FileRef {
+    /// The entry for a file with contents `bytes`.
+    pub fn of(path: &str, bytes: &[u8]) -> Self {
+        FileRef { path: path.to_owned(), size: bytes.len() as u64, crc32: crc32fast::hash(bytes) }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardSnapshot {
     pub shard: u16,

@@ -51,6 +51,19 @@ struct RunArgs {
     /// Do not pin shards to cores.
     #[arg(long)]
     no_pin: bool,
+    /// Take checkpoints under DIR/<job>/ (overrides the job file's [checkpoint] dir).
+    #[arg(long)]
+    checkpoint_dir: Option<PathBuf>,
+    /// Milliseconds between checkpoints (default: the job file's, else 10000).
+    #[arg(long)]
+    checkpoint_interval_ms: Option<u64>,
+    /// Published checkpoints to keep (default: the job file's, else 1).
+    #[arg(long)]
+    checkpoints_retained: Option<usize>,
+    /// Start from a checkpoint: a chk-<n> directory, or a job's checkpoint root (its
+    /// newest intact checkpoint). Any --shards value works.
+    #[arg(long, value_name = "PATH")]
+    from: Option<PathBuf>,
 }
 
 fn run(args: RunArgs) -> Result<(), Error> {
@@ -68,6 +81,18 @@ fn run(args: RunArgs) -> Result<(), Error> {
     };
     let mut cfg = RunConfig::new(shards, args.state_backend, data_dir.clone());
     cfg.pin = !args.no_pin;
+    let ck = plan.checkpoint.clone();
+    if let Some(dir) = args.checkpoint_dir.clone().or_else(|| ck.as_ref().map(|c| c.dir.clone())) {
+        let interval_ms = args.checkpoint_interval_ms.or(ck.as_ref().map(|c| c.interval_ms)).unwrap_or(10_000).max(1);
+        cfg.checkpoint = Some(engine::runtime::checkpoint::CheckpointConfig {
+            dir,
+            interval: Duration::from_millis(interval_ms),
+            retain: args.checkpoints_retained.or(ck.as_ref().map(|c| c.retain)).unwrap_or(1).max(1),
+        });
+    }
+    if let Some(from) = &args.from {
+        cfg.restore = Some(Arc::new(engine::runtime::checkpoint::Restore::load(from)?));
+    }
     let interval = args.report_interval_s.or(plan.report_interval_s).unwrap_or(10);
     cfg.report_interval = (interval > 0).then(|| Duration::from_secs(interval));
     cfg.stop = Arc::new(AtomicBool::new(false));

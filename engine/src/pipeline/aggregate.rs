@@ -5,18 +5,29 @@ use crate::error::Error;
 use crate::function::KeyedProcessFunction;
 use crate::state::{Context, MapState, StateRegistry, ValueState};
 
-/// One result: a key and its aggregate.
+/// One result: a key and its aggregate (and, for `sequence`, the largest value and sum).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Output {
     pub key: String,
     pub value: f64,
+    pub extra: Option<SeqState>,
 }
+
+/// State of the `sequence` aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct SeqState {
+    pub count: u64,
+    pub max: u64,
+    pub sum: u64,
+}
+crate::msgpack_codec!(SeqState);
 
 enum Slots {
     Count(ValueState<i64>),
     Number(ValueState<f64>),
     Average(ValueState<(f64, u64)>),
     Distinct { seen: MapState<String, ()>, count: ValueState<i64> },
+    Sequence(ValueState<SeqState>),
 }
 
 pub struct Aggregate {
@@ -34,6 +45,7 @@ impl Aggregate {
             AggregateKind::DistinctCount => {
                 Slots::Distinct { seen: reg.map("distinct_seen", None)?, count: reg.value("distinct_count", None)? }
             }
+            AggregateKind::Sequence => Slots::Sequence(reg.value("sequence", None)?),
         };
         Ok(Aggregate { kind, emit, slots })
     }
@@ -89,9 +101,21 @@ impl KeyedProcessFunction for Aggregate {
                 }
                 n as f64
             }
+            Slots::Sequence(s) => {
+                let v = Self::number(&input.value) as u64;
+                let mut st = s.get(ctx)?.unwrap_or_default();
+                st.count += 1;
+                st.max = st.max.max(v);
+                st.sum += v;
+                s.set(ctx, st)?;
+                if self.emit == Emit::Updates {
+                    out.push(Output { key: key.clone(), value: st.count as f64, extra: Some(st) });
+                }
+                return Ok(());
+            }
         };
         if self.emit == Emit::Updates {
-            out.push(Output { key: key.clone(), value: updated });
+            out.push(Output { key: key.clone(), value: updated, extra: None });
         }
         Ok(())
     }
@@ -103,12 +127,13 @@ impl KeyedProcessFunction for Aggregate {
         let key = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
         match &self.slots {
             Slots::Count(s) | Slots::Distinct { count: s, .. } => {
-                s.for_each(ctx, |k, v| out.push(Output { key: key(k), value: v as f64 }))?
+                s.for_each(ctx, |k, v| out.push(Output { key: key(k), value: v as f64, extra: None }))?
             }
-            Slots::Number(s) => s.for_each(ctx, |k, v| out.push(Output { key: key(k), value: v }))?,
+            Slots::Number(s) => s.for_each(ctx, |k, v| out.push(Output { key: key(k), value: v, extra: None }))?,
             Slots::Average(s) => {
-                s.for_each(ctx, |k, (sum, n)| out.push(Output { key: key(k), value: sum / n.max(1) as f64 }))?
+                s.for_each(ctx, |k, (sum, n)| out.push(Output { key: key(k), value: sum / n.max(1) as f64, extra: None }))?
             }
+            Slots::Sequence(s) => s.for_each(ctx, |k, st| out.push(Output { key: key(k), value: st.count as f64, extra: Some(st) }))?,
         }
         Ok(())
     }

@@ -32,7 +32,10 @@ pub fn number_json(v: f64) -> String {
 fn json_line(field: &'static str) -> impl Fn(&Output, &mut String) + Send + Sync + 'static {
     move |o, buf| {
         let key = serde_json::Value::String(o.key.clone());
-        buf.push_str(&format!("{{\"key\":{key},\"{field}\":{}}}", number_json(o.value)));
+        match &o.extra {
+            Some(s) => buf.push_str(&format!("{{\"key\":{key},\"count\":{},\"max\":{},\"sum\":{}}}", s.count, s.max, s.sum)),
+            None => buf.push_str(&format!("{{\"key\":{key},\"{field}\":{}}}", number_json(o.value))),
+        }
     }
 }
 
@@ -104,6 +107,13 @@ pub fn run(plan: &JobPlan, cfg: &RunConfig) -> Result<RunReport, Error> {
     cfg.bad_records = Arc::new(BadRecords::new(plan.fail_on_bad_record, plan.dead_letter.as_deref())?);
     if let Some(g) = plan.max_key_groups {
         cfg.max_key_groups = g;
+    }
+    if cfg.checkpoint.is_none() {
+        cfg.checkpoint = plan.checkpoint.as_ref().map(|c| crate::runtime::checkpoint::CheckpointConfig {
+            dir: c.dir.clone(),
+            interval: std::time::Duration::from_millis(c.interval_ms),
+            retain: c.retain,
+        });
     }
     let sink = sink_of(plan)?;
     let (kind, emit) = (plan.aggregate, plan.emit);

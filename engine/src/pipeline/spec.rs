@@ -21,6 +21,24 @@ struct RawSpec {
     sink: Spanned<RawSink>,
     #[serde(default)]
     errors: Option<RawErrors>,
+    #[serde(default)]
+    checkpoint: Option<Spanned<RawCheckpoint>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheckpoint {
+    dir: Spanned<String>,
+    interval_ms: Option<Spanned<u64>>,
+    retain: Option<Spanned<usize>>,
+}
+
+/// Checkpointing of a TOML job.
+#[derive(Debug, Clone)]
+pub struct CheckpointPlan {
+    pub dir: PathBuf,
+    pub interval_ms: u64,
+    pub retain: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +96,9 @@ pub enum AggregateKind {
     Max,
     Average,
     DistinctCount,
+    /// Count, largest value and sum of a numeric field (the exactly-once harness uses
+    /// it over the generator's `seq`).
+    Sequence,
 }
 
 impl AggregateKind {
@@ -89,13 +110,14 @@ impl AggregateKind {
             AggregateKind::Max => "max",
             AggregateKind::Average => "average",
             AggregateKind::DistinctCount => "distinct_count",
+            AggregateKind::Sequence => "sequence",
         }
     }
     pub fn needs_field(self) -> bool {
         self != AggregateKind::Count
     }
     pub fn numeric(self) -> bool {
-        matches!(self, AggregateKind::Sum | AggregateKind::Min | AggregateKind::Max | AggregateKind::Average)
+        matches!(self, AggregateKind::Sum | AggregateKind::Min | AggregateKind::Max | AggregateKind::Average | AggregateKind::Sequence)
     }
 }
 
@@ -174,6 +196,7 @@ pub struct JobPlan {
     pub top: Option<usize>,
     pub dead_letter: Option<PathBuf>,
     pub fail_on_bad_record: bool,
+    pub checkpoint: Option<CheckpointPlan>,
 }
 
 struct Ctx<'a> {
@@ -325,6 +348,17 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
         }
     }
     let errors = raw.errors.as_ref();
+    let checkpoint = match &raw.checkpoint {
+        Some(c) => {
+            let c = c.get_ref();
+            let interval_ms = c.interval_ms.as_ref().map_or(10_000, |i| *i.get_ref());
+            if interval_ms == 0 {
+                return Err(cx.err(c.interval_ms.as_ref().map_or(0..0, Spanned::span), "checkpoint.interval_ms", "must be at least 1"));
+            }
+            Some(CheckpointPlan { dir: cx.path(c.dir.get_ref()), interval_ms, retain: c.retain.as_ref().map_or(1, |r| *r.get_ref()).max(1) })
+        }
+        None => None,
+    };
     Ok(JobPlan {
         name: job.name.into_inner(),
         max_key_groups: job.max_key_groups.map(Spanned::into_inner),
@@ -339,5 +373,6 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
         top: sink.top.as_ref().map(|t| *t.get_ref()),
         dead_letter: errors.and_then(|e| e.dead_letter.as_ref()).map(|p| cx.path(p.get_ref())),
         fail_on_bad_record: errors.and_then(|e| e.fail_on_bad_record).unwrap_or(false),
+        checkpoint,
     })
 }

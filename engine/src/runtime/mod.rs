@@ -8,6 +8,7 @@
 //! the producer wait). One receiver task per peer feeds that peer's batches to the same
 //! operator. Because receivers never wait on anything but their channel, a producer
 //! blocked on a full channel cannot deadlock the mesh.
+pub mod checkpoint;
 pub mod metrics;
 pub mod operator;
 
@@ -31,6 +32,7 @@ use crate::job::{Chain, ProcessFactory};
 use crate::sink::SinkFactory;
 use crate::source::{Source, SourceContext};
 use crate::state::{Backend, BackendKind, CachedBackend, HeapBackend, Key, RocksBackend, RocksConfig, StateRegistry};
+use checkpoint::{Ack, Barriers, CheckpointConfig, JobInfo, Restore};
 use metrics::Metrics;
 use operator::{Operator, Routed};
 
@@ -66,6 +68,10 @@ pub struct RunConfig {
     pub channel_batches: usize,
     /// Pin shard i to the i-th online CPU (modulo their count).
     pub pin: bool,
+    /// Take checkpoints (None: never).
+    pub checkpoint: Option<CheckpointConfig>,
+    /// Start from this checkpoint's state and source positions.
+    pub restore: Option<Arc<Restore>>,
 }
 
 pub fn available_cores() -> u32 {
@@ -87,6 +93,8 @@ impl RunConfig {
             batch_records: 1024,
             channel_batches: 64,
             pin: true,
+            checkpoint: None,
+            restore: None,
         }
     }
 }
@@ -108,7 +116,14 @@ impl RunReport {
 }
 
 type Batch<K, T> = Vec<Routed<K, T>>;
-type Sender<K, T> = SharedSender<Batch<K, T>>;
+
+/// What travels on the mesh: records, or the barrier of a checkpoint.
+pub enum Msg<K, T> {
+    Batch(Batch<K, T>),
+    Barrier(u64),
+}
+
+type Sender<K, T> = SharedSender<Msg<K, T>>;
 
 /// Validates everything a user can get wrong before any thread or file is created.
 fn preflight<S: 'static, T, K, P: KeyedProcessFunction, O: 'static>(p: &Program<S, T, K, P, O>, cfg: &RunConfig) -> Result<(), Error> {
@@ -165,10 +180,26 @@ where
     let n = cfg.shards as usize;
     let metrics = Arc::new(Metrics::new(n));
     let started = Instant::now();
+    let last = match &cfg.restore {
+        Some(r) => {
+            let m = &r.manifest;
+            if m.job != p.name {
+                return Err(Error::Config(format!("checkpoint {} belongs to job {:?}, not {:?}", m.checkpoint.0, m.job, p.name)));
+            }
+            if m.max_key_groups != cfg.max_key_groups {
+                return Err(Error::Config(format!("checkpoint {} has {} key groups, the job {}", m.checkpoint.0, m.max_key_groups, cfg.max_key_groups)));
+            }
+            tracing::info!(checkpoint = m.checkpoint.0, shards_before = m.shards.len(), shards_now = n, "restoring");
+            Some(m.checkpoint)
+        }
+        None => None,
+    };
+    let barriers = Arc::new(Barriers::new(n, last.map_or(0, |c| c.0)));
+    let (ack_tx, ack_rx) = std::sync::mpsc::channel::<Ack>();
 
     // senders[from][to] and receivers[to][from]; None on the diagonal.
     let mut senders: Vec<Vec<Option<Sender<K, T>>>> = (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
-    let mut receivers: Vec<Vec<SharedReceiver<Batch<K, T>>>> = (0..n).map(|_| Vec::new()).collect();
+    let mut receivers: Vec<Vec<SharedReceiver<Msg<K, T>>>> = (0..n).map(|_| Vec::new()).collect();
     for (from, row) in senders.iter_mut().enumerate() {
         for (to, slot) in row.iter_mut().enumerate() {
             if from != to {
@@ -199,6 +230,8 @@ where
             metrics: metrics.clone(),
             failed: failed.clone(),
             work: work.clone(),
+            barriers: barriers.clone(),
+            acks: cfg.checkpoint.as_ref().map(|_| ack_tx.clone()),
         };
         let h = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{i}"))
@@ -212,6 +245,12 @@ where
     let reporter = cfg.report_interval.map(|iv| {
         let (m, d) = (metrics.clone(), done.clone());
         std::thread::spawn(move || metrics::report_loop(&m, iv, &|| d.load(Ordering::Relaxed)))
+    });
+
+    let coordinator = cfg.checkpoint.clone().map(|ck| {
+        let info = JobInfo { job: p.name.clone(), max_key_groups: cfg.max_key_groups, backend: cfg.backend.to_string(), shards: n };
+        let (b, d) = (barriers.clone(), done.clone());
+        std::thread::spawn(move || checkpoint::coordinate(&ck, &info, &b, &ack_rx, last, &|| d.load(Ordering::Relaxed)))
     });
 
     let mut first_err: Option<Error> = None;
@@ -229,6 +268,17 @@ where
     done.store(true, Ordering::Relaxed);
     if let Some(r) = reporter {
         let _ = r.join();
+    }
+    if let Some(c) = coordinator {
+        match c.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(_) => {
+                first_err.get_or_insert(Error::Executor("checkpoint coordinator panicked".into()));
+            }
+        }
     }
     let finish = p.sink.finish().and_then(|()| cfg.bad_records.flush());
     if let Some(w) = &work {
@@ -258,7 +308,72 @@ struct Shard<S, T, K, P: KeyedProcessFunction, O> {
     metrics: Arc<Metrics>,
     failed: Arc<AtomicBool>,
     work: Option<PathBuf>,
+    barriers: Arc<Barriers>,
+    acks: Option<std::sync::mpsc::Sender<Ack>>,
 }
+
+/// Barrier alignment of one shard: which checkpoint is being aligned, how many of the
+/// shard's inputs (its own producer and one channel per peer) have delivered its
+/// barrier, and the last checkpoint snapshotted.
+struct Aligner {
+    current: u64,
+    arrived: usize,
+    splits: Option<Vec<crate::source::Split>>,
+    done: u64,
+    shard: u16,
+    inputs: usize,
+    range: formats::KeyGroupRange,
+    acks: Option<std::sync::mpsc::Sender<Ack>>,
+}
+
+impl Aligner {
+    /// One input delivered barrier `id` (the producer passes the source position it
+    /// recorded). The last arrival snapshots the shard's state and acks.
+    fn arrive<P: KeyedProcessFunction, O>(
+        align: &RefCell<Aligner>,
+        op: &RefCell<Operator<P, O>>,
+        id: u64,
+        splits: Option<Option<Vec<crate::source::Split>>>,
+    ) {
+        let mut a = align.borrow_mut();
+        if id > a.current {
+            a.current = id;
+            a.arrived = 0;
+        }
+        a.arrived += 1;
+        if let Some(s) = splits {
+            a.splits = s;
+        }
+        if a.arrived < a.inputs {
+            return;
+        }
+        let started = Instant::now();
+        let mut op = op.borrow_mut();
+        let snapshot = crate::state::snapshot::write(&mut *op.backend, a.range).map_err(|e| e.to_string());
+        if let Some(tx) = &a.acks {
+            let _ = tx.send(Ack {
+                shard: a.shard,
+                id,
+                range: a.range,
+                states: op.backend.descriptors().to_vec(),
+                snapshot,
+                splits: a.splits.clone(),
+                sync: started.elapsed(),
+            });
+        }
+        a.splits = None;
+        a.done = id;
+    }
+
+    async fn aligned(align: &RefCell<Aligner>, id: u64) {
+        while align.borrow().done < id {
+            glommio::timer::sleep(ALIGN_POLL).await;
+        }
+    }
+}
+
+/// How often a blocked input looks whether its shard has finished a snapshot.
+const ALIGN_POLL: Duration = Duration::from_micros(200);
 
 impl<S, T, K, P, O> Shard<S, T, K, P, O>
 where
@@ -268,23 +383,23 @@ where
     P: KeyedProcessFunction<Key = K, In = T>,
     O: 'static,
 {
-    async fn run(
-        self,
-        tx: Vec<Option<SharedSender<Batch<K, T>>>>,
-        rx: Vec<SharedReceiver<Batch<K, T>>>,
-    ) -> Result<(), Error> {
+    fn range(&self) -> formats::KeyGroupRange {
+        keygroup::range_for_shard(self.id, self.cfg.shards, self.cfg.max_key_groups)
+    }
+
+    async fn run(self, tx: Vec<Option<Sender<K, T>>>, rx: Vec<SharedReceiver<Msg<K, T>>>) -> Result<(), Error> {
         // Connect every channel end concurrently before anything that can fail: a peer
         // waits for its counterpart to connect, and a closed end is how failure spreads.
         let tx: Vec<_> = tx.into_iter().map(|s| s.map(|s| glommio::spawn_local(s.connect()))).collect();
         let rx: Vec<_> = rx.into_iter().map(|r| glommio::spawn_local(r.connect())).collect();
-        let mut senders: Vec<Option<ConnectedSender<Batch<K, T>>>> = Vec::with_capacity(tx.len());
+        let mut senders: Vec<Option<ConnectedSender<Msg<K, T>>>> = Vec::with_capacity(tx.len());
         for t in tx {
             senders.push(match t {
                 Some(t) => Some(t.await),
                 None => None,
             });
         }
-        let mut receivers: Vec<ConnectedReceiver<Batch<K, T>>> = Vec::with_capacity(rx.len());
+        let mut receivers: Vec<ConnectedReceiver<Msg<K, T>>> = Vec::with_capacity(rx.len());
         for r in rx {
             receivers.push(r.await);
         }
@@ -302,7 +417,7 @@ where
         let mut registry = StateRegistry::new();
         let func = (self.program.factory)(&mut registry)?;
         let descriptors = registry.into_descriptors();
-        let backend: Box<dyn Backend> = match (&self.cfg.backend, &self.work) {
+        let mut backend: Box<dyn Backend> = match (&self.cfg.backend, &self.work) {
             (BackendKind::Rocksdb, Some(work)) => {
                 let path = work.join(format!("shard-{}", self.id.0));
                 let rocks = RocksBackend::open(&path, descriptors, &self.cfg.rocks, self.cfg.clock.clone())?;
@@ -310,52 +425,71 @@ where
             }
             _ => Box::new(HeapBackend::new(descriptors)),
         };
+        if let Some(r) = &self.cfg.restore {
+            let range = self.range();
+            let mut entries = 0;
+            for path in r.snapshots_for(range) {
+                let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                entries += crate::state::snapshot::restore(&mut *backend, &bytes, range)
+                    .map_err(|e| Error::Config(format!("cannot restore {}: {e}", path.display())))?;
+            }
+            tracing::info!(shard = self.id.0, entries, "state restored");
+        }
         let sink = self.program.sink.open(self.id)?;
-        Ok(Operator::new(
-            self.id,
-            func,
-            backend,
-            sink,
-            self.program.post.clone(),
-            self.cfg.clock.clone(),
-            self.metrics.clone(),
-        ))
+        Ok(Operator::new(self.id, func, backend, sink, self.program.post.clone(), self.cfg.clock.clone(), self.metrics.clone()))
     }
 
     async fn run_connected(
         &self,
-        senders: Vec<Option<ConnectedSender<Batch<K, T>>>>,
-        receivers: Vec<ConnectedReceiver<Batch<K, T>>>,
+        senders: Vec<Option<ConnectedSender<Msg<K, T>>>>,
+        receivers: Vec<ConnectedReceiver<Msg<K, T>>>,
     ) -> Result<(), Error> {
         let op = Rc::new(RefCell::new(self.open_operator()?));
+        let align = Rc::new(RefCell::new(Aligner {
+            current: 0,
+            arrived: 0,
+            splits: None,
+            done: self.cfg.restore.as_ref().map_or(0, |r| r.manifest.checkpoint.0),
+            shard: self.id.0,
+            inputs: self.cfg.shards as usize,
+            range: self.range(),
+            acks: self.acks.clone(),
+        }));
+        let me = self;
         let tasks: Vec<_> = receivers
             .into_iter()
             .map(|r| {
-                let op = op.clone();
+                let (op, align) = (op.clone(), align.clone());
                 glommio::spawn_local(async move {
-                    while let Some(mut batch) = r.recv().await {
-                        op.borrow_mut().process_batch(&mut batch)?;
+                    while let Some(msg) = r.recv().await {
+                        match msg {
+                            Msg::Batch(mut batch) => op.borrow_mut().process_batch(&mut batch)?,
+                            Msg::Barrier(id) => {
+                                Aligner::arrive(&align, &op, id, None);
+                                Aligner::aligned(&align, id).await;
+                            }
+                        }
                     }
                     Ok::<(), Error>(())
                 })
             })
             .collect();
 
-        let produced = self.produce(&senders, &op).await;
+        let produced = me.produce(&senders, &op, &align).await;
         // Closing our senders tells every peer we are done sending.
         drop(senders);
         let mut first_err = produced.err();
         if first_err.is_some() {
-            self.cfg.stop.store(true, Ordering::Relaxed);
+            me.cfg.stop.store(true, Ordering::Relaxed);
         }
         for t in tasks {
             if let Err(e) = t.await {
-                self.cfg.stop.store(true, Ordering::Relaxed);
+                me.cfg.stop.store(true, Ordering::Relaxed);
                 first_err.get_or_insert(e);
             }
         }
         let mut op = op.borrow_mut();
-        if first_err.is_none() && !self.failed.load(Ordering::Relaxed) {
+        if first_err.is_none() && !me.failed.load(Ordering::Relaxed) {
             op.end_of_input()?;
         }
         let closed = op.sink.close();
@@ -365,17 +499,30 @@ where
         }
     }
 
+    async fn send(&self, senders: &[Option<ConnectedSender<Msg<K, T>>>], to: usize, msg: Msg<K, T>) -> bool {
+        match senders.get(to) {
+            Some(Some(s)) => s.send(msg).await.is_ok(),
+            _ => true,
+        }
+    }
+
     async fn produce(
         &self,
-        senders: &[Option<ConnectedSender<Batch<K, T>>>],
+        senders: &[Option<ConnectedSender<Msg<K, T>>>],
         op: &RefCell<Operator<P, O>>,
+        align: &RefCell<Aligner>,
     ) -> Result<(), Error> {
         let p = &self.program;
+        let restored = match &self.cfg.restore {
+            Some(r) => r.splits_for(self.id.0, self.cfg.shards)?,
+            None => None,
+        };
         let ctx = SourceContext {
             shard: self.id,
             shards: self.cfg.shards,
             bad: self.cfg.bad_records.clone(),
             stop: self.cfg.stop.clone(),
+            restored,
         };
         let mut reader = p.source.open(&ctx)?;
         let batch = self.cfg.batch_records;
@@ -384,7 +531,44 @@ where
         let mut input: Vec<S> = Vec::with_capacity(batch);
         let mut outboxes: Vec<Batch<K, T>> = (0..n).map(|_| Vec::with_capacity(batch)).collect();
         let mut key_bytes = Vec::new();
+        // Checkpoints already taken (before a restore) are not answered again.
+        let mut emitted = align.borrow().done;
+        let mut source_done = false;
         loop {
+            if self.failed.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            if let Some(id) = self.barriers.pending(emitted) {
+                // Everything read before the barrier goes out before it.
+                for (j, ob) in outboxes.iter_mut().enumerate() {
+                    if ob.is_empty() {
+                        continue;
+                    }
+                    if j == me {
+                        op.borrow_mut().process_batch(ob)?;
+                    } else if !self.send(senders, j, Msg::Batch(std::mem::replace(ob, Vec::with_capacity(batch)))).await {
+                        self.cfg.stop.store(true, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                }
+                for j in 0..n as usize {
+                    if j != me && !self.send(senders, j, Msg::Barrier(id)).await {
+                        self.cfg.stop.store(true, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                }
+                Aligner::arrive(align, op, id, Some(reader.position()));
+                Aligner::aligned(align, id).await;
+                emitted = id;
+                continue;
+            }
+            if source_done {
+                if self.barriers.try_close(emitted) {
+                    return Ok(());
+                }
+                glommio::timer::sleep(Duration::from_millis(1)).await;
+                continue;
+            }
             input.clear();
             let more = reader.read(&mut input, batch).await? && !ctx.stopping();
             // A short read means the source is not saturated: ship what we have now, so a
@@ -412,16 +596,15 @@ where
                     continue;
                 }
                 let full = std::mem::replace(ob, Vec::with_capacity(batch));
-                if let Some(Some(s)) = senders.get(j) {
-                    if s.send(full).await.is_err() {
-                        // The peer is gone: it failed and reports why; stop reading.
-                        self.cfg.stop.store(true, Ordering::Relaxed);
-                        return Ok(());
-                    }
+                if !self.send(senders, j, Msg::Batch(full)).await {
+                    // The peer is gone: it failed and reports why; stop reading.
+                    self.cfg.stop.store(true, Ordering::Relaxed);
+                    return Ok(());
                 }
             }
             if !more {
-                return Ok(());
+                source_done = true;
+                self.barriers.source_finished();
             }
             glommio::yield_if_needed().await;
         }

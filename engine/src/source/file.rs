@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{trim_eol, LineParser, LocalBoxFuture, Source, SourceContext, SourceReader};
+use super::{trim_eol, LineParser, LocalBoxFuture, Source, SourceContext, SourceReader, Split};
 use crate::badrecord::BadRecords;
 use crate::error::Error;
 
@@ -53,29 +53,38 @@ impl<T: Send + 'static> Source<T> for FileSource<T> {
     fn open(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<T>>, Error> {
         let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
         let len = file.metadata().map_err(|e| Error::io(&self.path, e))?.len();
-        let n = u64::from(ctx.shards.max(1));
-        let i = u64::from(ctx.shard.0);
-        let (start, end) = (len * i / n, len * (i + 1) / n);
         let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, file);
-        let mut pos = start;
-        let mut scratch = Vec::new();
-        let io = |e| Error::io(&self.path, e);
-        if start > 0 {
-            // Skip the tail of a line that started in the previous shard's range.
-            reader.seek(SeekFrom::Start(start - 1)).map_err(io)?;
-            pos = start - 1 + reader.read_until(b'\n', &mut scratch).map_err(io)? as u64;
-        } else if self.skip_header {
-            pos = reader.read_until(b'\n', &mut scratch).map_err(io)? as u64;
+        let splits = match &ctx.restored {
+            Some(s) => s.clone(),
+            None => {
+                let n = u64::from(ctx.shards.max(1));
+                let i = u64::from(ctx.shard.0);
+                let (start, end) = (len * i / n, len * (i + 1) / n);
+                let mut scratch = Vec::new();
+                let io = |e| Error::io(&self.path, e);
+                let mut next = start;
+                if start > 0 {
+                    // Skip the tail of a line that started in the previous shard's range.
+                    reader.seek(SeekFrom::Start(start - 1)).map_err(io)?;
+                    next = start - 1 + reader.read_until(b'\n', &mut scratch).map_err(io)? as u64;
+                } else if self.skip_header {
+                    next = reader.read_until(b'\n', &mut scratch).map_err(io)? as u64;
+                }
+                vec![Split { id: ctx.shard.0.into(), next, end, step: 1 }]
+            }
+        };
+        if splits.iter().any(|s| s.next > len) {
+            return Err(Error::Config(format!("{}: the file is shorter than the position being restored; it changed since the checkpoint", self.path.display())));
         }
         Ok(Box::new(FileReader {
             name: self.name(),
             reader,
-            pos,
-            end,
+            splits,
+            current: 0,
+            positioned: false,
             parse: self.parse.clone(),
             bad: ctx.bad.clone(),
             line: Vec::new(),
-            done: false,
         }))
     }
 }
@@ -83,32 +92,39 @@ impl<T: Send + 'static> Source<T> for FileSource<T> {
 struct FileReader<T> {
     name: String,
     reader: BufReader<File>,
-    /// Offset of the next line's first byte.
-    pos: u64,
-    /// Lines starting at or after this offset belong to the next shard.
-    end: u64,
+    /// Byte ranges; a line belongs to the split whose range holds its first byte and
+    /// `next` is always the offset of a line start.
+    splits: Vec<Split>,
+    current: usize,
+    /// Whether the reader sits at `splits[current].next`.
+    positioned: bool,
     parse: LineParser<T>,
     bad: Arc<BadRecords>,
     line: Vec<u8>,
-    done: bool,
 }
 
 impl<T> FileReader<T> {
     fn read_sync(&mut self, out: &mut Vec<T>, max: usize) -> Result<bool, Error> {
         let start_len = out.len();
-        while !self.done && out.len() - start_len < max {
-            if self.pos >= self.end {
-                self.done = true;
-                break;
+        while out.len() - start_len < max {
+            let Some(split) = self.splits.get_mut(self.current) else { return Ok(false) };
+            if split.next >= split.end {
+                self.current += 1;
+                self.positioned = false;
+                continue;
+            }
+            if !self.positioned {
+                self.reader.seek(SeekFrom::Start(split.next)).map_err(|e| Error::io(&self.name, e))?;
+                self.positioned = true;
             }
             self.line.clear();
             let n = self.reader.read_until(b'\n', &mut self.line).map_err(|e| Error::io(&self.name, e))?;
             if n == 0 {
-                self.done = true;
-                break;
+                split.next = split.end;
+                continue;
             }
-            let offset = self.pos;
-            self.pos += n as u64;
+            let offset = split.next;
+            split.next += n as u64;
             let line = trim_eol(&self.line);
             if line.is_empty() {
                 continue;
@@ -117,12 +133,16 @@ impl<T> FileReader<T> {
                 self.bad.report(&self.name, &format!("byte offset {offset}"), &reason, line)?;
             }
         }
-        Ok(!self.done)
+        Ok(true)
     }
 }
 
 impl<T> SourceReader<T> for FileReader<T> {
     fn read<'a>(&'a mut self, out: &'a mut Vec<T>, max: usize) -> LocalBoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move { self.read_sync(out, max) })
+    }
+
+    fn position(&self) -> Option<Vec<Split>> {
+        Some(self.splits.clone())
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{LocalBoxFuture, Source, SourceContext, SourceReader};
+use super::{LocalBoxFuture, Source, SourceContext, SourceReader, Split};
 use crate::error::Error;
 
 pub struct Generator<T> {
@@ -36,21 +36,20 @@ impl<T: Send + 'static> Source<T> for Generator<T> {
     fn open(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<T>>, Error> {
         let n = u64::from(ctx.shards.max(1));
         let i = u64::from(ctx.shard.0);
-        let (next, end) = match self.count {
-            Some(c) => (c * i / n, c * (i + 1) / n),
+        let initial = match self.count {
+            Some(c) => Split { id: ctx.shard.0.into(), next: c * i / n, end: c * (i + 1) / n, step: 1 },
             // Unbounded: shard i yields i, i+n, i+2n, ... (disjoint, still deterministic).
-            None => (i, u64::MAX),
+            None => Split { id: ctx.shard.0.into(), next: i, end: u64::MAX, step: n },
         };
-        let step = if self.count.is_some() { 1 } else { n };
+        let splits = ctx.restored.clone().unwrap_or_else(|| vec![initial]);
         let rate = self.rate_per_s.map(|r| (r / n).max(1));
-        Ok(Box::new(GeneratorReader { next, end, step, make: self.make.clone(), rate, started: Instant::now(), made: 0, ctx: ctx.clone() }))
+        Ok(Box::new(GeneratorReader { splits, current: 0, make: self.make.clone(), rate, started: Instant::now(), made: 0, ctx: ctx.clone() }))
     }
 }
 
 struct GeneratorReader<T> {
-    next: u64,
-    end: u64,
-    step: u64,
+    splits: Vec<Split>,
+    current: usize,
     make: Arc<dyn Fn(u64) -> T + Send + Sync>,
     rate: Option<u64>,
     started: Instant,
@@ -74,13 +73,22 @@ impl<T> SourceReader<T> for GeneratorReader<T> {
                 }
             }
             let mut k = 0;
-            while k < budget && self.next < self.end {
-                out.push((self.make)(self.next));
-                self.next = self.next.saturating_add(self.step);
+            while k < budget {
+                let Some(split) = self.splits.get_mut(self.current) else { break };
+                if split.next >= split.end {
+                    self.current += 1;
+                    continue;
+                }
+                out.push((self.make)(split.next));
+                split.next = split.next.saturating_add(split.step);
                 k += 1;
             }
             self.made += k;
-            Ok(self.next < self.end)
+            Ok(self.splits.get(self.current..).is_some_and(|rest| rest.iter().any(|s| s.next < s.end)))
         })
+    }
+
+    fn position(&self) -> Option<Vec<Split>> {
+        Some(self.splits.clone())
     }
 }

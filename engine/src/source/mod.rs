@@ -24,6 +24,19 @@ pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 /// Turns one input line into zero or more records, or explains why it is bad.
 pub type LineParser<T> = Arc<dyn Fn(&[u8], &mut Vec<T>) -> Result<(), String> + Send + Sync>;
 
+/// A resumable piece of a source: a range of sequence numbers or bytes, `next` the
+/// first one not yet emitted. Splits are fixed when a job first starts (one per shard)
+/// and travel in checkpoints, so a restore onto another shard count deals them out
+/// again (split `id` goes to shard `id % shards`) without reading anything twice.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Split {
+    pub id: u32,
+    pub next: u64,
+    pub end: u64,
+    /// Distance between consecutive positions (unbounded generators interleave).
+    pub step: u64,
+}
+
 /// What a reader needs to know about where it runs.
 #[derive(Clone)]
 pub struct SourceContext {
@@ -31,6 +44,8 @@ pub struct SourceContext {
     pub shards: u32,
     pub bad: Arc<BadRecords>,
     pub stop: Arc<AtomicBool>,
+    /// On restore: the splits this shard resumes. `None` on a fresh start.
+    pub restored: Option<Vec<Split>>,
 }
 
 impl SourceContext {
@@ -54,6 +69,12 @@ pub trait SourceReader<T> {
     /// Appends up to `max` records to `out`. Resolves to `false` once the input has ended
     /// (possibly after appending a last few records).
     fn read<'a>(&'a mut self, out: &'a mut Vec<T>, max: usize) -> LocalBoxFuture<'a, Result<bool, Error>>;
+
+    /// Where to resume after the records returned so far, or `None` if this source
+    /// cannot be resumed (a socket: its records are not replayable).
+    fn position(&self) -> Option<Vec<Split>> {
+        None
+    }
 }
 
 /// Strips a trailing "\n" or "\r\n".

@@ -1,0 +1,272 @@
+//! Aligned-barrier checkpoints (Chandy-Lamport as in Flink), first version: each shard
+//! snapshots its whole keyed state in the backend-independent snapshot format
+//! (FORMAT.md §11); the coordinator publishes with `formats::checkpoint`.
+//!
+//! 1. The coordinator thread raises `requested` to n every interval (one checkpoint at
+//!    a time, never after every source has ended and the job is closing).
+//! 2. Each shard's producer, between batches, sees n: it ships its outboxes, records its
+//!    source position, sends barrier n on every channel, arrives at its own shard's
+//!    aligner, and waits until that shard has snapshotted n.
+//! 3. A receiver that reads barrier n arrives and stops reading its channel until the
+//!    shard has snapshotted n (alignment: nothing after the barrier is processed first).
+//! 4. When all N inputs of a shard have arrived, the shard snapshots its state and sends
+//!    an ack (snapshot bytes, range, source splits) to the coordinator.
+//! 5. With all N acks the coordinator publishes checkpoint n off the processing path,
+//!    then garbage-collects all but the `retain` newest.
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use formats::checkpoint::{self as protocol, Payload};
+use formats::fs::StdFs;
+use formats::keygroup::KeyGroupRange;
+use formats::manifest::{CheckpointId, FileRef, Manifest, ShardSnapshot};
+use formats::value::StateDescriptor;
+
+use crate::error::Error;
+use crate::source::Split;
+
+#[derive(Debug, Clone)]
+pub struct CheckpointConfig {
+    /// Checkpoints go to `<dir>/<job>/`.
+    pub dir: PathBuf,
+    pub interval: Duration,
+    /// Published checkpoints kept; older ones are garbage-collected.
+    pub retain: usize,
+}
+
+/// The request/close handshake between the coordinator and the producers.
+pub struct Barriers {
+    state: Mutex<BarrierState>,
+    finished: AtomicUsize,
+    shards: usize,
+}
+
+struct BarrierState {
+    requested: u64,
+    closed: bool,
+}
+
+impl Barriers {
+    pub fn new(shards: usize, last: u64) -> Self {
+        Barriers { state: Mutex::new(BarrierState { requested: last, closed: false }), finished: AtomicUsize::new(0), shards }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BarrierState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A checkpoint newer than `emitted`, if one is requested.
+    pub fn pending(&self, emitted: u64) -> Option<u64> {
+        let r = self.lock().requested;
+        (r > emitted).then_some(r)
+    }
+
+    pub fn source_finished(&self) {
+        self.finished.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A producer whose source has ended may leave once every source has ended and it
+    /// has answered every request; after that no checkpoint is requested again.
+    pub fn try_close(&self, emitted: u64) -> bool {
+        let mut s = self.lock();
+        if self.finished.load(Ordering::SeqCst) >= self.shards && s.requested <= emitted {
+            s.closed = true;
+            return true;
+        }
+        false
+    }
+
+    /// Requests checkpoint `id`; false once the job is closing.
+    fn request(&self, id: u64) -> bool {
+        let mut s = self.lock();
+        if s.closed {
+            return false;
+        }
+        s.requested = id;
+        true
+    }
+}
+
+/// What a shard reports for checkpoint `id`.
+pub struct Ack {
+    pub shard: u16,
+    pub id: u64,
+    pub range: KeyGroupRange,
+    pub states: Vec<StateDescriptor>,
+    pub snapshot: Result<Vec<u8>, String>,
+    pub splits: Option<Vec<Split>>,
+    pub sync: Duration,
+}
+
+/// Everything the coordinator needs to write manifests.
+pub struct JobInfo {
+    pub job: String,
+    pub max_key_groups: u32,
+    pub backend: String,
+    pub shards: usize,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Runs on its own thread until `done()`: triggers, collects and publishes checkpoints.
+pub fn coordinate(
+    cfg: &CheckpointConfig,
+    info: &JobInfo,
+    barriers: &Barriers,
+    acks: &Receiver<Ack>,
+    mut last: Option<CheckpointId>,
+    done: &dyn Fn() -> bool,
+) -> Result<(), Error> {
+    let root = formats::layout::checkpoint_root(&cfg.dir, &info.job);
+    std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+    let mut fs = StdFs;
+    // Ids continue after every id present: restoring an older retained checkpoint must
+    // not collide with newer ones from the run it came from. The parent records the
+    // checkpoint this history actually continues.
+    let highest = protocol::checkpoint_ids(&fs, &root)?.first().map_or(0, |c| c.0);
+    let mut next_id = highest.max(last.map_or(0, |l| l.0)) + 1;
+    let mut next_trigger = Instant::now() + cfg.interval;
+    loop {
+        while Instant::now() < next_trigger {
+            if done() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(5).min(cfg.interval));
+        }
+        let id = next_id;
+        if !barriers.request(id) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut got: Vec<Option<Ack>> = (0..info.shards).map(|_| None).collect();
+        let mut count = 0;
+        while count < info.shards {
+            match acks.recv_timeout(Duration::from_millis(50)) {
+                Ok(a) if a.id == id => {
+                    if let Some(slot) = got.get_mut(usize::from(a.shard)) {
+                        if slot.replace(a).is_none() {
+                            count += 1;
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) if done() => return Ok(()),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+        let sync = got.iter().flatten().map(|a| a.sync).max().unwrap_or_default();
+        let acks: Vec<Ack> = got.into_iter().flatten().collect();
+        let publish_started = Instant::now();
+        let manifest = publish(&mut fs, &root, info, CheckpointId(id), last, acks)?;
+        let bytes: u64 = manifest.files().map(|f| f.size).sum();
+        last = Some(CheckpointId(id));
+        next_id = id + 1;
+        let plan = protocol::plan_gc(&fs, &root, cfg.retain)?;
+        protocol::execute_gc(&mut fs, &root, &plan)?;
+        tracing::info!(
+            checkpoint = id,
+            duration_ms = started.elapsed().as_millis() as u64,
+            sync_ms = sync.as_millis() as u64,
+            async_ms = publish_started.elapsed().as_millis() as u64,
+            bytes_copied = bytes,
+            bytes_reused = 0u64,
+            state_bytes = bytes,
+            "checkpoint published"
+        );
+        next_trigger = Instant::now() + cfg.interval;
+    }
+}
+
+fn publish(
+    fs: &mut StdFs,
+    root: &std::path::Path,
+    info: &JobInfo,
+    id: CheckpointId,
+    parent: Option<CheckpointId>,
+    mut acks: Vec<Ack>,
+) -> Result<Manifest, Error> {
+    acks.sort_by_key(|a| a.shard);
+    let mut payloads = Vec::new();
+    let mut shards = Vec::new();
+    let states = acks.first().map(|a| a.states.clone()).unwrap_or_default();
+    for a in acks {
+        let bytes = a.snapshot.map_err(|e| Error::Executor(format!("shard {} could not snapshot checkpoint {}: {e}", a.shard, id.0)))?;
+        let path = format!("{}/shard-{}.snapshot", formats::layout::checkpoint_dir_name(id), a.shard);
+        let file = FileRef::of(&path, &bytes);
+        payloads.push(Payload { path, bytes });
+        let source_position = serde_json::to_value(&a.splits).unwrap_or(serde_json::Value::Null);
+        shards.push(ShardSnapshot { shard: a.shard, range: a.range, files: vec![file], source_position });
+    }
+    let m = Manifest {
+        job: info.job.clone(),
+        checkpoint: id,
+        parent,
+        created_ms: now_ms(),
+        max_key_groups: info.max_key_groups,
+        backend: info.backend.clone(),
+        states,
+        shards,
+    };
+    protocol::publish(fs, root, &m, &payloads)?;
+    Ok(m)
+}
+
+/// A checkpoint to restore from: `PATH` is a `chk-<n>` directory or a job's checkpoint
+/// root (then its newest published checkpoint). Every file is checked (size, crc32).
+pub struct Restore {
+    pub root: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Restore {
+    pub fn load(path: &std::path::Path) -> Result<Self, Error> {
+        let fs = StdFs;
+        if !path.is_dir() {
+            return Err(Error::Config(format!("{}: not a checkpoint directory (expected chk-<n> or a job's checkpoint root)", path.display())));
+        }
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if let Some(id) = formats::layout::parse_checkpoint_dir_name(&name) {
+            let root = path.parent().map(PathBuf::from).unwrap_or_default();
+            let manifest = protocol::load(&fs, &root, id, protocol::Verify::Checksums).map_err(|e| Error::Config(format!("cannot restore {}: {e}", path.display())))?;
+            return Ok(Restore { root, manifest });
+        }
+        let d = protocol::latest(&fs, path, protocol::Verify::Checksums).map_err(|e| Error::Config(format!("cannot restore {}: {e}", path.display())))?;
+        for (id, e) in &d.rejected {
+            tracing::warn!(checkpoint = id.0, error = %e, "skipping checkpoint that is not intact");
+        }
+        match d.latest {
+            Some(manifest) => Ok(Restore { root: path.to_owned(), manifest }),
+            None => Err(Error::Config(format!("{}: no intact published checkpoint found{}", path.display(), d.rejected.first().map(|(_, e)| format!(" ({e})")).unwrap_or_default()))),
+        }
+    }
+
+    /// The splits of every old shard that new shard `shard` of `shards` resumes.
+    pub fn splits_for(&self, shard: u16, shards: u32) -> Result<Option<Vec<Split>>, Error> {
+        let mut all = Vec::new();
+        for s in &self.manifest.shards {
+            let splits: Option<Vec<Split>> = serde_json::from_value(s.source_position.clone())
+                .map_err(|e| Error::Config(format!("checkpoint {}: bad source position of shard {}: {e}", self.manifest.checkpoint.0, s.shard)))?;
+            match splits {
+                Some(v) => all.extend(v),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(all.into_iter().filter(|s| s.id % shards.max(1) == u32::from(shard)).collect()))
+    }
+
+    /// The snapshot files of old shards whose ranges overlap `range`.
+    pub fn snapshots_for(&self, range: KeyGroupRange) -> Vec<PathBuf> {
+        self.manifest
+            .shards
+            .iter()
+            .filter(|s| s.range.start < range.end && range.start < s.range.end)
+            .flat_map(|s| s.files.iter().map(|f| formats::layout::resolve(&self.root, &f.path)))
+            .collect()
+    }
+}
