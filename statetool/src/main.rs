@@ -1,8 +1,8 @@
 //! `statetool`: offline tooling for sluice state. Exit codes: 0 clean, 1 problems or
 //! differences found, 2 usage or I/O error. Human tables by default, `--json` for scripts.
 //!
-//! Verbs today: `key-group` (where a key lives) and `ranges` (which key groups each shard
-//! owns). Checkpoint and savepoint verbs arrive with the checkpoint format.
+//! Verbs: `inspect`, `verify`, `dump`, `gc` on checkpoints; `key-group` (where a key
+//! lives) and `ranges` (which key groups each shard owns).
 mod verbs;
 
 use std::process::ExitCode;
@@ -18,6 +18,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Verb {
+    /// Summarize a checkpoint: job, parent, shards, sizes, states.
+    Inspect(verbs::inspect::Args),
+    /// Check checkpoints are intact (exit 1 if not).
+    Verify(verbs::verify::Args),
+    /// Print a checkpoint's entries as JSON lines.
+    Dump(verbs::dump::Args),
+    /// Remove subsumed checkpoints and unreferenced shared files.
+    Gc(verbs::gc::Args),
     /// Show the key group and owning shard of keys.
     KeyGroup(verbs::keygroup::Args),
     /// Show the key-group range each shard owns for a shard count.
@@ -33,6 +41,10 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.verb {
+        Verb::Inspect(a) => verbs::inspect::run(&a),
+        Verb::Verify(a) => verbs::verify::run(&a),
+        Verb::Dump(a) => verbs::dump::run(&a),
+        Verb::Gc(a) => verbs::gc::run(&a),
         Verb::KeyGroup(a) => verbs::keygroup::run(&a),
         Verb::Ranges(a) => verbs::ranges::run(&a),
     };

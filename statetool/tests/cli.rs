@@ -40,3 +40,120 @@ fn usage_errors_exit_2() {
     let (code, _, _) = statetool(&["frobnicate"]);
     assert_eq!(code, 2);
 }
+
+mod checkpoints {
+    //! The checkpoint verbs on checkpoints built through `formats` (the same code the
+    //! engine publishes with).
+    use super::statetool;
+    use formats::checkpoint::{publish, Payload};
+    use formats::fs::StdFs;
+    use formats::keygroup::KeyGroupRange;
+    use formats::manifest::{CheckpointId, FileRef, Manifest, ShardSnapshot};
+    use formats::snapshot::SnapshotWriter;
+    use formats::value::{StateDescriptor, StateKind, ValueEncoding};
+    use formats::KeyGroup;
+
+    fn states() -> Vec<StateDescriptor> {
+        vec![StateDescriptor { name: "count".into(), kind: StateKind::Value, value: ValueEncoding::I64, user_key: None, ttl: None }]
+    }
+
+    /// Checkpoint `id` of job "j": one shard, key "k<i>" counted `i * id` for i in 0..10.
+    fn checkpoint(root: &std::path::Path, id: u64) {
+        let range = KeyGroupRange { start: 0, end: 128 };
+        let mut entries = Vec::new();
+        for i in 0..10u64 {
+            let key = format!("k{i}");
+            let kg = formats::keygroup::key_group_of(key.as_bytes(), 128);
+            let mut sk = Vec::new();
+            formats::statekey::encode_prefix(&mut sk, kg, key.as_bytes(), b"");
+            entries.push((kg, sk, ((i * id) as i64).to_le_bytes().to_vec()));
+        }
+        entries.sort();
+        let mut w = SnapshotWriter::new(states(), range);
+        for (kg, k, v) in &entries {
+            w.add(0, KeyGroup(kg.0), k, v).expect("add");
+        }
+        let bytes = w.finish().expect("finish");
+        let path = format!("chk-{id}/shard-0.snapshot");
+        let m = Manifest {
+            job: "j".into(),
+            checkpoint: CheckpointId(id),
+            parent: (id > 1).then(|| CheckpointId(id - 1)),
+            created_ms: 0,
+            max_key_groups: 128,
+            backend: "heap".into(),
+            states: states(),
+            shards: vec![ShardSnapshot { shard: 0, range, files: vec![FileRef::of(&path, &bytes)], source_position: serde_json::Value::Null }],
+        };
+        publish(&mut StdFs, root, &m, &[Payload { path, bytes }]).expect("publish");
+    }
+
+    fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
+        let d = tempfile::tempdir().expect("tempdir");
+        let root = d.path().join("j");
+        std::fs::create_dir(&root).expect("mkdir");
+        checkpoint(&root, 1);
+        checkpoint(&root, 2);
+        (d, root)
+    }
+
+    #[test]
+    fn inspect_shows_the_newest_checkpoint() {
+        let (_d, root) = setup();
+        let (code, out, _) = statetool(&["inspect", root.to_str().expect("utf8")]);
+        assert_eq!(code, 0);
+        assert!(out.starts_with("checkpoint 2 of job \"j\"  parent 1"), "{out}");
+        assert!(out.contains("count") && out.contains("i64"), "{out}");
+        let (code, out, _) = statetool(&["inspect", root.join("chk-1").to_str().expect("utf8"), "--json"]);
+        assert_eq!(code, 0);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        assert_eq!(v["manifest"]["checkpoint"], 1);
+    }
+
+    #[test]
+    fn dump_renders_values_and_filters() {
+        let (_d, root) = setup();
+        let (code, out, _) = statetool(&["dump", root.to_str().expect("utf8")]);
+        assert_eq!(code, 0);
+        assert_eq!(out.lines().count(), 10);
+        let (code, out, _) = statetool(&["dump", root.to_str().expect("utf8"), "--key", "k7"]);
+        assert_eq!(code, 0);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one json line");
+        assert_eq!((v["key"].as_str(), v["value"].as_i64(), v["state"].as_str()), (Some("k7"), Some(14), Some("count")));
+    }
+
+    #[test]
+    fn verify_finds_and_names_corruption() {
+        let (_d, root) = setup();
+        let (code, out, _) = statetool(&["verify", root.to_str().expect("utf8")]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("2 intact, 0 with problems"), "{out}");
+        let snap = root.join("chk-1").join("shard-0.snapshot");
+        let mut b = std::fs::read(&snap).expect("read");
+        b[40] ^= 1;
+        std::fs::write(&snap, b).expect("write");
+        let (code, out, _) = statetool(&["verify", root.to_str().expect("utf8")]);
+        assert_eq!(code, 1, "problems exit 1: {out}");
+        assert!(out.contains("chk-1  PROBLEM") && out.contains("shard-0.snapshot") && out.contains("checksum"), "{out}");
+    }
+
+    #[test]
+    fn gc_dry_run_then_remove() {
+        let (_d, root) = setup();
+        let (code, out, _) = statetool(&["gc", root.to_str().expect("utf8"), "--dry-run"]);
+        assert_eq!(code, 0);
+        assert!(out.contains("remove    chk-1 (subsumed)") && out.contains("dry run"), "{out}");
+        assert!(root.join("chk-1").exists(), "dry run removes nothing");
+        let (code, _, _) = statetool(&["gc", root.to_str().expect("utf8")]);
+        assert_eq!(code, 0);
+        assert!(!root.join("chk-1").exists() && root.join("chk-2").join("_manifest").exists());
+    }
+
+    #[test]
+    fn not_a_checkpoint_is_a_usage_error() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let (code, _, err) = statetool(&["inspect", d.path().to_str().expect("utf8")]);
+        assert_eq!(code, 2);
+        assert!(err.contains("no chk-<n> directories"), "{err}");
+    }
+}

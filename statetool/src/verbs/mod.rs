@@ -1,5 +1,10 @@
+pub mod dump;
+pub mod gc;
+pub mod inspect;
 pub mod keygroup;
 pub mod ranges;
+pub mod target;
+pub mod verify;
 
 use formats::keygroup::validate_shards;
 
