@@ -350,3 +350,32 @@ fn restore_continues_a_file_job_onto_another_shard_count() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(read_results(&d.join("out.jsonl"), "count"), full);
 }
+
+#[test]
+fn checkpoint_timeouts_beyond_tolerance_fail_the_job() {
+    // Pins: a checkpoint that outlives timeout_ms is declined; with no tolerance and no
+    // restarts, the job fails with exit 1 and says why.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let spec = job("kind = \"generator\"\ncount = 50000000\nkeys = 200000", "key", "count", None, "kind = \"file\"\npath = \"out.jsonl\"")
+        + "\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 50\ntimeout_ms = 1\ntolerable_failures = 0\n\n[restart]\nstrategy = \"none\"\n";
+    write(d, "job.toml", &spec);
+    let r = sluice(d, &["run", "job.toml", "--shards", "2", "--no-pin", "--state-backend", "heap"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("1 consecutive checkpoint(s) failed (tolerated: 0)") && r.stderr.contains("took longer than 1 ms"), "{}", r.stderr);
+}
+
+#[test]
+fn cleanup_delete_removes_checkpoints_after_a_clean_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let base = job("kind = \"generator\"\ncount = 300000\nkeys = 100", "key", "count", None, "kind = \"file\"\npath = \"out.jsonl\"");
+    write(d, "keep.toml", base.clone() + "\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 1\n");
+    let r = sluice(d, &["run", "keep.toml", "--shards", "2", "--no-pin"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(d.join("ck").join("t").exists(), "retained by default");
+    write(d, "delete.toml", base.replace("name = \"t\"", "name = \"u\"") + "\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 1\ncleanup = \"delete\"\n");
+    let r = sluice(d, &["run", "delete.toml", "--shards", "2", "--no-pin"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!d.join("ck").join("u").exists(), "deleted after a clean end");
+}

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use engine::runtime::available_cores;
+use engine::runtime::checkpoint::CheckpointConfig;
+use engine::runtime::restart::RestartStrategy;
 use engine::{pipeline, BackendKind, Error, RunConfig};
 
 #[derive(Parser)]
@@ -81,15 +83,26 @@ fn run(args: RunArgs) -> Result<(), Error> {
     };
     let mut cfg = RunConfig::new(shards, args.state_backend, data_dir.clone());
     cfg.pin = !args.no_pin;
-    let ck = plan.checkpoint.clone();
-    if let Some(dir) = args.checkpoint_dir.clone().or_else(|| ck.as_ref().map(|c| c.dir.clone())) {
-        let interval_ms = args.checkpoint_interval_ms.or(ck.as_ref().map(|c| c.interval_ms)).unwrap_or(10_000).max(1);
-        cfg.checkpoint = Some(engine::runtime::checkpoint::CheckpointConfig {
-            dir,
-            interval: Duration::from_millis(interval_ms),
-            retain: args.checkpoints_retained.or(ck.as_ref().map(|c| c.retain)).unwrap_or(1).max(1),
-        });
+    let mut ck = plan.checkpoint.clone();
+    if let Some(dir) = &args.checkpoint_dir {
+        let mut c = ck.take().unwrap_or_else(|| CheckpointConfig::new(dir.clone(), Duration::from_secs(10)));
+        c.dir = dir.clone();
+        ck = Some(c);
     }
+    if let Some(c) = &mut ck {
+        if let Some(ms) = args.checkpoint_interval_ms {
+            c.interval = Duration::from_millis(ms.max(1));
+        }
+        if let Some(n) = args.checkpoints_retained {
+            c.retain = n.max(1);
+        }
+    }
+    cfg.restart = match (&plan.restart, &ck) {
+        (Some(r), _) => r.clone(),
+        (None, Some(_)) => RestartStrategy::FixedDelay { attempts: 3, delay: Duration::from_secs(1) },
+        (None, None) => RestartStrategy::None,
+    };
+    cfg.checkpoint = ck;
     if let Some(from) = &args.from {
         cfg.restore = Some(Arc::new(engine::runtime::checkpoint::Restore::load(from)?));
     }

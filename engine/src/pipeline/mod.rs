@@ -109,11 +109,7 @@ pub fn run(plan: &JobPlan, cfg: &RunConfig) -> Result<RunReport, Error> {
         cfg.max_key_groups = g;
     }
     if cfg.checkpoint.is_none() {
-        cfg.checkpoint = plan.checkpoint.as_ref().map(|c| crate::runtime::checkpoint::CheckpointConfig {
-            dir: c.dir.clone(),
-            interval: std::time::Duration::from_millis(c.interval_ms),
-            retain: c.retain,
-        });
+        cfg.checkpoint = plan.checkpoint.clone();
     }
     let sink = sink_of(plan)?;
     let (kind, emit) = (plan.aggregate, plan.emit);

@@ -8,6 +8,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::Error;
+use crate::runtime::checkpoint::{CheckpointConfig, CheckpointMode, Cleanup};
+use crate::runtime::restart::RestartStrategy;
+use std::time::Duration;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +26,8 @@ struct RawSpec {
     errors: Option<RawErrors>,
     #[serde(default)]
     checkpoint: Option<Spanned<RawCheckpoint>>,
+    #[serde(default)]
+    restart: Option<Spanned<RawRestart>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -31,14 +36,29 @@ struct RawCheckpoint {
     dir: Spanned<String>,
     interval_ms: Option<Spanned<u64>>,
     retain: Option<Spanned<usize>>,
+    mode: Option<CheckpointMode>,
+    min_pause_ms: Option<u64>,
+    timeout_ms: Option<Spanned<u64>>,
+    tolerable_failures: Option<u32>,
+    cleanup: Option<Cleanup>,
 }
 
-/// Checkpointing of a TOML job.
-#[derive(Debug, Clone)]
-pub struct CheckpointPlan {
-    pub dir: PathBuf,
-    pub interval_ms: u64,
-    pub retain: usize,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StrategyKind {
+    None,
+    FixedDelay,
+    FailureRate,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRestart {
+    strategy: Spanned<StrategyKind>,
+    attempts: Option<u32>,
+    delay_ms: Option<u64>,
+    max_failures: Option<u32>,
+    interval_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,7 +216,9 @@ pub struct JobPlan {
     pub top: Option<usize>,
     pub dead_letter: Option<PathBuf>,
     pub fail_on_bad_record: bool,
-    pub checkpoint: Option<CheckpointPlan>,
+    pub checkpoint: Option<CheckpointConfig>,
+    /// `None`: the default (fixed-delay, 3 attempts, 1 s, when checkpointing; else none).
+    pub restart: Option<RestartStrategy>,
 }
 
 struct Ctx<'a> {
@@ -355,7 +377,37 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
             if interval_ms == 0 {
                 return Err(cx.err(c.interval_ms.as_ref().map_or(0..0, Spanned::span), "checkpoint.interval_ms", "must be at least 1"));
             }
-            Some(CheckpointPlan { dir: cx.path(c.dir.get_ref()), interval_ms, retain: c.retain.as_ref().map_or(1, |r| *r.get_ref()).max(1) })
+            let mut ck = CheckpointConfig::new(cx.path(c.dir.get_ref()), Duration::from_millis(interval_ms));
+            ck.retain = c.retain.as_ref().map_or(1, |r| *r.get_ref()).max(1);
+            ck.mode = c.mode.unwrap_or(CheckpointMode::ExactlyOnce);
+            ck.min_pause = Duration::from_millis(c.min_pause_ms.unwrap_or(0));
+            if let Some(t) = &c.timeout_ms {
+                if *t.get_ref() == 0 {
+                    return Err(cx.err(t.span(), "checkpoint.timeout_ms", "must be at least 1"));
+                }
+                ck.timeout = Duration::from_millis(*t.get_ref());
+            }
+            ck.tolerable_failures = c.tolerable_failures.unwrap_or(0);
+            ck.cleanup = c.cleanup.unwrap_or(Cleanup::Retain);
+            Some(ck)
+        }
+        None => None,
+    };
+    let restart = match &raw.restart {
+        Some(r) => {
+            let r = r.get_ref();
+            let delay = Duration::from_millis(r.delay_ms.unwrap_or(1000));
+            Some(match r.strategy.get_ref() {
+                StrategyKind::None => RestartStrategy::None,
+                StrategyKind::FixedDelay => RestartStrategy::FixedDelay { attempts: r.attempts.unwrap_or(3), delay },
+                StrategyKind::FailureRate => {
+                    let interval = r.interval_ms.as_ref().map_or(60_000, |i| *i.get_ref());
+                    if interval == 0 {
+                        return Err(cx.err(r.interval_ms.as_ref().map_or(r.strategy.span(), Spanned::span), "restart.interval_ms", "must be at least 1"));
+                    }
+                    RestartStrategy::FailureRate { max_failures: r.max_failures.unwrap_or(3), interval: Duration::from_millis(interval), delay }
+                }
+            })
         }
         None => None,
     };
@@ -374,5 +426,6 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
         dead_letter: errors.and_then(|e| e.dead_letter.as_ref()).map(|p| cx.path(p.get_ref())),
         fail_on_bad_record: errors.and_then(|e| e.fail_on_bad_record).unwrap_or(false),
         checkpoint,
+        restart,
     })
 }

@@ -28,6 +28,24 @@ use formats::value::StateDescriptor;
 use crate::error::Error;
 use crate::source::Split;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointMode {
+    /// Aligned barriers: every record affects the state exactly once.
+    ExactlyOnce,
+    /// Unaligned: inputs keep flowing past a barrier; after a restore, records that
+    /// followed a barrier on a fast input may be applied again.
+    AtLeastOnce,
+}
+
+/// What happens to a job's checkpoints when it ends by itself or is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cleanup {
+    Retain,
+    Delete,
+}
+
 #[derive(Debug, Clone)]
 pub struct CheckpointConfig {
     /// Checkpoints go to `<dir>/<job>/`.
@@ -35,6 +53,29 @@ pub struct CheckpointConfig {
     pub interval: Duration,
     /// Published checkpoints kept; older ones are garbage-collected.
     pub retain: usize,
+    pub mode: CheckpointMode,
+    /// Least time between the end of one checkpoint and the start of the next.
+    pub min_pause: Duration,
+    /// A checkpoint not complete after this long is abandoned (a failure).
+    pub timeout: Duration,
+    /// Consecutive failed checkpoints tolerated; one more fails the job.
+    pub tolerable_failures: u32,
+    pub cleanup: Cleanup,
+}
+
+impl CheckpointConfig {
+    pub fn new(dir: PathBuf, interval: Duration) -> Self {
+        CheckpointConfig {
+            dir,
+            interval,
+            retain: 1,
+            mode: CheckpointMode::ExactlyOnce,
+            min_pause: Duration::ZERO,
+            timeout: Duration::from_secs(600),
+            tolerable_failures: 0,
+            cleanup: Cleanup::Retain,
+        }
+    }
 }
 
 /// The request/close handshake between the coordinator and the producers.
@@ -114,7 +155,25 @@ fn now_ms() -> u64 {
 }
 
 /// Runs on its own thread until `done()`: triggers, collects and publishes checkpoints.
+/// More than `tolerable_failures` consecutive failed checkpoints raise `fail` and end
+/// with an error, so the job fails and its restart strategy decides.
 pub fn coordinate(
+    cfg: &CheckpointConfig,
+    info: &JobInfo,
+    barriers: &Barriers,
+    acks: &Receiver<Ack>,
+    last: Option<CheckpointId>,
+    done: &dyn Fn() -> bool,
+    fail: &dyn Fn(),
+) -> Result<(), Error> {
+    let result = coordinate_inner(cfg, info, barriers, acks, last, done);
+    if result.is_err() {
+        fail();
+    }
+    result
+}
+
+fn coordinate_inner(
     cfg: &CheckpointConfig,
     info: &JobInfo,
     barriers: &Barriers,
@@ -131,6 +190,7 @@ pub fn coordinate(
     let highest = protocol::checkpoint_ids(&fs, &root)?.first().map_or(0, |c| c.0);
     let mut next_id = highest.max(last.map_or(0, |l| l.0)) + 1;
     let mut next_trigger = Instant::now() + cfg.interval;
+    let mut consecutive_failures = 0u32;
     loop {
         while Instant::now() < next_trigger {
             if done() {
@@ -145,7 +205,14 @@ pub fn coordinate(
         let started = Instant::now();
         let mut got: Vec<Option<Ack>> = (0..info.shards).map(|_| None).collect();
         let mut count = 0;
+        let mut timed_out = false;
+        // All acks are awaited even after a timeout: the shards' alignment must finish
+        // before the next barrier. A late checkpoint is declined, never published.
         while count < info.shards {
+            if !timed_out && started.elapsed() > cfg.timeout {
+                timed_out = true;
+                tracing::warn!(checkpoint = id, timeout_ms = cfg.timeout.as_millis() as u64, "checkpoint timed out; it will be declined");
+            }
             match acks.recv_timeout(Duration::from_millis(50)) {
                 Ok(a) if a.id == id => {
                     if let Some(slot) = got.get_mut(usize::from(a.shard)) {
@@ -160,13 +227,38 @@ pub fn coordinate(
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
         }
+        timed_out |= started.elapsed() > cfg.timeout;
         let sync = got.iter().flatten().map(|a| a.sync).max().unwrap_or_default();
         let acks: Vec<Ack> = got.into_iter().flatten().collect();
         let publish_started = Instant::now();
-        let manifest = publish(&mut fs, &root, info, CheckpointId(id), last, acks)?;
+        next_id = id + 1;
+        let published = if timed_out {
+            Err(Error::Executor(format!("checkpoint {id} took longer than {} ms", cfg.timeout.as_millis())))
+        } else {
+            publish(&mut fs, &root, info, CheckpointId(id), last, acks)
+        };
+        let manifest = match published {
+            Ok(m) => {
+                consecutive_failures = 0;
+                m
+            }
+            Err(e) => {
+                // Whatever the attempt wrote under chk-<id>/ goes; shared files stay.
+                let _ = protocol::abort(&mut fs, &root, CheckpointId(id));
+                consecutive_failures += 1;
+                tracing::warn!(checkpoint = id, error = %e, consecutive_failures, "checkpoint failed");
+                if consecutive_failures > cfg.tolerable_failures {
+                    return Err(Error::Executor(format!(
+                        "{consecutive_failures} consecutive checkpoint(s) failed (tolerated: {}); last: {e}",
+                        cfg.tolerable_failures
+                    )));
+                }
+                next_trigger = Instant::now() + cfg.interval.max(cfg.min_pause);
+                continue;
+            }
+        };
         let bytes: u64 = manifest.files().map(|f| f.size).sum();
         last = Some(CheckpointId(id));
-        next_id = id + 1;
         let plan = protocol::plan_gc(&fs, &root, cfg.retain)?;
         protocol::execute_gc(&mut fs, &root, &plan)?;
         tracing::info!(
@@ -179,7 +271,8 @@ pub fn coordinate(
             state_bytes = bytes,
             "checkpoint published"
         );
-        next_trigger = Instant::now() + cfg.interval;
+        // The interval counts from the start of the last checkpoint, the pause from its end.
+        next_trigger = (started + cfg.interval).max(Instant::now() + cfg.min_pause);
     }
 }
 

@@ -10,6 +10,7 @@
 //! blocked on a full channel cannot deadlock the mesh.
 pub mod checkpoint;
 pub mod metrics;
+pub mod restart;
 pub mod operator;
 
 use std::cell::RefCell;
@@ -32,7 +33,7 @@ use crate::job::{Chain, ProcessFactory};
 use crate::sink::SinkFactory;
 use crate::source::{Source, SourceContext};
 use crate::state::{Backend, BackendKind, CachedBackend, HeapBackend, Key, RocksBackend, RocksConfig, StateRegistry};
-use checkpoint::{Ack, Barriers, CheckpointConfig, JobInfo, Restore};
+use checkpoint::{Ack, Barriers, CheckpointConfig, CheckpointMode, JobInfo, Restore};
 use metrics::Metrics;
 use operator::{Operator, Routed};
 
@@ -72,6 +73,8 @@ pub struct RunConfig {
     pub checkpoint: Option<CheckpointConfig>,
     /// Start from this checkpoint's state and source positions.
     pub restore: Option<Arc<Restore>>,
+    /// What to do when the job fails while running.
+    pub restart: restart::RestartStrategy,
 }
 
 pub fn available_cores() -> u32 {
@@ -95,6 +98,7 @@ impl RunConfig {
             pin: true,
             checkpoint: None,
             restore: None,
+            restart: restart::RestartStrategy::None,
         }
     }
 }
@@ -166,7 +170,56 @@ fn prepare_work_dir(name: &str, cfg: &RunConfig) -> Result<Option<PathBuf>, Erro
     Ok(Some(work))
 }
 
+/// Runs the job, restarting it from its latest checkpoint under `cfg.restart` when it
+/// fails while running. Setup errors (exit code 2) are never retried.
 pub fn run<S, T, K, P, O>(p: Arc<Program<S, T, K, P, O>>, cfg: &RunConfig) -> Result<RunReport, Error>
+where
+    S: Send + 'static,
+    T: Send + 'static,
+    K: Key,
+    P: KeyedProcessFunction<Key = K, In = T>,
+    O: 'static,
+{
+    let mut cfg = cfg.clone();
+    let mut tracker = restart::Tracker::new(cfg.restart.clone());
+    loop {
+        let err = match run_once(p.clone(), &cfg) {
+            Ok(r) => return Ok(r),
+            Err(e) if e.is_setup() => return Err(e),
+            Err(e) => e,
+        };
+        let Some(delay) = tracker.failed() else {
+            return Err(match tracker.attempts() {
+                0 => err,
+                n => Error::Executor(format!("gave up after {n} restart(s) ({}): {err}", tracker.describe())),
+            });
+        };
+        if cfg.stop.load(Ordering::Relaxed) {
+            return Err(err);
+        }
+        // Restart from the newest intact checkpoint of this job, else from where this
+        // run started (a --from checkpoint, or the beginning).
+        if let Some(ck) = &cfg.checkpoint {
+            let root = formats::layout::checkpoint_root(&ck.dir, &p.name);
+            if let Ok(r) = Restore::load(&root) {
+                cfg.restore = Some(Arc::new(r));
+            }
+        }
+        tracing::warn!(
+            error = %err,
+            attempt = tracker.attempts(),
+            delay_ms = delay.as_millis() as u64,
+            from = cfg.restore.as_ref().map(|r| r.manifest.checkpoint.0),
+            "job failed; restarting"
+        );
+        let until = Instant::now() + delay;
+        while Instant::now() < until && !cfg.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(10).min(delay));
+        }
+    }
+}
+
+fn run_once<S, T, K, P, O>(p: Arc<Program<S, T, K, P, O>>, cfg: &RunConfig) -> Result<RunReport, Error>
 where
     S: Send + 'static,
     T: Send + 'static,
@@ -249,8 +302,10 @@ where
 
     let coordinator = cfg.checkpoint.clone().map(|ck| {
         let info = JobInfo { job: p.name.clone(), max_key_groups: cfg.max_key_groups, backend: cfg.backend.to_string(), shards: n };
-        let (b, d) = (barriers.clone(), done.clone());
-        std::thread::spawn(move || checkpoint::coordinate(&ck, &info, &b, &ack_rx, last, &|| d.load(Ordering::Relaxed)))
+        let (b, d, f) = (barriers.clone(), done.clone(), failed.clone());
+        std::thread::spawn(move || {
+            checkpoint::coordinate(&ck, &info, &b, &ack_rx, last, &|| d.load(Ordering::Relaxed), &|| f.store(true, Ordering::Relaxed))
+        })
     });
 
     let mut first_err: Option<Error> = None;
@@ -281,6 +336,14 @@ where
         }
     }
     let finish = p.sink.finish().and_then(|()| cfg.bad_records.flush());
+    if let (None, Some(ck)) = (&first_err, &cfg.checkpoint) {
+        if ck.cleanup == checkpoint::Cleanup::Delete {
+            let root = formats::layout::checkpoint_root(&ck.dir, &p.name);
+            if let Err(e) = std::fs::remove_dir_all(&root) {
+                tracing::warn!(path = %root.display(), error = %e, "cannot delete checkpoints");
+            }
+        }
+    }
     if let Some(w) = &work {
         if let Err(e) = std::fs::remove_dir_all(w) {
             tracing::warn!(path = %w.display(), error = %e, "cannot remove working directory");
@@ -324,6 +387,10 @@ struct Aligner {
     inputs: usize,
     range: formats::KeyGroupRange,
     acks: Option<std::sync::mpsc::Sender<Ack>>,
+    /// The job failed: a barrier may never come, stop waiting.
+    failed: Arc<AtomicBool>,
+    /// At-least-once: inputs are not held back after their barrier.
+    align: bool,
 }
 
 impl Aligner {
@@ -366,7 +433,13 @@ impl Aligner {
     }
 
     async fn aligned(align: &RefCell<Aligner>, id: u64) {
-        while align.borrow().done < id {
+        loop {
+            {
+                let a = align.borrow();
+                if !a.align || a.done >= id || a.failed.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
             glommio::timer::sleep(ALIGN_POLL).await;
         }
     }
@@ -408,7 +481,6 @@ where
         if let Err(e) = &result {
             tracing::error!(shard = self.id.0, error = %e, "shard failed");
             self.failed.store(true, Ordering::Relaxed);
-            self.cfg.stop.store(true, Ordering::Relaxed);
         }
         result
     }
@@ -454,6 +526,8 @@ where
             inputs: self.cfg.shards as usize,
             range: self.range(),
             acks: self.acks.clone(),
+            failed: self.failed.clone(),
+            align: self.cfg.checkpoint.as_ref().is_none_or(|c| c.mode == CheckpointMode::ExactlyOnce),
         }));
         let me = self;
         let tasks: Vec<_> = receivers
@@ -480,11 +554,11 @@ where
         drop(senders);
         let mut first_err = produced.err();
         if first_err.is_some() {
-            me.cfg.stop.store(true, Ordering::Relaxed);
+            me.failed.store(true, Ordering::Relaxed);
         }
         for t in tasks {
             if let Err(e) = t.await {
-                me.cfg.stop.store(true, Ordering::Relaxed);
+                me.failed.store(true, Ordering::Relaxed);
                 first_err.get_or_insert(e);
             }
         }
@@ -522,6 +596,7 @@ where
             shards: self.cfg.shards,
             bad: self.cfg.bad_records.clone(),
             stop: self.cfg.stop.clone(),
+            abort: self.failed.clone(),
             restored,
         };
         let mut reader = p.source.open(&ctx)?;
@@ -547,13 +622,13 @@ where
                     if j == me {
                         op.borrow_mut().process_batch(ob)?;
                     } else if !self.send(senders, j, Msg::Batch(std::mem::replace(ob, Vec::with_capacity(batch)))).await {
-                        self.cfg.stop.store(true, Ordering::Relaxed);
+                        self.failed.store(true, Ordering::Relaxed);
                         return Ok(());
                     }
                 }
                 for j in 0..n as usize {
                     if j != me && !self.send(senders, j, Msg::Barrier(id)).await {
-                        self.cfg.stop.store(true, Ordering::Relaxed);
+                        self.failed.store(true, Ordering::Relaxed);
                         return Ok(());
                     }
                 }
@@ -598,7 +673,7 @@ where
                 let full = std::mem::replace(ob, Vec::with_capacity(batch));
                 if !self.send(senders, j, Msg::Batch(full)).await {
                     // The peer is gone: it failed and reports why; stop reading.
-                    self.cfg.stop.store(true, Ordering::Relaxed);
+                    self.failed.store(true, Ordering::Relaxed);
                     return Ok(());
                 }
             }

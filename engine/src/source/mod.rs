@@ -44,13 +44,15 @@ pub struct SourceContext {
     pub shards: u32,
     pub bad: Arc<BadRecords>,
     pub stop: Arc<AtomicBool>,
+    /// Raised by the runtime when the job fails: read no further.
+    pub abort: Arc<AtomicBool>,
     /// On restore: the splits this shard resumes. `None` on a fresh start.
     pub restored: Option<Vec<Split>>,
 }
 
 impl SourceContext {
     pub fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.stop.load(Ordering::Relaxed) || self.abort.load(Ordering::Relaxed)
     }
 }
 
