@@ -30,6 +30,9 @@ struct Args {
     /// Entries per state in the write-back cache before RocksDB (0: off).
     #[arg(long)]
     cache_entries: Option<usize>,
+    /// Take checkpoints at this interval (the log shows each one's duration and bytes).
+    #[arg(long)]
+    checkpoint_interval_ms: Option<u64>,
 }
 
 struct Count {
@@ -52,6 +55,7 @@ impl KeyedProcessFunction for Count {
 }
 
 fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "warn".into())).init();
     let a = Args::parse();
     let base = match &a.data_dir {
         Some(d) => d.clone(),
@@ -63,6 +67,10 @@ fn main() -> anyhow::Result<()> {
         if let Some(c) = a.cache_entries {
             cfg.rocks.cache_entries_max = c;
         }
+        if let Some(ms) = a.checkpoint_interval_ms {
+            let ck = engine::runtime::checkpoint::CheckpointConfig::new(base.join("checkpoints"), std::time::Duration::from_millis(ms));
+            cfg.checkpoint = Some(ck);
+        }
         let report = Job::new("keyed-count")
             .source(Generator::new(Some(a.records), |seq| seq))
             .key_by(move |seq: &u64| seq % keys)
@@ -71,12 +79,13 @@ fn main() -> anyhow::Result<()> {
             .run(&cfg)?;
         anyhow::ensure!(report.records_processed == a.records, "processed {} of {}", report.records_processed, a.records);
         println!(
-            "sluice records={} keys={} backend={} par={} cache_entries={} seconds={:.2} rec_per_s={:.0}",
+            "sluice records={} keys={} backend={} par={} cache_entries={} checkpoint_ms={} seconds={:.2} rec_per_s={:.0}",
             a.records,
             a.keys,
             a.backend,
             a.shards,
             cfg.rocks.cache_entries_max,
+            a.checkpoint_interval_ms.map_or("none".to_string(), |m| m.to_string()),
             report.elapsed.as_secs_f64(),
             report.records_per_s()
         );

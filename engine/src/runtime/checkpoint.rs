@@ -137,7 +137,8 @@ pub struct Ack {
     pub id: u64,
     pub range: KeyGroupRange,
     pub states: Vec<StateDescriptor>,
-    pub snapshot: Result<Vec<u8>, String>,
+    /// The shard's state, copied; encoded and compressed by the coordinator.
+    pub snapshot: Result<crate::state::snapshot::Collected, String>,
     pub splits: Option<Vec<Split>>,
     pub sync: Duration,
 }
@@ -289,7 +290,8 @@ fn publish(
     let mut shards = Vec::new();
     let states = acks.first().map(|a| a.states.clone()).unwrap_or_default();
     for a in acks {
-        let bytes = a.snapshot.map_err(|e| Error::Executor(format!("shard {} could not snapshot checkpoint {}: {e}", a.shard, id.0)))?;
+        let collected = a.snapshot.map_err(|e| Error::Executor(format!("shard {} could not snapshot checkpoint {}: {e}", a.shard, id.0)))?;
+        let bytes = collected.encode()?;
         let path = format!("{}/shard-{}.snapshot", formats::layout::checkpoint_dir_name(id), a.shard);
         let file = FileRef::of(&path, &bytes);
         payloads.push(Payload { path, bytes });

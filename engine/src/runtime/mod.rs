@@ -416,7 +416,7 @@ impl Aligner {
         }
         let started = Instant::now();
         let mut op = op.borrow_mut();
-        let snapshot = crate::state::snapshot::write(&mut *op.backend, a.range).map_err(|e| e.to_string());
+        let snapshot = crate::state::snapshot::collect(&mut *op.backend, a.range).map_err(|e| e.to_string());
         if let Some(tx) = &a.acks {
             let _ = tx.send(Ack {
                 shard: a.shard,

@@ -2,8 +2,6 @@
 //! `formats::snapshot`, and restore clipped to a key-group range. Works over any
 //! [`Backend`], so a snapshot taken from RocksDB restores into the heap and back, onto
 //! any shard count.
-use std::collections::BTreeMap;
-
 use formats::keygroup::KeyGroupRange;
 use formats::snapshot::{SnapshotReader, SnapshotWriter};
 use formats::statekey;
@@ -16,20 +14,43 @@ fn mismatch(reason: String) -> StateError {
     StateError::Format(formats::FormatError::Invalid { what: "snapshot", offset: 0, reason })
 }
 
-/// Every entry of the states in `backend` whose key group lies in `range`.
-pub fn write(backend: &mut dyn Backend, range: KeyGroupRange) -> Result<Vec<u8>, StateError> {
+/// A shard's state as copied out of its backend: per state, entries sorted by key. The
+/// copy is the synchronous part of a snapshot; [`Collected::encode`] (compression) can
+/// run on another thread.
+pub struct Collected {
+    pub descriptors: Vec<formats::value::StateDescriptor>,
+    pub range: KeyGroupRange,
+    pub states: Vec<Vec<(Vec<u8>, Vec<u8>)>>,
+}
+
+impl Collected {
+    pub fn entries(&self) -> usize {
+        self.states.iter().map(Vec::len).sum()
+    }
+
+    pub fn encode(self) -> Result<Vec<u8>, StateError> {
+        let mut w = SnapshotWriter::new(self.descriptors, self.range);
+        for (i, entries) in self.states.into_iter().enumerate() {
+            for (k, v) in entries {
+                let kg = statekey::decode(&k)?.key_group;
+                w.add(i as u32, kg, &k, &v)?;
+            }
+        }
+        Ok(w.finish()?)
+    }
+}
+
+/// Copies every entry of `backend` whose key group lies in `range`.
+pub fn collect(backend: &mut dyn Backend, range: KeyGroupRange) -> Result<Collected, StateError> {
     backend.flush()?;
     let descriptors = backend.descriptors().to_vec();
-    let mut w = SnapshotWriter::new(descriptors.clone(), range);
+    let mut states = Vec::with_capacity(descriptors.len());
     for (i, _) in descriptors.iter().enumerate() {
-        // Sorted by (key group, key): state keys start with the big-endian key group.
-        let mut entries: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut bad = None;
         backend.scan_prefix(StateId(i as u32), &[], &mut |k, v| {
             match statekey::decode(k) {
-                Ok(sk) if range.contains(sk.key_group) => {
-                    entries.insert(k.to_vec(), v.to_vec());
-                }
+                Ok(sk) if range.contains(sk.key_group) => entries.push((k.to_vec(), v.to_vec())),
                 Ok(sk) => bad = Some(mismatch(format!("key group {} outside the shard's range", sk.key_group.0))),
                 Err(e) => bad = Some(e.into()),
             }
@@ -38,12 +59,19 @@ pub fn write(backend: &mut dyn Backend, range: KeyGroupRange) -> Result<Vec<u8>,
         if let Some(e) = bad {
             return Err(e);
         }
-        for (k, v) in entries {
-            let kg = statekey::decode(&k)?.key_group;
-            w.add(i as u32, kg, &k, &v)?;
+        // State keys start with the big-endian key group, so key order is (key group,
+        // key) order. RocksDB scans are sorted already; hash maps are not.
+        if !entries.windows(2).all(|w| w.first().map(|a| &a.0) < w.get(1).map(|b| &b.0)) {
+            entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         }
+        states.push(entries);
     }
-    Ok(w.finish()?)
+    Ok(Collected { descriptors, range, states })
+}
+
+/// Every entry of the states in `backend` whose key group lies in `range`, encoded.
+pub fn write(backend: &mut dyn Backend, range: KeyGroupRange) -> Result<Vec<u8>, StateError> {
+    collect(backend, range)?.encode()
 }
 
 /// Loads the entries of `snapshot` whose key group lies in `clip` into `backend`. States
