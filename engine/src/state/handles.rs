@@ -119,6 +119,21 @@ impl Slot {
     }
 }
 
+impl Slot {
+    /// Every live (key bytes, decoded value) of this state; the first undecodable value
+    /// is the error, after the scan.
+    fn for_each_decoded<V: StateCodec>(&self, ctx: &mut Context<'_>, mut f: impl FnMut(&[u8], V)) -> Result<(), StateError> {
+        let mut first_err = None;
+        self.for_each_raw(ctx, &mut |k, p| match self.decode::<V>(p) {
+            Ok(v) => f(k, v),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        })?;
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
 /// A single value per key (Flink's `ValueState`).
 pub struct ValueState<T> {
     slot: Slot,
@@ -136,15 +151,8 @@ impl<T: StateCodec> ValueState<T> {
         self.slot.clear(ctx)
     }
     /// Every live (key bytes, value) of this state on this shard.
-    pub fn for_each(&self, ctx: &mut Context<'_>, mut f: impl FnMut(&[u8], T)) -> Result<(), StateError> {
-        let mut first_err = None;
-        self.slot.for_each_raw(ctx, &mut |k, p| match self.slot.decode::<T>(p) {
-            Ok(v) => f(k, v),
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        })?;
-        first_err.map_or(Ok(()), Err)
+    pub fn for_each(&self, ctx: &mut Context<'_>, f: impl FnMut(&[u8], T)) -> Result<(), StateError> {
+        self.slot.for_each_decoded(ctx, f)
     }
 }
 
@@ -344,15 +352,8 @@ impl<T: StateCodec> ReducingState<T> {
     pub fn clear(&self, ctx: &mut Context<'_>) -> Result<(), StateError> {
         self.slot.clear(ctx)
     }
-    pub fn for_each(&self, ctx: &mut Context<'_>, mut f: impl FnMut(&[u8], T)) -> Result<(), StateError> {
-        let mut first_err = None;
-        self.slot.for_each_raw(ctx, &mut |k, p| match self.slot.decode::<T>(p) {
-            Ok(v) => f(k, v),
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        })?;
-        first_err.map_or(Ok(()), Err)
+    pub fn for_each(&self, ctx: &mut Context<'_>, f: impl FnMut(&[u8], T)) -> Result<(), StateError> {
+        self.slot.for_each_decoded(ctx, f)
     }
 }
 
@@ -385,14 +386,7 @@ impl<A: AggregateFunction> AggregatingState<A> {
         self.slot.clear(ctx)
     }
     pub fn for_each(&self, ctx: &mut Context<'_>, mut f: impl FnMut(&[u8], A::Out)) -> Result<(), StateError> {
-        let mut first_err = None;
-        self.slot.for_each_raw(ctx, &mut |k, p| match self.slot.decode::<A::Acc>(p) {
-            Ok(acc) => f(k, self.agg.result(&acc)),
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        })?;
-        first_err.map_or(Ok(()), Err)
+        self.slot.for_each_decoded(ctx, |k, acc: A::Acc| f(k, self.agg.result(&acc)))
     }
 }
 
