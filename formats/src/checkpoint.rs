@@ -319,6 +319,7 @@ mod tests {
             created_ms: id,
             max_key_groups: 128,
             backend: "rocksdb".into(),
+            key: None,
             states: Vec::new(),
             shards,
         };

@@ -46,6 +46,10 @@ pub struct Manifest {
     pub created_ms: u64,
     pub max_key_groups: u32,
     pub backend: String,
+    /// How keys are encoded (FORMAT.md §2); absent in manifests written before it was
+    /// recorded, when tools fall back to text-or-bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<crate::value::ValueEncoding>,
     pub states: Vec<StateDescriptor>,
     pub shards: Vec<ShardSnapshot>,
 }

@@ -82,6 +82,7 @@ mod checkpoints {
             created_ms: 0,
             max_key_groups: 128,
             backend: "heap".into(),
+            key: Some(ValueEncoding::Utf8),
             states: states(),
             shards: vec![ShardSnapshot { shard: 0, range, files: vec![FileRef::of(&path, &bytes)], source_position: serde_json::Value::Null }],
         };
@@ -120,6 +121,38 @@ mod checkpoints {
         assert_eq!(code, 0);
         let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one json line");
         assert_eq!((v["key"].as_str(), v["value"].as_i64(), v["state"].as_str()), (Some("k7"), Some(14), Some("count")));
+    }
+
+    #[test]
+    fn numeric_keys_render_as_numbers() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let root = d.path().join("n");
+        std::fs::create_dir(&root).expect("mkdir");
+        let range = KeyGroupRange { start: 0, end: 128 };
+        let key = 77u64.to_le_bytes();
+        let kg = formats::keygroup::key_group_of(&key, 128);
+        let mut sk = Vec::new();
+        formats::statekey::encode_prefix(&mut sk, kg, &key, b"");
+        let mut w = SnapshotWriter::new(states(), range);
+        w.add(0, kg, &sk, &5i64.to_le_bytes()).expect("add");
+        let bytes = w.finish().expect("finish");
+        let path = "chk-1/shard-0.snapshot".to_string();
+        let m = Manifest {
+            job: "n".into(),
+            checkpoint: CheckpointId(1),
+            parent: None,
+            created_ms: 0,
+            max_key_groups: 128,
+            backend: "heap".into(),
+            key: Some(ValueEncoding::U64),
+            states: states(),
+            shards: vec![ShardSnapshot { shard: 0, range, files: vec![FileRef::of(&path, &bytes)], source_position: serde_json::Value::Null }],
+        };
+        publish(&mut StdFs, &root, &m, &[Payload { path, bytes }]).expect("publish");
+        let (code, out, _) = statetool(&["dump", root.to_str().expect("utf8"), "--key", "77"]);
+        assert_eq!(code, 0);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one line");
+        assert_eq!((v["key"].as_u64(), v["value"].as_i64()), (Some(77), Some(5)));
     }
 
     #[test]

@@ -146,6 +146,7 @@ pub struct Ack {
 /// Everything the coordinator needs to write manifests.
 pub struct JobInfo {
     pub job: String,
+    pub key: formats::value::ValueEncoding,
     pub max_key_groups: u32,
     pub backend: String,
     pub shards: usize,
@@ -305,6 +306,7 @@ fn publish(
         created_ms: now_ms(),
         max_key_groups: info.max_key_groups,
         backend: info.backend.clone(),
+        key: Some(info.key.clone()),
         states,
         shards,
     };

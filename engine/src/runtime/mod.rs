@@ -301,7 +301,7 @@ where
     });
 
     let coordinator = cfg.checkpoint.clone().map(|ck| {
-        let info = JobInfo { job: p.name.clone(), max_key_groups: cfg.max_key_groups, backend: cfg.backend.to_string(), shards: n };
+        let info = JobInfo { job: p.name.clone(), key: <K as Key>::encoding(), max_key_groups: cfg.max_key_groups, backend: cfg.backend.to_string(), shards: n };
         let (b, d, f) = (barriers.clone(), done.clone(), failed.clone());
         std::thread::spawn(move || {
             checkpoint::coordinate(&ck, &info, &b, &ack_rx, last, &|| d.load(Ordering::Relaxed), &|| f.store(true, Ordering::Relaxed))

@@ -18,16 +18,28 @@ pub struct Args {
     /// Only this key group.
     #[arg(long)]
     key_group: Option<u16>,
-    /// Only this key (as text).
+    /// Only this key (as text, or as a number for numeric keys).
     #[arg(long)]
     key: Option<String>,
 }
 
-/// Keys are shown as text when they are UTF-8, otherwise as an array of bytes.
-fn key_json(k: &[u8]) -> serde_json::Value {
+/// Keys are rendered with the manifest's key encoding; without one (older manifests),
+/// as text when they are UTF-8, otherwise as an array of bytes.
+fn key_json(enc: Option<&formats::value::ValueEncoding>, k: &[u8]) -> serde_json::Value {
+    if let Some(v) = enc.and_then(|e| render_json(e, k).ok()) {
+        return v;
+    }
     match std::str::from_utf8(k) {
         Ok(s) => serde_json::Value::String(s.to_owned()),
         Err(_) => serde_json::Value::from(k.to_vec()),
+    }
+}
+
+/// Whether `--key WANT` names the stored key `k` under the key encoding.
+fn key_matches(enc: Option<&formats::value::ValueEncoding>, want: &str, k: &[u8]) -> bool {
+    match key_json(enc, k) {
+        serde_json::Value::String(s) => s == want,
+        other => want.parse::<serde_json::Value>().is_ok_and(|w| w == other),
     }
 }
 
@@ -56,7 +68,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
                     return;
                 }
             };
-            if a.key.as_ref().is_some_and(|want| want.as_bytes() != sk.key) {
+            if a.key.as_ref().is_some_and(|want| !key_matches(m.key.as_ref(), want, sk.key)) {
                 return;
             }
             let mut row = match formats::value::render_stored(desc, v) {
@@ -69,9 +81,9 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
             if let Some(o) = row.as_object_mut() {
                 o.insert("state".into(), desc.name.clone().into());
                 o.insert("key_group".into(), sk.key_group.0.into());
-                o.insert("key".into(), key_json(sk.key));
+                o.insert("key".into(), key_json(m.key.as_ref(), sk.key));
                 if let Some(uk) = &desc.user_key {
-                    o.insert("user_key".into(), render_json(uk, sk.user_key).unwrap_or_else(|_| key_json(sk.user_key)));
+                    o.insert("user_key".into(), key_json(Some(uk), sk.user_key));
                 }
             }
             buf.push_str(&row.to_string());
