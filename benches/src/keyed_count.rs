@@ -55,7 +55,10 @@ impl KeyedProcessFunction for Count {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "warn".into())).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "warn".into()))
+        .init();
     let a = Args::parse();
     let base = match &a.data_dir {
         Some(d) => d.clone(),
@@ -68,7 +71,10 @@ fn main() -> anyhow::Result<()> {
             cfg.rocks.cache_entries_max = c;
         }
         if let Some(ms) = a.checkpoint_interval_ms {
-            let ck = engine::runtime::checkpoint::CheckpointConfig::new(base.join("checkpoints"), std::time::Duration::from_millis(ms));
+            let ck = engine::runtime::checkpoint::CheckpointConfig::new(
+                base.join("checkpoints"),
+                std::time::Duration::from_millis(ms),
+            );
             cfg.checkpoint = Some(ck);
         }
         let report = Job::new("keyed-count")
@@ -77,7 +83,12 @@ fn main() -> anyhow::Result<()> {
             .process(|reg| Ok(Count { count: reg.value("count", None)? }))
             .sink(DiscardSink)
             .run(&cfg)?;
-        anyhow::ensure!(report.records_processed == a.records, "processed {} of {}", report.records_processed, a.records);
+        anyhow::ensure!(
+            report.records_processed == a.records,
+            "processed {} of {}",
+            report.records_processed,
+            a.records
+        );
         println!(
             "sluice records={} keys={} backend={} par={} cache_entries={} checkpoint_ms={} seconds={:.2} rec_per_s={:.0}",
             a.records,

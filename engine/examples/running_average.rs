@@ -33,7 +33,13 @@ impl KeyedProcessFunction for RunningAverage {
     type In = (u64, f64);
     type Out = (u64, f64);
 
-    fn process(&mut self, sensor: &u64, (_, reading): (u64, f64), ctx: &mut Context<'_>, out: &mut Vec<(u64, f64)>) -> Result<(), Error> {
+    fn process(
+        &mut self,
+        sensor: &u64,
+        (_, reading): (u64, f64),
+        ctx: &mut Context<'_>,
+        out: &mut Vec<(u64, f64)>,
+    ) -> Result<(), Error> {
         self.avg.add(ctx, reading)?;
         out.push((*sensor, self.avg.get(ctx)?.unwrap_or(reading)));
         Ok(())

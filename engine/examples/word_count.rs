@@ -17,7 +17,13 @@ impl KeyedProcessFunction for Count {
     type In = String;
     type Out = (String, u64);
 
-    fn process(&mut self, word: &String, _: String, ctx: &mut Context<'_>, out: &mut Vec<(String, u64)>) -> Result<(), Error> {
+    fn process(
+        &mut self,
+        word: &String,
+        _: String,
+        ctx: &mut Context<'_>,
+        out: &mut Vec<(String, u64)>,
+    ) -> Result<(), Error> {
         let n = self.count.get(ctx)?.unwrap_or(0) + 1;
         self.count.set(ctx, n)?;
         if !self.final_only {
@@ -43,7 +49,10 @@ fn main() -> anyhow::Result<()> {
     let report = Job::new("word-count")
         .source(FileSource::lines(path))
         .flat_map(|line: String| {
-            line.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect::<Vec<_>>()
+            line.split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(str::to_lowercase)
+                .collect::<Vec<_>>()
         })
         .key_by(|w: &String| w.clone())
         .process(|reg| Ok(Count { count: reg.value("count", None)?, final_only: true }))

@@ -23,7 +23,11 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("bad record in {source_name} at {position}: {reason}")]
     BadRecord { source_name: String, position: String, reason: String },
     #[error("executor: {0}")]

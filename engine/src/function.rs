@@ -10,8 +10,13 @@ pub trait KeyedProcessFunction: 'static {
 
     /// Called for every record, on the shard that owns the record's key group, with a
     /// context scoped to `key`.
-    fn process(&mut self, key: &Self::Key, input: Self::In, ctx: &mut Context<'_>, out: &mut Vec<Self::Out>)
-        -> Result<(), Error>;
+    fn process(
+        &mut self,
+        key: &Self::Key,
+        input: Self::In,
+        ctx: &mut Context<'_>,
+        out: &mut Vec<Self::Out>,
+    ) -> Result<(), Error>;
 
     /// Called once per shard after every input of that shard has ended (bounded sources,
     /// or a stop). The context has no current key; use the handles' `for_each` to visit

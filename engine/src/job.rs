@@ -99,11 +99,7 @@ impl<S: Send + 'static, T: Send + 'static, K: Key> KeyedStream<S, T, K> {
     where
         P: KeyedProcessFunction<Key = K, In = T>,
     {
-        Processed {
-            keyed: self,
-            factory: Arc::new(factory),
-            post: Arc::new(|o, emit| emit(o)),
-        }
+        Processed { keyed: self, factory: Arc::new(factory), post: Arc::new(|o, emit| emit(o)) }
     }
 }
 
@@ -124,7 +120,11 @@ where
 {
     pub fn map<U: 'static>(self, f: impl Fn(O) -> U + Send + Sync + 'static) -> Processed<S, T, K, P, U> {
         let prev = self.post;
-        Processed { keyed: self.keyed, factory: self.factory, post: Arc::new(move |s, emit| prev(s, &mut |o| emit(f(o)))) }
+        Processed {
+            keyed: self.keyed,
+            factory: self.factory,
+            post: Arc::new(move |s, emit| prev(s, &mut |o| emit(f(o)))),
+        }
     }
 
     pub fn filter(self, f: impl Fn(&O) -> bool + Send + Sync + 'static) -> Processed<S, T, K, P, O> {

@@ -101,7 +101,10 @@ impl<T> LineSink<T> {
     /// Creates (truncates) the file now, so an unwritable path fails before start-up.
     pub fn file(path: &Path, format: impl Fn(&T, &mut String) + Send + Sync + 'static) -> Result<Self, Error> {
         let f = File::create(path).map_err(|e| Error::io(path, e))?;
-        Ok(LineSink { target: Arc::new(Target::File(path.to_owned(), Mutex::new(BufWriter::new(f)))), format: Arc::new(format) })
+        Ok(LineSink {
+            target: Arc::new(Target::File(path.to_owned(), Mutex::new(BufWriter::new(f)))),
+            format: Arc::new(format),
+        })
     }
 }
 
@@ -139,9 +142,11 @@ impl<T> LineWriter<T> {
                 let mut lock = out.lock();
                 lock.write_all(self.buf.as_bytes()).map_err(|e| Error::io("stdout", e))?;
             }
-            Target::File(p, w) => {
-                w.lock().unwrap_or_else(|p| p.into_inner()).write_all(self.buf.as_bytes()).map_err(|e| Error::io(p, e))?
-            }
+            Target::File(p, w) => w
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .write_all(self.buf.as_bytes())
+                .map_err(|e| Error::io(p, e))?,
         }
         self.buf.clear();
         Ok(())

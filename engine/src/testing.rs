@@ -9,7 +9,9 @@ use formats::statekey;
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::state::context::Scratch;
-use crate::state::{Backend, BackendKind, CachedBackend, Context, HeapBackend, RocksBackend, RocksConfig, StateRegistry};
+use crate::state::{
+    Backend, BackendKind, CachedBackend, Context, HeapBackend, RocksBackend, RocksConfig, StateRegistry,
+};
 
 pub struct StateHarness {
     backend: Box<dyn Backend>,
@@ -45,13 +47,21 @@ impl StateHarness {
         let kg = key_group_of(key, KEY_GROUPS_DEFAULT);
         self.prefix.clear();
         statekey::encode_prefix(&mut self.prefix, kg, key, b"");
-        let mut ctx = Context::new(&mut *self.backend, &self.prefix, &self.clock, &mut self.scratch, formats::ShardId(0), kg);
+        let mut ctx =
+            Context::new(&mut *self.backend, &self.prefix, &self.clock, &mut self.scratch, formats::ShardId(0), kg);
         f(&mut ctx)
     }
 
     /// Runs `f` with no current key, as at end of input (for `for_each` scans).
     pub fn without_key<R>(&mut self, f: impl FnOnce(&mut Context<'_>) -> R) -> R {
-        let mut ctx = Context::new(&mut *self.backend, &[], &self.clock, &mut self.scratch, formats::ShardId(0), formats::KeyGroup(0));
+        let mut ctx = Context::new(
+            &mut *self.backend,
+            &[],
+            &self.clock,
+            &mut self.scratch,
+            formats::ShardId(0),
+            formats::KeyGroup(0),
+        );
         f(&mut ctx)
     }
 

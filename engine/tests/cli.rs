@@ -50,7 +50,9 @@ fn read_results(path: &Path, field: &str) -> BTreeMap<String, f64> {
 
 /// Rows of (user, amount, item), deterministic.
 fn rows(n: u64) -> Vec<(String, i64, String)> {
-    (0..n).map(|i| (format!("u{}", (i * 7919) % 37), ((i * 31) % 200) as i64 - 50, format!("item{}", (i * 13) % 11))).collect()
+    (0..n)
+        .map(|i| (format!("u{}", (i * 7919) % 37), ((i * 31) % 200) as i64 - 50, format!("item{}", (i * 13) % 11)))
+        .collect()
 }
 
 fn reference(rows: &[(String, i64, String)], agg: &str) -> BTreeMap<String, f64> {
@@ -85,7 +87,10 @@ fn toml_aggregates_equal_reference_for_csv_and_json() {
         .chain(data.iter().map(|(u, a, i)| format!("{u},{a},\"{i}\"\n")))
         .collect();
     write(d, "in.csv", csv);
-    let json: String = data.iter().map(|(u, a, i)| format!("{{\"user\":\"{u}\",\"order\":{{\"amount\":{a}}},\"item\":\"{i}\"}}\n")).collect();
+    let json: String = data
+        .iter()
+        .map(|(u, a, i)| format!("{{\"user\":\"{u}\",\"order\":{{\"amount\":{a}}},\"item\":\"{i}\"}}\n"))
+        .collect();
     write(d, "in.jsonl", json);
     for agg in ["count", "sum", "min", "max", "average", "distinct_count"] {
         let want = reference(&data, agg);
@@ -101,7 +106,20 @@ fn toml_aggregates_equal_reference_for_csv_and_json() {
             write(d, "job.toml", job(source, "user", agg, field, "kind = \"file\"\npath = \"out.jsonl\""));
             for backend in ["heap", "rocksdb"] {
                 for shards in ["1", "2"] {
-                    let r = sluice(d, &["run", "job.toml", "--shards", shards, "--state-backend", backend, "--data-dir", "data", "--no-pin"]);
+                    let r = sluice(
+                        d,
+                        &[
+                            "run",
+                            "job.toml",
+                            "--shards",
+                            shards,
+                            "--state-backend",
+                            backend,
+                            "--data-dir",
+                            "data",
+                            "--no-pin",
+                        ],
+                    );
                     assert_eq!(r.code, 0, "{agg} {format} {backend} x{shards}: {}", r.stderr);
                     let got = read_results(&d.join("out.jsonl"), agg);
                     assert_eq!(got.len(), want.len(), "{agg} {format} {backend} x{shards}");
@@ -121,10 +139,18 @@ fn generator_job_and_updates_mode() {
     // "updates" outputs one line per record, the last per key being the final count.
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let spec = job("kind = \"generator\"\ncount = 10000\nkeys = 7", "key", "count", None, "kind = \"file\"\npath = \"out.jsonl\"")
-        + "\n[output]\nemit = \"updates\"\n";
+    let spec = job(
+        "kind = \"generator\"\ncount = 10000\nkeys = 7",
+        "key",
+        "count",
+        None,
+        "kind = \"file\"\npath = \"out.jsonl\"",
+    ) + "\n[output]\nemit = \"updates\"\n";
     write(d, "job.toml", spec);
-    let r = sluice(d, &["run", "job.toml", "--shards", "3", "--state-backend", "rocksdb", "--data-dir", "data", "--no-pin"]);
+    let r = sluice(
+        d,
+        &["run", "job.toml", "--shards", "3", "--state-backend", "rocksdb", "--data-dir", "data", "--no-pin"],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let text = std::fs::read_to_string(d.join("out.jsonl")).expect("out");
     assert_eq!(text.lines().count(), 10000);
@@ -146,8 +172,13 @@ fn bad_records_are_counted_dead_lettered_and_skipped() {
     input.extend_from_slice(b"\xff\xfe,3\n"); // invalid UTF-8
     input.extend_from_slice(b"b,5\n");
     write(d, "in.csv", &input);
-    let spec = job("kind = \"file\"\npath = \"in.csv\"\nformat = \"csv\"\nheader = true", "user", "sum", Some("amount"), "kind = \"file\"\npath = \"out.jsonl\"")
-        + "\n[errors]\ndead_letter = \"bad.jsonl\"\n";
+    let spec = job(
+        "kind = \"file\"\npath = \"in.csv\"\nformat = \"csv\"\nheader = true",
+        "user",
+        "sum",
+        Some("amount"),
+        "kind = \"file\"\npath = \"out.jsonl\"",
+    ) + "\n[errors]\ndead_letter = \"bad.jsonl\"\n";
     write(d, "job.toml", spec);
     let r = sluice(d, &["run", "job.toml", "--shards", "2", "--no-pin"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -163,7 +194,8 @@ fn bad_records_are_counted_dead_lettered_and_skipped() {
     assert!(reasons.iter().any(|r| r.contains("invalid UTF-8")), "{reasons:?}");
     let offset_of_bad_number = input.windows(14).position(|w| w == b"a,not-a-number").expect("present");
     assert!(
-        entries.iter().any(|e| e["position"] == format!("byte offset {offset_of_bad_number}") && e["source"].as_str().is_some_and(|s| s.ends_with("in.csv"))),
+        entries.iter().any(|e| e["position"] == format!("byte offset {offset_of_bad_number}")
+            && e["source"].as_str().is_some_and(|s| s.ends_with("in.csv"))),
         "dead letter names source and offset: {dead}"
     );
 }
@@ -173,7 +205,11 @@ fn fail_on_bad_record_stops_with_the_position() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     write(d, "in.jsonl", "{\"k\":\"a\"}\n{\"k\":\"b\"}\n{not json\n{\"k\":\"c\"}\n");
-    write(d, "job.toml", job("kind = \"file\"\npath = \"in.jsonl\"\nformat = \"json\"", "k", "count", None, "kind = \"stdout\""));
+    write(
+        d,
+        "job.toml",
+        job("kind = \"file\"\npath = \"in.jsonl\"\nformat = \"json\"", "k", "count", None, "kind = \"stdout\""),
+    );
     let r = sluice(d, &["run", "job.toml", "--shards", "1", "--fail-on-bad-record"]);
     assert_eq!(r.code, 1, "a failed job exits 1: {}", r.stderr);
     assert!(r.stderr.contains("in.jsonl at byte offset 20"), "names file and offset: {}", r.stderr);
@@ -192,8 +228,17 @@ fn bad_job_files_name_file_line_and_field() {
         (job(good_source, "usr", "count", None, "kind = \"stdout\""), "job.toml:11", "key.field"),
         (job(good_source, "user", "median", None, "kind = \"stdout\""), "job.toml:14", "unknown variant `median`"),
         (job(good_source, "user", "count", None, "kind = \"file\""), "job.toml:16", "sink.path"),
-        (job(&format!("{good_source}\npth = \"x\""), "user", "count", None, "kind = \"stdout\""), "job.toml:9", "unknown field `pth`"),
-        (job(good_source, "user", "count", None, "kind = \"stdout\"").replace("name = \"t\"", "name = \"bad name!\""), "job.toml:2", "job.name"),
+        (
+            job(&format!("{good_source}\npth = \"x\""), "user", "count", None, "kind = \"stdout\""),
+            "job.toml:9",
+            "unknown field `pth`",
+        ),
+        (
+            job(good_source, "user", "count", None, "kind = \"stdout\"")
+                .replace("name = \"t\"", "name = \"bad name!\""),
+            "job.toml:2",
+            "job.name",
+        ),
         ("[job\nname = 1".to_string(), "job.toml:1", ""),
     ];
     for (text, at, words) in cases {
@@ -209,7 +254,17 @@ fn bad_job_files_name_file_line_and_field() {
 fn missing_input_exits_2_and_creates_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    write(d, "job.toml", job("kind = \"file\"\npath = \"nope.txt\"\nformat = \"lines\"", "line", "count", None, "kind = \"file\"\npath = \"out.jsonl\""));
+    write(
+        d,
+        "job.toml",
+        job(
+            "kind = \"file\"\npath = \"nope.txt\"\nformat = \"lines\"",
+            "line",
+            "count",
+            None,
+            "kind = \"file\"\npath = \"out.jsonl\"",
+        ),
+    );
     let r = sluice(d, &["run", "job.toml", "--data-dir", "data", "--dead-letter", "bad.jsonl"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("nope.txt") && r.stderr.contains("No such file"), "{}", r.stderr);
@@ -223,7 +278,17 @@ fn unusable_data_dir_exits_2_and_creates_nothing() {
     let d = dir.path();
     write(d, "in.txt", "a\nb\n");
     write(d, "blocker", "a regular file where a directory should be");
-    write(d, "job.toml", job("kind = \"file\"\npath = \"in.txt\"\nformat = \"lines\"", "line", "count", None, "kind = \"file\"\npath = \"out.jsonl\""));
+    write(
+        d,
+        "job.toml",
+        job(
+            "kind = \"file\"\npath = \"in.txt\"\nformat = \"lines\"",
+            "line",
+            "count",
+            None,
+            "kind = \"file\"\npath = \"out.jsonl\"",
+        ),
+    );
     let r = sluice(d, &["run", "job.toml", "--data-dir", "blocker/state", "--state-backend", "rocksdb"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("blocker/state"), "names the directory: {}", r.stderr);
@@ -275,8 +340,10 @@ fn sigterm_stops_an_unbounded_tcp_job_and_flushes() {
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let got = read_results(&d.join("out.jsonl"), "count");
-    let want: BTreeMap<String, f64> =
-        [("to", 2.0), ("be", 2.0), ("or", 1.0), ("not", 1.0), ("that", 1.0), ("is", 1.0)].into_iter().map(|(k, v)| (k.into(), v)).collect();
+    let want: BTreeMap<String, f64> = [("to", 2.0), ("be", 2.0), ("or", 1.0), ("not", 1.0), ("that", 1.0), ("is", 1.0)]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v))
+        .collect();
     assert_eq!(got, want);
 }
 
@@ -298,13 +365,23 @@ fn restore_refuses_non_checkpoints_corruption_and_other_jobs() {
     // or another job's checkpoint exits 2 naming the path; nothing is modified.
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let spec = job("kind = \"generator\"\ncount = 20000\nkeys = 50", "key", "count", None, "kind = \"file\"\npath = \"out.jsonl\"")
-        + "\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 1\n";
+    let spec = job(
+        "kind = \"generator\"\ncount = 20000\nkeys = 50",
+        "key",
+        "count",
+        None,
+        "kind = \"file\"\npath = \"out.jsonl\"",
+    ) + "\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 1\n";
     write(d, "job.toml", &spec);
     let r = sluice(d, &["run", "job.toml", "--shards", "2", "--no-pin", "--state-backend", "heap"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let root = d.join("ck").join("t");
-    let chk: Vec<String> = std::fs::read_dir(&root).expect("ls").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("chk-")).collect();
+    let chk: Vec<String> = std::fs::read_dir(&root)
+        .expect("ls")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("chk-"))
+        .collect();
     assert_eq!(chk.len(), 1, "one checkpoint retained: {chk:?}");
 
     let r = sluice(d, &["run", "job.toml", "--from", "job.toml"]);
@@ -335,15 +412,24 @@ fn restore_continues_a_file_job_onto_another_shard_count() {
     let d = dir.path();
     let text: String = (0..60_000).map(|i| format!("w{} w{}\n", i % 101, i % 7)).collect();
     write(d, "in.txt", &text);
-    let spec = job("kind = \"file\"\npath = \"in.txt\"\nformat = \"words\"", "word", "count", None, "kind = \"file\"\npath = \"out.jsonl\"")
-        + "\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 1\nretain = 3\n";
+    let spec = job(
+        "kind = \"file\"\npath = \"in.txt\"\nformat = \"words\"",
+        "word",
+        "count",
+        None,
+        "kind = \"file\"\npath = \"out.jsonl\"",
+    ) + "\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 1\nretain = 3\n";
     write(d, "job.toml", &spec);
     let r = sluice(d, &["run", "job.toml", "--shards", "3", "--no-pin"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let full = read_results(&d.join("out.jsonl"), "count");
     // Restore from the oldest retained checkpoint (mid-input) with 2 shards.
     let root = d.join("ck").join("t");
-    let mut ids: Vec<u64> = std::fs::read_dir(&root).expect("ls").flatten().filter_map(|e| e.file_name().to_string_lossy().strip_prefix("chk-").and_then(|n| n.parse().ok())).collect();
+    let mut ids: Vec<u64> = std::fs::read_dir(&root)
+        .expect("ls")
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().strip_prefix("chk-").and_then(|n| n.parse().ok()))
+        .collect();
     ids.sort_unstable();
     let oldest = root.join(format!("chk-{}", ids.first().expect("a checkpoint")));
     let r = sluice(d, &["run", "job.toml", "--shards", "2", "--no-pin", "--from", oldest.to_str().expect("utf8")]);
@@ -362,19 +448,35 @@ fn checkpoint_timeouts_beyond_tolerance_fail_the_job() {
     write(d, "job.toml", &spec);
     let r = sluice(d, &["run", "job.toml", "--shards", "2", "--no-pin", "--state-backend", "heap"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("1 consecutive checkpoint(s) failed (tolerated: 0)") && r.stderr.contains("took longer than 1 ms"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("1 consecutive checkpoint(s) failed (tolerated: 0)")
+            && r.stderr.contains("took longer than 1 ms"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
 fn cleanup_delete_removes_checkpoints_after_a_clean_end() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let base = job("kind = \"generator\"\ncount = 300000\nkeys = 100", "key", "count", None, "kind = \"file\"\npath = \"out.jsonl\"");
+    let base = job(
+        "kind = \"generator\"\ncount = 300000\nkeys = 100",
+        "key",
+        "count",
+        None,
+        "kind = \"file\"\npath = \"out.jsonl\"",
+    );
     write(d, "keep.toml", base.clone() + "\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 1\n");
     let r = sluice(d, &["run", "keep.toml", "--shards", "2", "--no-pin"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(d.join("ck").join("t").exists(), "retained by default");
-    write(d, "delete.toml", base.replace("name = \"t\"", "name = \"u\"") + "\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 1\ncleanup = \"delete\"\n");
+    write(
+        d,
+        "delete.toml",
+        base.replace("name = \"t\"", "name = \"u\"")
+            + "\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 1\ncleanup = \"delete\"\n",
+    );
     let r = sluice(d, &["run", "delete.toml", "--shards", "2", "--no-pin"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!d.join("ck").join("u").exists(), "deleted after a clean end");

@@ -45,7 +45,8 @@ impl Rng {
 
 fn in_progress(root: &Path) -> bool {
     std::fs::read_dir(root).is_ok_and(|rd| {
-        rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with("chk-") && !e.path().join("_manifest").exists())
+        rd.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("chk-") && !e.path().join("_manifest").exists())
     })
 }
 
@@ -57,7 +58,17 @@ fn sluice(d: &Path, job: &Path, root: &Path, rng: &mut Rng) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sluice"));
     let shards = 1 + rng.below(3);
     let backend = if rng.below(2) == 0 { "heap" } else { "rocksdb" };
-    c.args(["run", job.to_str().unwrap_or_default(), "--shards", &shards.to_string(), "--state-backend", backend, "--no-pin", "--data-dir", "data"]);
+    c.args([
+        "run",
+        job.to_str().unwrap_or_default(),
+        "--shards",
+        &shards.to_string(),
+        "--state-backend",
+        backend,
+        "--no-pin",
+        "--data-dir",
+        "data",
+    ]);
     if published(root) {
         c.arg("--from").arg(root);
     }
@@ -124,7 +135,8 @@ fn no_update_lost_or_doubled_across_kill_9() {
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("json");
         let key: u64 = v["key"].as_str().and_then(|k| k.parse().ok()).expect("key");
-        let row = (v["count"].as_u64().expect("count"), v["max"].as_u64().expect("max"), v["sum"].as_u64().expect("sum"));
+        let row =
+            (v["count"].as_u64().expect("count"), v["max"].as_u64().expect("max"), v["sum"].as_u64().expect("sum"));
         assert!(got.insert(key, row).is_none(), "key {key} emitted twice");
     }
     let lost: u64 = want.iter().map(|(k, w)| w.0.saturating_sub(got.get(k).map_or(0, |g| g.0))).sum();
@@ -136,5 +148,8 @@ fn no_update_lost_or_doubled_across_kill_9() {
     assert_eq!((lost, doubled), (0, 0));
     assert_eq!(got, want, "every key's count, largest seq and sum match the failure-free model");
     assert!(kills >= cycles * 8 / 10, "most cycles end in a kill ({kills} of {cycles})");
-    assert!(during_checkpoint * 10 >= kills * 3, "at least 30% of kills hit a checkpoint being written ({during_checkpoint} of {kills})");
+    assert!(
+        during_checkpoint * 10 >= kills * 3,
+        "at least 30% of kills hit a checkpoint being written ({during_checkpoint} of {kills})"
+    );
 }

@@ -61,12 +61,21 @@ pub fn publish(fs: &mut dyn Fs, root: &Path, m: &Manifest, payloads: &[Payload])
     for f in m.files() {
         match by_path.get(f.path.as_str()) {
             Some(p) if p.bytes.len() as u64 != f.size || crc32fast::hash(&p.bytes) != f.crc32 => {
-                return Err(FormatError::Invalid { what: "checkpoint payload", offset: 0, reason: format!("{} does not match its manifest entry", f.path) });
+                return Err(FormatError::Invalid {
+                    what: "checkpoint payload",
+                    offset: 0,
+                    reason: format!("{} does not match its manifest entry", f.path),
+                });
             }
             Some(_) => {}
-            None if f.path.starts_with(&format!("{}/", layout::SHARED_DIR)) && fs.exists(&layout::resolve(root, &f.path)) => {}
+            None if f.path.starts_with(&format!("{}/", layout::SHARED_DIR))
+                && fs.exists(&layout::resolve(root, &f.path)) => {}
             None => {
-                return Err(FormatError::Invalid { what: "checkpoint payload", offset: 0, reason: format!("{} is neither written nor already shared", f.path) });
+                return Err(FormatError::Invalid {
+                    what: "checkpoint payload",
+                    offset: 0,
+                    reason: format!("{} is neither written nor already shared", f.path),
+                });
             }
         }
     }
@@ -74,7 +83,11 @@ pub fn publish(fs: &mut dyn Fs, root: &Path, m: &Manifest, payloads: &[Payload])
     let chk = layout::checkpoint_dir(root, m.checkpoint);
     ensure_dir(fs, &shared)?;
     if fs.exists(&layout::manifest_path(root, m.checkpoint)) {
-        return Err(FormatError::Invalid { what: "checkpoint", offset: 0, reason: format!("{} is already published", chk.display()) });
+        return Err(FormatError::Invalid {
+            what: "checkpoint",
+            offset: 0,
+            reason: format!("{} is already published", chk.display()),
+        });
     }
     if fs.exists(&chk) {
         // A leftover of an attempt that never published: start it over.
@@ -146,13 +159,20 @@ fn verify_file(fs: &dyn Fs, root: &Path, f: &FileRef, verify: Verify) -> Result<
     let p = layout::resolve(root, &f.path);
     let size = fs.size(&p).map_err(io(&p))?;
     if size != f.size {
-        return Err(FormatError::Invalid { what: "checkpoint file", offset: 0, reason: format!("size {size}, manifest says {}", f.size) }.in_file(&p));
+        return Err(FormatError::Invalid {
+            what: "checkpoint file",
+            offset: 0,
+            reason: format!("size {size}, manifest says {}", f.size),
+        }
+        .in_file(&p));
     }
     if verify == Verify::Checksums {
         let data = fs.read(&p).map_err(io(&p))?;
         let computed = crc32fast::hash(&data);
         if computed != f.crc32 {
-            return Err(FormatError::Checksum { what: "checkpoint file", offset: 0, stored: f.crc32, computed }.in_file(&p));
+            return Err(
+                FormatError::Checksum { what: "checkpoint file", offset: 0, stored: f.crc32, computed }.in_file(&p)
+            );
         }
     }
     Ok(())
@@ -164,7 +184,12 @@ pub fn load(fs: &dyn Fs, root: &Path, id: CheckpointId, verify: Verify) -> Resul
     let bytes = fs.read(&mp).map_err(io(&mp))?;
     let m = Manifest::decode(&bytes).map_err(|e| e.in_file(&mp))?;
     if m.checkpoint != id {
-        return Err(FormatError::Invalid { what: "manifest", offset: 0, reason: format!("names checkpoint {}, found in {}", m.checkpoint.0, layout::checkpoint_dir_name(id)) }.in_file(&mp));
+        return Err(FormatError::Invalid {
+            what: "manifest",
+            offset: 0,
+            reason: format!("names checkpoint {}, found in {}", m.checkpoint.0, layout::checkpoint_dir_name(id)),
+        }
+        .in_file(&mp));
     }
     for f in m.files() {
         verify_file(fs, root, f, verify)?;
@@ -174,7 +199,8 @@ pub fn load(fs: &dyn Fs, root: &Path, id: CheckpointId, verify: Verify) -> Resul
 
 /// Checkpoint ids that have a directory under `root`, newest first.
 pub fn checkpoint_ids(fs: &dyn Fs, root: &Path) -> Result<Vec<CheckpointId>, FormatError> {
-    let mut ids: Vec<CheckpointId> = fs.list(root).map_err(io(root))?.iter().filter_map(|n| layout::parse_checkpoint_dir_name(n)).collect();
+    let mut ids: Vec<CheckpointId> =
+        fs.list(root).map_err(io(root))?.iter().filter_map(|n| layout::parse_checkpoint_dir_name(n)).collect();
     ids.sort_unstable_by(|a, b| b.cmp(a));
     Ok(ids)
 }
@@ -243,7 +269,8 @@ pub fn plan_gc(fs: &dyn Fs, root: &Path, retain: usize) -> Result<GcPlan, Format
     plan.aborted = invalid.into_iter().filter(|id| newest.is_some_and(|n| *id < n)).collect();
     let shared = layout::shared_dir(root);
     if fs.is_dir(&shared) {
-        plan.orphaned_shared = fs.list(&shared).map_err(io(&shared))?.into_iter().filter(|n| !plan.live_shared.contains_key(n)).collect();
+        plan.orphaned_shared =
+            fs.list(&shared).map_err(io(&shared))?.into_iter().filter(|n| !plan.live_shared.contains_key(n)).collect();
     }
     Ok(plan)
 }
@@ -285,7 +312,10 @@ mod tests {
     use crate::simfs::{LossModel, SimFs};
 
     fn file(path: &str, bytes: &[u8]) -> (FileRef, Payload) {
-        (FileRef { path: path.into(), size: bytes.len() as u64, crc32: crc32fast::hash(bytes) }, Payload { path: path.into(), bytes: bytes.to_vec() })
+        (
+            FileRef { path: path.into(), size: bytes.len() as u64, crc32: crc32fast::hash(bytes) },
+            Payload { path: path.into(), bytes: bytes.to_vec() },
+        )
     }
 
     /// Checkpoint `id` with two shards: one new shared file each, one borrowed shared
@@ -372,7 +402,10 @@ mod tests {
         }
         // Not vacuous: each model sees both outcomes.
         for m in [LossModel::KeepAll, LossModel::DropUnsyncedData, LossModel::DropUnsyncedDataAndNames] {
-            assert!(seen.contains_key(&(format!("{m:?}"), Some(1))) && seen.contains_key(&(format!("{m:?}"), Some(2))), "{m:?}: {seen:?}");
+            assert!(
+                seen.contains_key(&(format!("{m:?}"), Some(1))) && seen.contains_key(&(format!("{m:?}"), Some(2))),
+                "{m:?}: {seen:?}"
+            );
         }
     }
 
@@ -430,6 +463,9 @@ mod tests {
         assert!(d.latest.is_none());
         let msg = d.rejected.first().map(|(_, e)| e.to_string()).unwrap_or_default();
         assert!(msg.contains("sst-1-0") && msg.contains("checksum"), "{msg}");
-        assert!(latest(&fs, &root(), Verify::Sizes).expect("discover").latest.is_some(), "sizes alone cannot see a flipped bit");
+        assert!(
+            latest(&fs, &root(), Verify::Sizes).expect("discover").latest.is_some(),
+            "sizes alone cannot see a flipped bit"
+        );
     }
 }

@@ -71,7 +71,12 @@ pub fn encode(kind: Kind, version: u16, body: &[u8]) -> Result<Vec<u8>, FormatEr
 /// Verifies an envelope of `kind` and returns (version, body).
 pub fn decode(kind: Kind, bytes: &[u8]) -> Result<(u16, &[u8]), FormatError> {
     if bytes.len() < HEADER_LEN + TRAILER_LEN {
-        return Err(FormatError::Truncated { what: "envelope", offset: 0, needed: HEADER_LEN + TRAILER_LEN, have: bytes.len() });
+        return Err(FormatError::Truncated {
+            what: "envelope",
+            offset: 0,
+            needed: HEADER_LEN + TRAILER_LEN,
+            have: bytes.len(),
+        });
     }
     if bytes.get(MAGIC_OFFSET..MAGIC_OFFSET + 4) != Some(&MAGIC[..]) {
         return Err(FormatError::Invalid { what: "envelope magic", offset: 0, reason: "not a sluice file".into() });
@@ -83,7 +88,11 @@ pub fn decode(kind: Kind, bytes: &[u8]) -> Result<(u16, &[u8]), FormatError> {
     }
     let found_kind = u16_at(bytes, KIND_OFFSET);
     if found_kind != kind as u16 {
-        return Err(FormatError::Invalid { what: "envelope kind", offset: KIND_OFFSET, reason: format!("expected {}, found {found_kind}", kind as u16) });
+        return Err(FormatError::Invalid {
+            what: "envelope kind",
+            offset: KIND_OFFSET,
+            reason: format!("expected {}, found {found_kind}", kind as u16),
+        });
     }
     let len = u32_at(bytes, BODY_LEN_OFFSET) as usize;
     if len > BODY_LEN_MAX {

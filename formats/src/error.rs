@@ -13,9 +13,17 @@ pub enum FormatError {
     #[error("{what} checksum mismatch at offset {offset}: stored {stored:#010x}, computed {computed:#010x}")]
     Checksum { what: &'static str, offset: usize, stored: u32, computed: u32 },
     #[error("{path}: {source}")]
-    File { path: PathBuf, #[source] source: Box<FormatError> },
+    File {
+        path: PathBuf,
+        #[source]
+        source: Box<FormatError>,
+    },
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl FormatError {

@@ -23,7 +23,9 @@ pub fn validate_job_name(name: &str) -> Result<(), String> {
         return Err(format!("job name {name:?} must be 1 to 128 characters"));
     }
     if name.starts_with('.') || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        return Err(format!("job name {name:?} may only use letters, digits, '-', '_' and '.', and not start with '.'"));
+        return Err(format!(
+            "job name {name:?} may only use letters, digits, '-', '_' and '.', and not start with '.'"
+        ));
     }
     Ok(())
 }

@@ -16,9 +16,9 @@ pub mod keygroup;
 pub mod layout;
 pub mod manifest;
 pub mod publish;
-pub mod snapshot;
 #[cfg(any(test, feature = "sim"))]
 pub mod simfs;
+pub mod snapshot;
 pub mod statekey;
 pub mod ttl;
 pub mod value;

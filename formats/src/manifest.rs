@@ -75,7 +75,10 @@ impl Manifest {
                 return Err(invalid(format!("shard {} listed at position {i}", s.shard)));
             }
             if u32::from(s.range.start) != next || s.range.is_empty() {
-                return Err(invalid(format!("shard {} range {}..{} does not continue at {next}", s.shard, s.range.start, s.range.end)));
+                return Err(invalid(format!(
+                    "shard {} range {}..{} does not continue at {next}",
+                    s.shard, s.range.start, s.range.end
+                )));
             }
             next = u32::from(s.range.end);
         }
@@ -89,7 +92,11 @@ impl Manifest {
             let ok_prefix = f.path.starts_with(&own) || f.path.starts_with(&format!("{}/", layout::SHARED_DIR));
             let clean = !f.path.split('/').any(|c| c.is_empty() || c == "." || c == "..");
             if !ok_prefix || !clean {
-                return Err(invalid(format!("file path {:?} is neither under {own} nor under {}/", f.path, layout::SHARED_DIR)));
+                return Err(invalid(format!(
+                    "file path {:?} is neither under {own} nor under {}/",
+                    f.path,
+                    layout::SHARED_DIR
+                )));
             }
             // 9.3: a path is listed once.
             if !seen.insert(&f.path) {
@@ -113,7 +120,11 @@ impl Manifest {
     pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
         let (version, body) = envelope::decode(Kind::CheckpointManifest, bytes)?;
         if version != MANIFEST_VERSION {
-            return Err(FormatError::Invalid { what: "manifest version", offset: envelope::VERSION_OFFSET, reason: format!("unsupported version {version}") });
+            return Err(FormatError::Invalid {
+                what: "manifest version",
+                offset: envelope::VERSION_OFFSET,
+                reason: format!("unsupported version {version}"),
+            });
         }
         let m: Manifest = serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
         m.validate()?;

@@ -46,7 +46,8 @@ pub enum LossModel {
     DropUnsyncedDataAndNames,
 }
 
-pub const LOSS_MODELS: [LossModel; 3] = [LossModel::KeepAll, LossModel::DropUnsyncedData, LossModel::DropUnsyncedDataAndNames];
+pub const LOSS_MODELS: [LossModel; 3] =
+    [LossModel::KeepAll, LossModel::DropUnsyncedData, LossModel::DropUnsyncedDataAndNames];
 
 #[derive(Debug, Clone)]
 pub struct SimFs {
@@ -162,7 +163,8 @@ impl SimFs {
     /// images of a crash before the first recorded operation.
     pub fn crash_images(&self, before: &SimState) -> Vec<(String, LossModel, SimFs)> {
         let mut out = Vec::new();
-        let steps = std::iter::once(("before any operation".to_string(), before)).chain(self.history.iter().map(|(n, s)| (n.clone(), s)));
+        let steps = std::iter::once(("before any operation".to_string(), before))
+            .chain(self.history.iter().map(|(n, s)| (n.clone(), s)));
         for (name, state) in steps {
             for m in LOSS_MODELS {
                 out.push((name.clone(), m, SimFs::from_state(state.crash(m))));
@@ -241,7 +243,8 @@ impl Fs for SimFs {
         self.op(format!("rename {} -> {}", from.display(), to.display()), |s| {
             let (fd, fname) = s.parent(from)?;
             let (td, tname) = s.parent(to)?;
-            let node = s.dir_mut(fd).live.remove(&fname).ok_or_else(|| err(io::ErrorKind::NotFound, "no source", from))?;
+            let node =
+                s.dir_mut(fd).live.remove(&fname).ok_or_else(|| err(io::ErrorKind::NotFound, "no source", from))?;
             s.dir_mut(td).live.insert(tname, node);
             Ok(())
         })

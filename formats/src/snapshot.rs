@@ -67,7 +67,14 @@ pub struct SnapshotWriter {
 
 impl SnapshotWriter {
     pub fn new(states: Vec<StateDescriptor>, range: KeyGroupRange) -> Self {
-        SnapshotWriter { out: Vec::new(), index: SnapshotIndex { states, range, blocks: Vec::new() }, raw: Vec::new(), current: None, entries: 0, last_key: Vec::new() }
+        SnapshotWriter {
+            out: Vec::new(),
+            index: SnapshotIndex { states, range, blocks: Vec::new() },
+            raw: Vec::new(),
+            current: None,
+            entries: 0,
+            last_key: Vec::new(),
+        }
     }
 
     fn cut(&mut self) -> Result<(), FormatError> {
@@ -75,7 +82,11 @@ impl SnapshotWriter {
         if self.entries == 0 {
             return Ok(());
         }
-        let stored = zstd::bulk::compress(&self.raw, ZSTD_LEVEL).map_err(|e| FormatError::Invalid { what: "snapshot block", offset: self.out.len(), reason: e.to_string() })?;
+        let stored = zstd::bulk::compress(&self.raw, ZSTD_LEVEL).map_err(|e| FormatError::Invalid {
+            what: "snapshot block",
+            offset: self.out.len(),
+            reason: e.to_string(),
+        })?;
         let offset = self.out.len() as u64;
         let mut h = Vec::with_capacity(BLOCK_HEADER_LEN);
         h.extend_from_slice(&BLOCK_MAGIC);
@@ -90,7 +101,13 @@ impl SnapshotWriter {
         h.extend_from_slice(&hcrc.to_le_bytes());
         self.out.extend_from_slice(&h);
         self.out.extend_from_slice(&stored);
-        self.index.blocks.push(BlockRef { state, key_group: kg, offset, len: (BLOCK_HEADER_LEN + stored.len()) as u32, entries: self.entries });
+        self.index.blocks.push(BlockRef {
+            state,
+            key_group: kg,
+            offset,
+            len: (BLOCK_HEADER_LEN + stored.len()) as u32,
+            entries: self.entries,
+        });
         self.raw.clear();
         self.entries = 0;
         Ok(())
@@ -100,7 +117,10 @@ impl SnapshotWriter {
         let group = (state, kg.0);
         let bad = |reason: String| FormatError::Invalid { what: "snapshot entry order", offset: 0, reason };
         if !self.index.range.contains(kg) {
-            return Err(bad(format!("key group {} outside {}..{}", kg.0, self.index.range.start, self.index.range.end)));
+            return Err(bad(format!(
+                "key group {} outside {}..{}",
+                kg.0, self.index.range.start, self.index.range.end
+            )));
         }
         if state as usize >= self.index.states.len() {
             return Err(bad(format!("state {state} not declared")));
@@ -133,7 +153,11 @@ impl SnapshotWriter {
     pub fn finish(mut self) -> Result<Vec<u8>, FormatError> {
         self.cut()?;
         let index_offset = self.out.len() as u64;
-        let body = serde_json::to_vec(&self.index).map_err(|e| FormatError::Invalid { what: "snapshot index", offset: 0, reason: e.to_string() })?;
+        let body = serde_json::to_vec(&self.index).map_err(|e| FormatError::Invalid {
+            what: "snapshot index",
+            offset: 0,
+            reason: e.to_string(),
+        })?;
         self.out.extend_from_slice(&envelope::encode(Kind::SnapshotIndex, SNAPSHOT_VERSION, &body)?);
         let mut f = Vec::with_capacity(FOOTER_LEN);
         f.extend_from_slice(&FOOTER_MAGIC);
@@ -171,18 +195,38 @@ impl<'a> SnapshotReader<'a> {
         o.copy_from_slice(footer.get(4..12).unwrap_or(&[0; 8]));
         let index_offset = u64::from_le_bytes(o);
         if index_offset > (n - FOOTER_LEN) as u64 {
-            return Err(FormatError::Invalid { what: "snapshot footer", offset: n - FOOTER_LEN, reason: format!("index offset {index_offset} past the end") });
+            return Err(FormatError::Invalid {
+                what: "snapshot footer",
+                offset: n - FOOTER_LEN,
+                reason: format!("index offset {index_offset} past the end"),
+            });
         }
         let index_bytes = bytes.get(index_offset as usize..n - FOOTER_LEN).unwrap_or_default();
         let (version, body) = envelope::decode(Kind::SnapshotIndex, index_bytes)?;
         if version != SNAPSHOT_VERSION {
-            return Err(FormatError::Invalid { what: "snapshot version", offset: index_offset as usize, reason: format!("unsupported version {version}") });
+            return Err(FormatError::Invalid {
+                what: "snapshot version",
+                offset: index_offset as usize,
+                reason: format!("unsupported version {version}"),
+            });
         }
-        let index: SnapshotIndex = serde_json::from_slice(body).map_err(|e| FormatError::Invalid { what: "snapshot index", offset: index_offset as usize, reason: e.to_string() })?;
+        let index: SnapshotIndex = serde_json::from_slice(body).map_err(|e| FormatError::Invalid {
+            what: "snapshot index",
+            offset: index_offset as usize,
+            reason: e.to_string(),
+        })?;
         for b in &index.blocks {
             let end = b.offset.checked_add(u64::from(b.len));
-            if end.is_none_or(|e| e > index_offset) || (b.len as usize) < BLOCK_HEADER_LEN || b.state as usize >= index.states.len() || !index.range.contains(KeyGroup(b.key_group)) {
-                return Err(FormatError::Invalid { what: "snapshot index", offset: index_offset as usize, reason: format!("bad block entry {b:?}") });
+            if end.is_none_or(|e| e > index_offset)
+                || (b.len as usize) < BLOCK_HEADER_LEN
+                || b.state as usize >= index.states.len()
+                || !index.range.contains(KeyGroup(b.key_group))
+            {
+                return Err(FormatError::Invalid {
+                    what: "snapshot index",
+                    offset: index_offset as usize,
+                    reason: format!("bad block entry {b:?}"),
+                });
             }
         }
         Ok(SnapshotReader { bytes, index })
@@ -199,22 +243,48 @@ impl<'a> SnapshotReader<'a> {
             return Err(FormatError::Checksum { what: "snapshot block header", offset: at, stored, computed });
         }
         let kg = u16::from_le_bytes([h.get(8).copied().unwrap_or(0), h.get(9).copied().unwrap_or(0)]);
-        let (state, entries, raw_len, stored_len) = (le32(h, 4), le32(h, 12), le32(h, 16) as usize, le32(h, 20) as usize);
-        if state != b.state || kg != b.key_group || entries != b.entries || BLOCK_HEADER_LEN + stored_len != b.len as usize {
-            return Err(FormatError::Invalid { what: "snapshot block", offset: at, reason: "header disagrees with the index".into() });
+        let (state, entries, raw_len, stored_len) =
+            (le32(h, 4), le32(h, 12), le32(h, 16) as usize, le32(h, 20) as usize);
+        if state != b.state
+            || kg != b.key_group
+            || entries != b.entries
+            || BLOCK_HEADER_LEN + stored_len != b.len as usize
+        {
+            return Err(FormatError::Invalid {
+                what: "snapshot block",
+                offset: at,
+                reason: "header disagrees with the index".into(),
+            });
         }
         if raw_len > BLOCK_RAW_MAX {
-            return Err(FormatError::TooLarge { what: "snapshot block", len: raw_len as u64, max: BLOCK_RAW_MAX as u64 });
+            return Err(FormatError::TooLarge {
+                what: "snapshot block",
+                len: raw_len as u64,
+                max: BLOCK_RAW_MAX as u64,
+            });
         }
         let payload = block.get(BLOCK_HEADER_LEN..).unwrap_or_default();
         let stored = le32(h, 24);
         let computed = crc32fast::hash(payload);
         if stored != computed {
-            return Err(FormatError::Checksum { what: "snapshot block", offset: at + BLOCK_HEADER_LEN, stored, computed });
+            return Err(FormatError::Checksum {
+                what: "snapshot block",
+                offset: at + BLOCK_HEADER_LEN,
+                stored,
+                computed,
+            });
         }
-        let raw = zstd::bulk::decompress(payload, raw_len).map_err(|e| FormatError::Invalid { what: "snapshot block", offset: at, reason: e.to_string() })?;
+        let raw = zstd::bulk::decompress(payload, raw_len).map_err(|e| FormatError::Invalid {
+            what: "snapshot block",
+            offset: at,
+            reason: e.to_string(),
+        })?;
         if raw.len() != raw_len {
-            return Err(FormatError::Invalid { what: "snapshot block", offset: at, reason: format!("decompressed to {} bytes, header says {raw_len}", raw.len()) });
+            return Err(FormatError::Invalid {
+                what: "snapshot block",
+                offset: at,
+                reason: format!("decompressed to {} bytes, header says {raw_len}", raw.len()),
+            });
         }
         let mut pos = 0usize;
         let mut seen = 0u32;
@@ -222,7 +292,12 @@ impl<'a> SnapshotReader<'a> {
             let (len, n) = varint::get(raw.get(*pos..).unwrap_or_default(), *pos)?;
             let start = *pos + n;
             let end = start.checked_add(usize::try_from(len).unwrap_or(usize::MAX)).filter(|e| *e <= raw.len());
-            let end = end.ok_or(FormatError::Truncated { what, offset: start, needed: len as usize, have: raw.len().saturating_sub(start) })?;
+            let end = end.ok_or(FormatError::Truncated {
+                what,
+                offset: start,
+                needed: len as usize,
+                have: raw.len().saturating_sub(start),
+            })?;
             *pos = end;
             Ok(raw.get(start..end).unwrap_or_default())
         };
@@ -233,7 +308,11 @@ impl<'a> SnapshotReader<'a> {
             seen += 1;
         }
         if seen != entries {
-            return Err(FormatError::Invalid { what: "snapshot block", offset: at, reason: format!("{seen} entries, header says {entries}") });
+            return Err(FormatError::Invalid {
+                what: "snapshot block",
+                offset: at,
+                reason: format!("{seen} entries, header says {entries}"),
+            });
         }
         Ok(())
     }
@@ -256,7 +335,15 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn states(n: usize) -> Vec<StateDescriptor> {
-        (0..n).map(|i| StateDescriptor { name: format!("s{i}"), kind: StateKind::Value, value: ValueEncoding::Bytes, user_key: None, ttl: None }).collect()
+        (0..n)
+            .map(|i| StateDescriptor {
+                name: format!("s{i}"),
+                kind: StateKind::Value,
+                value: ValueEncoding::Bytes,
+                user_key: None,
+                ttl: None,
+            })
+            .collect()
     }
 
     type Model = BTreeMap<(u32, u16, Vec<u8>), Vec<u8>>;

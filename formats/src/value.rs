@@ -57,7 +57,11 @@ pub struct StateDescriptor {
 }
 
 fn fixed8(what: &'static str, b: &[u8]) -> Result<[u8; 8], FormatError> {
-    b.try_into().map_err(|_| FormatError::Invalid { what, offset: 0, reason: format!("expected 8 bytes, found {}", b.len()) })
+    b.try_into().map_err(|_| FormatError::Invalid {
+        what,
+        offset: 0,
+        reason: format!("expected 8 bytes, found {}", b.len()),
+    })
 }
 
 /// Renders one encoded value as JSON.
@@ -75,12 +79,19 @@ pub fn render_json(enc: &ValueEncoding, b: &[u8]) -> Result<serde_json::Value, F
         ValueEncoding::Unit => J::Null,
         ValueEncoding::Utf8 => J::String(
             std::str::from_utf8(b)
-                .map_err(|e| FormatError::Invalid { what: "utf8 value", offset: e.valid_up_to(), reason: e.to_string() })?
+                .map_err(|e| FormatError::Invalid {
+                    what: "utf8 value",
+                    offset: e.valid_up_to(),
+                    reason: e.to_string(),
+                })?
                 .to_owned(),
         ),
         ValueEncoding::Bytes => J::from(b.to_vec()),
-        ValueEncoding::MsgPack => rmp_serde::from_slice::<serde_json::Value>(b)
-            .map_err(|e| FormatError::Invalid { what: "msgpack value", offset: 0, reason: e.to_string() })?,
+        ValueEncoding::MsgPack => rmp_serde::from_slice::<serde_json::Value>(b).map_err(|e| FormatError::Invalid {
+            what: "msgpack value",
+            offset: 0,
+            reason: e.to_string(),
+        })?,
     })
 }
 

@@ -8,8 +8,14 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else { return };
     let encs = [
-        ValueEncoding::I64, ValueEncoding::U64, ValueEncoding::F64, ValueEncoding::Bool, ValueEncoding::Unit,
-        ValueEncoding::Utf8, ValueEncoding::Bytes, ValueEncoding::MsgPack,
+        ValueEncoding::I64,
+        ValueEncoding::U64,
+        ValueEncoding::F64,
+        ValueEncoding::Bool,
+        ValueEncoding::Unit,
+        ValueEncoding::Utf8,
+        ValueEncoding::Bytes,
+        ValueEncoding::MsgPack,
     ];
     let kinds = [StateKind::Value, StateKind::List, StateKind::Map];
     let desc = StateDescriptor {

@@ -3,7 +3,11 @@ use std::process::Command;
 
 fn statetool(args: &[&str]) -> (i32, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_statetool")).args(args).output().expect("run statetool");
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -54,7 +58,13 @@ mod checkpoints {
     use formats::KeyGroup;
 
     fn states() -> Vec<StateDescriptor> {
-        vec![StateDescriptor { name: "count".into(), kind: StateKind::Value, value: ValueEncoding::I64, user_key: None, ttl: None }]
+        vec![StateDescriptor {
+            name: "count".into(),
+            kind: StateKind::Value,
+            value: ValueEncoding::I64,
+            user_key: None,
+            ttl: None,
+        }]
     }
 
     /// Checkpoint `id` of job "j": one shard, key "k<i>" counted `i * id` for i in 0..10.
@@ -84,7 +94,12 @@ mod checkpoints {
             backend: "heap".into(),
             key: Some(ValueEncoding::Utf8),
             states: states(),
-            shards: vec![ShardSnapshot { shard: 0, range, files: vec![FileRef::of(&path, &bytes)], source_position: serde_json::Value::Null }],
+            shards: vec![ShardSnapshot {
+                shard: 0,
+                range,
+                files: vec![FileRef::of(&path, &bytes)],
+                source_position: serde_json::Value::Null,
+            }],
         };
         publish(&mut StdFs, root, &m, &[Payload { path, bytes }]).expect("publish");
     }
@@ -120,7 +135,10 @@ mod checkpoints {
         let (code, out, _) = statetool(&["dump", root.to_str().expect("utf8"), "--key", "k7"]);
         assert_eq!(code, 0);
         let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one json line");
-        assert_eq!((v["key"].as_str(), v["value"].as_i64(), v["state"].as_str()), (Some("k7"), Some(14), Some("count")));
+        assert_eq!(
+            (v["key"].as_str(), v["value"].as_i64(), v["state"].as_str()),
+            (Some("k7"), Some(14), Some("count"))
+        );
     }
 
     #[test]
@@ -146,7 +164,12 @@ mod checkpoints {
             backend: "heap".into(),
             key: Some(ValueEncoding::U64),
             states: states(),
-            shards: vec![ShardSnapshot { shard: 0, range, files: vec![FileRef::of(&path, &bytes)], source_position: serde_json::Value::Null }],
+            shards: vec![ShardSnapshot {
+                shard: 0,
+                range,
+                files: vec![FileRef::of(&path, &bytes)],
+                source_position: serde_json::Value::Null,
+            }],
         };
         publish(&mut StdFs, &root, &m, &[Payload { path, bytes }]).expect("publish");
         let (code, out, _) = statetool(&["dump", root.to_str().expect("utf8"), "--key", "77"]);
@@ -167,7 +190,10 @@ mod checkpoints {
         std::fs::write(&snap, b).expect("write");
         let (code, out, _) = statetool(&["verify", root.to_str().expect("utf8")]);
         assert_eq!(code, 1, "problems exit 1: {out}");
-        assert!(out.contains("chk-1  PROBLEM") && out.contains("shard-0.snapshot") && out.contains("checksum"), "{out}");
+        assert!(
+            out.contains("chk-1  PROBLEM") && out.contains("shard-0.snapshot") && out.contains("checksum"),
+            "{out}"
+        );
     }
 
     #[test]

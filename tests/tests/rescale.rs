@@ -20,7 +20,11 @@ struct S {
 }
 
 fn declare(reg: &mut StateRegistry) -> S {
-    S { value: reg.value("value", None).expect("v"), list: reg.list("list", None).expect("l"), map: reg.map("map", None).expect("m") }
+    S {
+        value: reg.value("value", None).expect("v"),
+        list: reg.list("list", None).expect("l"),
+        map: reg.map("map", None).expect("m"),
+    }
 }
 
 type Model = BTreeMap<String, (u64, Vec<String>, BTreeMap<String, i64>)>;
@@ -47,7 +51,11 @@ fn read_all(h: &mut StateHarness, s: &S, keys: &[String]) -> Model {
 fn model() -> impl Strategy<Value = Model> {
     proptest::collection::btree_map(
         "k[0-9]{1,3}",
-        (1u64..1000, proptest::collection::vec("[a-z]{0,4}", 0..3), proptest::collection::btree_map("[a-c]", -9i64..9, 0..3)),
+        (
+            1u64..1000,
+            proptest::collection::vec("[a-z]{0,4}", 0..3),
+            proptest::collection::btree_map("[a-c]", -9i64..9, 0..3),
+        ),
         1..60,
     )
 }

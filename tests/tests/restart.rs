@@ -80,12 +80,22 @@ fn model(records: u64) -> BTreeMap<u64, u64> {
 fn fixed_delay_restarts_from_the_checkpoint_with_exact_results() {
     for backend in [BackendKind::Heap, BackendKind::Rocksdb] {
         let records = 3_000_000;
-        let (r, got, left) = run(records, 2, RestartStrategy::FixedDelay { attempts: 3, delay: Duration::ZERO }, backend, CheckpointMode::ExactlyOnce);
+        let (r, got, left) = run(
+            records,
+            2,
+            RestartStrategy::FixedDelay { attempts: 3, delay: Duration::ZERO },
+            backend,
+            CheckpointMode::ExactlyOnce,
+        );
         let report = r.expect("job recovers");
         assert_eq!(left, 0, "{backend}: both planted failures fired");
         // From scratch it would read all of them (the failing record sits mid-way through
         // shard 1's split while shard 0 is about a quarter through, hence not far less).
-        assert!(report.records_in < records * 9 / 10, "{backend}: the last attempt resumed from a checkpoint, reading {} of {records}", report.records_in);
+        assert!(
+            report.records_in < records * 9 / 10,
+            "{backend}: the last attempt resumed from a checkpoint, reading {} of {records}",
+            report.records_in
+        );
         assert_eq!(got, model(records), "{backend}: every record counted exactly once across two restarts");
     }
 }
@@ -100,11 +110,23 @@ fn at_least_once_mode_runs_to_exact_results_without_failures() {
 
 #[test]
 fn strategies_give_up_with_a_reason() {
-    let (r, _, _) = run(200_000, u32::MAX, RestartStrategy::FixedDelay { attempts: 2, delay: Duration::ZERO }, BackendKind::Heap, CheckpointMode::ExactlyOnce);
+    let (r, _, _) = run(
+        200_000,
+        u32::MAX,
+        RestartStrategy::FixedDelay { attempts: 2, delay: Duration::ZERO },
+        BackendKind::Heap,
+        CheckpointMode::ExactlyOnce,
+    );
     let msg = r.expect_err("gives up").to_string();
     assert!(msg.contains("gave up after 2 restart(s)") && msg.contains("planted failure"), "{msg}");
 
-    let (r, _, _) = run(200_000, u32::MAX, RestartStrategy::FailureRate { max_failures: 2, interval: Duration::from_secs(60), delay: Duration::ZERO }, BackendKind::Heap, CheckpointMode::ExactlyOnce);
+    let (r, _, _) = run(
+        200_000,
+        u32::MAX,
+        RestartStrategy::FailureRate { max_failures: 2, interval: Duration::from_secs(60), delay: Duration::ZERO },
+        BackendKind::Heap,
+        CheckpointMode::ExactlyOnce,
+    );
     let msg = r.expect_err("gives up").to_string();
     assert!(msg.contains("gave up after 2 restart(s)") && msg.contains("failure-rate"), "{msg}");
 

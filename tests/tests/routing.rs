@@ -17,7 +17,13 @@ impl KeyedProcessFunction for WhereAmI {
     type In = String;
     type Out = (String, ShardId, KeyGroup);
 
-    fn process(&mut self, key: &String, _: String, ctx: &mut Context<'_>, out: &mut Vec<Self::Out>) -> Result<(), Error> {
+    fn process(
+        &mut self,
+        key: &String,
+        _: String,
+        ctx: &mut Context<'_>,
+        out: &mut Vec<Self::Out>,
+    ) -> Result<(), Error> {
         out.push((key.clone(), ctx.shard(), ctx.key_group()));
         Ok(())
     }

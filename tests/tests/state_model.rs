@@ -218,8 +218,11 @@ fn run(kind: BackendKind, cache: usize, ops: &[Op]) -> Result<(), TestCaseError>
             }
             Op::TtlListGet(k) => {
                 let got = h.with_key(&key(k), |c| s.list_ttl.get(c)).expect("get");
-                let want: Vec<i64> =
-                    m.list_ttl.get(&k).map(|l| l.iter().filter(|(_, e)| *e > now).map(|(v, _)| *v).collect()).unwrap_or_default();
+                let want: Vec<i64> = m
+                    .list_ttl
+                    .get(&k)
+                    .map(|l| l.iter().filter(|(_, e)| *e > now).map(|(v, _)| *v).collect())
+                    .unwrap_or_default();
                 prop_assert_eq!(got, want, "{}", ctx_msg);
             }
             Op::MapPut(k, u, v) => {
@@ -291,9 +294,11 @@ fn run(kind: BackendKind, cache: usize, ops: &[Op]) -> Result<(), TestCaseError>
             }
             Op::ScanValues => {
                 let mut got = BTreeMap::new();
-                h.without_key(|c| s.value.for_each(c, |k, v| {
-                    got.insert(String::from_utf8_lossy(k).into_owned(), v);
-                }))
+                h.without_key(|c| {
+                    s.value.for_each(c, |k, v| {
+                        got.insert(String::from_utf8_lossy(k).into_owned(), v);
+                    })
+                })
                 .expect("scan");
                 let want: BTreeMap<String, i64> =
                     m.value.iter().map(|(k, v)| (String::from_utf8_lossy(&key(*k)).into_owned(), *v)).collect();

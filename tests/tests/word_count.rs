@@ -19,8 +19,7 @@ impl KeyedProcessFunction for Count {
 
     fn process(&mut self, _: &String, _: String, ctx: &mut Context<'_>, _: &mut Vec<Self::Out>) -> Result<(), Error> {
         let n = self.count.get(ctx)?.unwrap_or(0) + 1;
-        self.count.set(ctx, n)
-            .map_err(Error::from)
+        self.count.set(ctx, n).map_err(Error::from)
     }
 
     fn end_of_input(&mut self, ctx: &mut Context<'_>, out: &mut Vec<Self::Out>) -> Result<(), Error> {
@@ -86,7 +85,12 @@ fn word_count_matches_reference() {
             cfg.rocks.cache_entries_max = 1000; // smaller than the vocabulary: evictions happen
             Job::new("wc")
                 .source(FileSource::lines(&path))
-                .flat_map(|l: String| l.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(String::from).collect::<Vec<_>>())
+                .flat_map(|l: String| {
+                    l.split(|c: char| !c.is_alphanumeric())
+                        .filter(|w| !w.is_empty())
+                        .map(String::from)
+                        .collect::<Vec<_>>()
+                })
                 .key_by(|w: &String| w.clone())
                 .process(|reg| Ok(Count { count: reg.value("count", None)? }))
                 .sink(sink)

@@ -40,7 +40,9 @@ impl Aggregate {
     pub fn open(kind: AggregateKind, emit: Emit, reg: &mut StateRegistry) -> Result<Self, Error> {
         let slots = match kind {
             AggregateKind::Count => Slots::Count(reg.value("count", None)?),
-            AggregateKind::Sum | AggregateKind::Min | AggregateKind::Max => Slots::Number(reg.value(kind.name(), None)?),
+            AggregateKind::Sum | AggregateKind::Min | AggregateKind::Max => {
+                Slots::Number(reg.value(kind.name(), None)?)
+            }
             AggregateKind::Average => Slots::Average(reg.value("average", None)?),
             AggregateKind::DistinctCount => {
                 Slots::Distinct { seen: reg.map("distinct_seen", None)?, count: reg.value("distinct_count", None)? }
@@ -63,7 +65,13 @@ impl KeyedProcessFunction for Aggregate {
     type In = Input;
     type Out = Output;
 
-    fn process(&mut self, key: &String, input: Input, ctx: &mut Context<'_>, out: &mut Vec<Output>) -> Result<(), Error> {
+    fn process(
+        &mut self,
+        key: &String,
+        input: Input,
+        ctx: &mut Context<'_>,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Error> {
         let updated = match &self.slots {
             Slots::Count(s) => {
                 let n = s.get(ctx)?.unwrap_or(0) + 1;
@@ -130,10 +138,12 @@ impl KeyedProcessFunction for Aggregate {
                 s.for_each(ctx, |k, v| out.push(Output { key: key(k), value: v as f64, extra: None }))?
             }
             Slots::Number(s) => s.for_each(ctx, |k, v| out.push(Output { key: key(k), value: v, extra: None }))?,
-            Slots::Average(s) => {
-                s.for_each(ctx, |k, (sum, n)| out.push(Output { key: key(k), value: sum / n.max(1) as f64, extra: None }))?
+            Slots::Average(s) => s.for_each(ctx, |k, (sum, n)| {
+                out.push(Output { key: key(k), value: sum / n.max(1) as f64, extra: None })
+            })?,
+            Slots::Sequence(s) => {
+                s.for_each(ctx, |k, st| out.push(Output { key: key(k), value: st.count as f64, extra: Some(st) }))?
             }
-            Slots::Sequence(s) => s.for_each(ctx, |k, st| out.push(Output { key: key(k), value: st.count as f64, extra: Some(st) }))?,
         }
         Ok(())
     }

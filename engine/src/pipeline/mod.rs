@@ -33,7 +33,9 @@ fn json_line(field: &'static str) -> impl Fn(&Output, &mut String) + Send + Sync
     move |o, buf| {
         let key = serde_json::Value::String(o.key.clone());
         match &o.extra {
-            Some(s) => buf.push_str(&format!("{{\"key\":{key},\"count\":{},\"max\":{},\"sum\":{}}}", s.count, s.max, s.sum)),
+            Some(s) => {
+                buf.push_str(&format!("{{\"key\":{key},\"count\":{},\"max\":{},\"sum\":{}}}", s.count, s.max, s.sum))
+            }
             None => buf.push_str(&format!("{{\"key\":{key},\"{field}\":{}}}", number_json(o.value))),
         }
     }

@@ -137,7 +137,14 @@ impl AggregateKind {
         self != AggregateKind::Count
     }
     pub fn numeric(self) -> bool {
-        matches!(self, AggregateKind::Sum | AggregateKind::Min | AggregateKind::Max | AggregateKind::Average | AggregateKind::Sequence)
+        matches!(
+            self,
+            AggregateKind::Sum
+                | AggregateKind::Min
+                | AggregateKind::Max
+                | AggregateKind::Average
+                | AggregateKind::Sequence
+        )
     }
 }
 
@@ -300,7 +307,8 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
     };
     let source = match *src.kind.get_ref() {
         SourceKind::File | SourceKind::Tcp => {
-            let format = format.ok_or_else(|| cx.err(src_span.clone(), "source.format", "required: lines, words, csv or json"))?;
+            let format = format
+                .ok_or_else(|| cx.err(src_span.clone(), "source.format", "required: lines, words, csv or json"))?;
             let mut csv = csv;
             csv.header = src.header.as_ref().is_some_and(|h| *h.get_ref());
             if let Some(c) = &src.columns {
@@ -313,22 +321,42 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
                 }
                 SourcePlan::File { path, format, csv }
             } else {
-                let a = src.address.as_ref().ok_or_else(|| cx.err(src_span.clone(), "source.address", "required for source kind tcp"))?;
-                let address = a.get_ref().parse().map_err(|e| cx.err(a.span(), "source.address", format!("{:?}: {e}", a.get_ref())))?;
+                let a = src
+                    .address
+                    .as_ref()
+                    .ok_or_else(|| cx.err(src_span.clone(), "source.address", "required for source kind tcp"))?;
+                let address = a
+                    .get_ref()
+                    .parse()
+                    .map_err(|e| cx.err(a.span(), "source.address", format!("{:?}: {e}", a.get_ref())))?;
                 SourcePlan::Tcp { address, format, csv }
             }
         }
         SourceKind::Generator => {
             let keys = src.keys.as_ref().map_or(1000, |k| *k.get_ref());
             if keys == 0 {
-                return Err(cx.err(src.keys.as_ref().map_or(src_span.clone(), Spanned::span), "source.keys", "must be at least 1"));
+                return Err(cx.err(
+                    src.keys.as_ref().map_or(src_span.clone(), Spanned::span),
+                    "source.keys",
+                    "must be at least 1",
+                ));
             }
-            SourcePlan::Generator { count: src.count.as_ref().map(|c| *c.get_ref()), keys, rate_per_s: src.rate_per_s.as_ref().map(|r| *r.get_ref()) }
+            SourcePlan::Generator {
+                count: src.count.as_ref().map(|c| *c.get_ref()),
+                keys,
+                rate_per_s: src.rate_per_s.as_ref().map(|r| *r.get_ref()),
+            }
         }
     };
-    if let SourcePlan::File { format: Format::Csv, csv, .. } | SourcePlan::Tcp { format: Format::Csv, csv, .. } = &source {
+    if let SourcePlan::File { format: Format::Csv, csv, .. } | SourcePlan::Tcp { format: Format::Csv, csv, .. } =
+        &source
+    {
         if csv.columns.is_empty() {
-            return Err(cx.err(src_span.clone(), "source.columns", "CSV needs column names: set `columns`, or `header = true` for a file"));
+            return Err(cx.err(
+                src_span.clone(),
+                "source.columns",
+                "CSV needs column names: set `columns`, or `header = true` for a file",
+            ));
         }
     }
     let known: Option<Vec<String>> = match &source {
@@ -337,9 +365,11 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
     };
     let check_field = |f: &Spanned<String>, name: &str| -> Result<String, Error> {
         match &known {
-            Some(k) if !k.iter().any(|x| x == f.get_ref()) => {
-                Err(cx.err(f.span(), name, format!("{:?} is not a field of this source (fields: {})", f.get_ref(), k.join(", "))))
-            }
+            Some(k) if !k.iter().any(|x| x == f.get_ref()) => Err(cx.err(
+                f.span(),
+                name,
+                format!("{:?} is not a field of this source (fields: {})", f.get_ref(), k.join(", ")),
+            )),
             _ => Ok(f.get_ref().clone()),
         }
     };
@@ -350,7 +380,11 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
     let value_field = match (&agg.field, aggregate.needs_field()) {
         (Some(f), true) => Some(check_field(f, "aggregate.field")?),
         (None, true) => {
-            return Err(cx.err(raw.aggregate.span(), "aggregate.field", format!("required for aggregate {}", aggregate.name())))
+            return Err(cx.err(
+                raw.aggregate.span(),
+                "aggregate.field",
+                format!("required for aggregate {}", aggregate.name()),
+            ))
         }
         (Some(f), false) => return Err(cx.err(f.span(), "aggregate.field", "count takes no field")),
         (None, false) => None,
@@ -366,7 +400,11 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
     let emit = raw.output.as_ref().map_or(Emit::Final, |o| *o.get_ref().emit.get_ref());
     if let Some(t) = &sink.top {
         if *sink.kind.get_ref() != SinkKind::Stdout || emit != Emit::Final || *t.get_ref() == 0 {
-            return Err(cx.err(t.span(), "sink.top", "needs a stdout sink, emit = \"final\" and a value of at least 1"));
+            return Err(cx.err(
+                t.span(),
+                "sink.top",
+                "needs a stdout sink, emit = \"final\" and a value of at least 1",
+            ));
         }
     }
     let errors = raw.errors.as_ref();
@@ -375,7 +413,11 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
             let c = c.get_ref();
             let interval_ms = c.interval_ms.as_ref().map_or(10_000, |i| *i.get_ref());
             if interval_ms == 0 {
-                return Err(cx.err(c.interval_ms.as_ref().map_or(0..0, Spanned::span), "checkpoint.interval_ms", "must be at least 1"));
+                return Err(cx.err(
+                    c.interval_ms.as_ref().map_or(0..0, Spanned::span),
+                    "checkpoint.interval_ms",
+                    "must be at least 1",
+                ));
             }
             let mut ck = CheckpointConfig::new(cx.path(c.dir.get_ref()), Duration::from_millis(interval_ms));
             ck.retain = c.retain.as_ref().map_or(1, |r| *r.get_ref()).max(1);
@@ -403,9 +445,17 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
                 StrategyKind::FailureRate => {
                     let interval = r.interval_ms.as_ref().map_or(60_000, |i| *i.get_ref());
                     if interval == 0 {
-                        return Err(cx.err(r.interval_ms.as_ref().map_or(r.strategy.span(), Spanned::span), "restart.interval_ms", "must be at least 1"));
+                        return Err(cx.err(
+                            r.interval_ms.as_ref().map_or(r.strategy.span(), Spanned::span),
+                            "restart.interval_ms",
+                            "must be at least 1",
+                        ));
                     }
-                    RestartStrategy::FailureRate { max_failures: r.max_failures.unwrap_or(3), interval: Duration::from_millis(interval), delay }
+                    RestartStrategy::FailureRate {
+                        max_failures: r.max_failures.unwrap_or(3),
+                        interval: Duration::from_millis(interval),
+                        delay,
+                    }
                 }
             })
         }

@@ -92,7 +92,11 @@ struct BarrierState {
 
 impl Barriers {
     pub fn new(shards: usize, last: u64) -> Self {
-        Barriers { state: Mutex::new(BarrierState { requested: last, closed: false }), finished: AtomicUsize::new(0), shards }
+        Barriers {
+            state: Mutex::new(BarrierState { requested: last, closed: false }),
+            finished: AtomicUsize::new(0),
+            shards,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BarrierState> {
@@ -213,7 +217,11 @@ fn coordinate_inner(
         while count < info.shards {
             if !timed_out && started.elapsed() > cfg.timeout {
                 timed_out = true;
-                tracing::warn!(checkpoint = id, timeout_ms = cfg.timeout.as_millis() as u64, "checkpoint timed out; it will be declined");
+                tracing::warn!(
+                    checkpoint = id,
+                    timeout_ms = cfg.timeout.as_millis() as u64,
+                    "checkpoint timed out; it will be declined"
+                );
             }
             match acks.recv_timeout(Duration::from_millis(50)) {
                 Ok(a) if a.id == id => {
@@ -291,7 +299,9 @@ fn publish(
     let mut shards = Vec::new();
     let states = acks.first().map(|a| a.states.clone()).unwrap_or_default();
     for a in acks {
-        let collected = a.snapshot.map_err(|e| Error::Executor(format!("shard {} could not snapshot checkpoint {}: {e}", a.shard, id.0)))?;
+        let collected = a
+            .snapshot
+            .map_err(|e| Error::Executor(format!("shard {} could not snapshot checkpoint {}: {e}", a.shard, id.0)))?;
         let bytes = collected.encode()?;
         let path = format!("{}/shard-{}.snapshot", formats::layout::checkpoint_dir_name(id), a.shard);
         let file = FileRef::of(&path, &bytes);
@@ -325,21 +335,30 @@ impl Restore {
     pub fn load(path: &std::path::Path) -> Result<Self, Error> {
         let fs = StdFs;
         if !path.is_dir() {
-            return Err(Error::Config(format!("{}: not a checkpoint directory (expected chk-<n> or a job's checkpoint root)", path.display())));
+            return Err(Error::Config(format!(
+                "{}: not a checkpoint directory (expected chk-<n> or a job's checkpoint root)",
+                path.display()
+            )));
         }
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if let Some(id) = formats::layout::parse_checkpoint_dir_name(&name) {
             let root = path.parent().map(PathBuf::from).unwrap_or_default();
-            let manifest = protocol::load(&fs, &root, id, protocol::Verify::Checksums).map_err(|e| Error::Config(format!("cannot restore {}: {e}", path.display())))?;
+            let manifest = protocol::load(&fs, &root, id, protocol::Verify::Checksums)
+                .map_err(|e| Error::Config(format!("cannot restore {}: {e}", path.display())))?;
             return Ok(Restore { root, manifest });
         }
-        let d = protocol::latest(&fs, path, protocol::Verify::Checksums).map_err(|e| Error::Config(format!("cannot restore {}: {e}", path.display())))?;
+        let d = protocol::latest(&fs, path, protocol::Verify::Checksums)
+            .map_err(|e| Error::Config(format!("cannot restore {}: {e}", path.display())))?;
         for (id, e) in &d.rejected {
             tracing::warn!(checkpoint = id.0, error = %e, "skipping checkpoint that is not intact");
         }
         match d.latest {
             Some(manifest) => Ok(Restore { root: path.to_owned(), manifest }),
-            None => Err(Error::Config(format!("{}: no intact published checkpoint found{}", path.display(), d.rejected.first().map(|(_, e)| format!(" ({e})")).unwrap_or_default()))),
+            None => Err(Error::Config(format!(
+                "{}: no intact published checkpoint found{}",
+                path.display(),
+                d.rejected.first().map(|(_, e)| format!(" ({e})")).unwrap_or_default()
+            ))),
         }
     }
 
@@ -347,8 +366,12 @@ impl Restore {
     pub fn splits_for(&self, shard: u16, shards: u32) -> Result<Option<Vec<Split>>, Error> {
         let mut all = Vec::new();
         for s in &self.manifest.shards {
-            let splits: Option<Vec<Split>> = serde_json::from_value(s.source_position.clone())
-                .map_err(|e| Error::Config(format!("checkpoint {}: bad source position of shard {}: {e}", self.manifest.checkpoint.0, s.shard)))?;
+            let splits: Option<Vec<Split>> = serde_json::from_value(s.source_position.clone()).map_err(|e| {
+                Error::Config(format!(
+                    "checkpoint {}: bad source position of shard {}: {e}",
+                    self.manifest.checkpoint.0, s.shard
+                ))
+            })?;
             match splits {
                 Some(v) => all.extend(v),
                 None => return Ok(None),

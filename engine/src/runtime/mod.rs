@@ -10,8 +10,8 @@
 //! blocked on a full channel cannot deadlock the mesh.
 pub mod checkpoint;
 pub mod metrics;
-pub mod restart;
 pub mod operator;
+pub mod restart;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -130,7 +130,10 @@ pub enum Msg<K, T> {
 type Sender<K, T> = SharedSender<Msg<K, T>>;
 
 /// Validates everything a user can get wrong before any thread or file is created.
-fn preflight<S: 'static, T, K, P: KeyedProcessFunction, O: 'static>(p: &Program<S, T, K, P, O>, cfg: &RunConfig) -> Result<(), Error> {
+fn preflight<S: 'static, T, K, P: KeyedProcessFunction, O: 'static>(
+    p: &Program<S, T, K, P, O>,
+    cfg: &RunConfig,
+) -> Result<(), Error> {
     layout::validate_job_name(&p.name).map_err(Error::Config)?;
     keygroup::validate_shards(cfg.shards, cfg.max_key_groups).map_err(|e| Error::Config(e.to_string()))?;
     if cfg.batch_records == 0 || cfg.channel_batches == 0 {
@@ -237,10 +240,16 @@ where
         Some(r) => {
             let m = &r.manifest;
             if m.job != p.name {
-                return Err(Error::Config(format!("checkpoint {} belongs to job {:?}, not {:?}", m.checkpoint.0, m.job, p.name)));
+                return Err(Error::Config(format!(
+                    "checkpoint {} belongs to job {:?}, not {:?}",
+                    m.checkpoint.0, m.job, p.name
+                )));
             }
             if m.max_key_groups != cfg.max_key_groups {
-                return Err(Error::Config(format!("checkpoint {} has {} key groups, the job {}", m.checkpoint.0, m.max_key_groups, cfg.max_key_groups)));
+                return Err(Error::Config(format!(
+                    "checkpoint {} has {} key groups, the job {}",
+                    m.checkpoint.0, m.max_key_groups, cfg.max_key_groups
+                )));
             }
             tracing::info!(checkpoint = m.checkpoint.0, shards_before = m.shards.len(), shards_now = n, "restoring");
             Some(m.checkpoint)
@@ -301,10 +310,18 @@ where
     });
 
     let coordinator = cfg.checkpoint.clone().map(|ck| {
-        let info = JobInfo { job: p.name.clone(), key: <K as Key>::encoding(), max_key_groups: cfg.max_key_groups, backend: cfg.backend.to_string(), shards: n };
+        let info = JobInfo {
+            job: p.name.clone(),
+            key: <K as Key>::encoding(),
+            max_key_groups: cfg.max_key_groups,
+            backend: cfg.backend.to_string(),
+            shards: n,
+        };
         let (b, d, f) = (barriers.clone(), done.clone(), failed.clone());
         std::thread::spawn(move || {
-            checkpoint::coordinate(&ck, &info, &b, &ack_rx, last, &|| d.load(Ordering::Relaxed), &|| f.store(true, Ordering::Relaxed))
+            checkpoint::coordinate(&ck, &info, &b, &ack_rx, last, &|| d.load(Ordering::Relaxed), &|| {
+                f.store(true, Ordering::Relaxed)
+            })
         })
     });
 
@@ -508,7 +525,15 @@ where
             tracing::info!(shard = self.id.0, entries, "state restored");
         }
         let sink = self.program.sink.open(self.id)?;
-        Ok(Operator::new(self.id, func, backend, sink, self.program.post.clone(), self.cfg.clock.clone(), self.metrics.clone()))
+        Ok(Operator::new(
+            self.id,
+            func,
+            backend,
+            sink,
+            self.program.post.clone(),
+            self.cfg.clock.clone(),
+            self.metrics.clone(),
+        ))
     }
 
     async fn run_connected(
@@ -621,7 +646,8 @@ where
                     }
                     if j == me {
                         op.borrow_mut().process_batch(ob)?;
-                    } else if !self.send(senders, j, Msg::Batch(std::mem::replace(ob, Vec::with_capacity(batch)))).await {
+                    } else if !self.send(senders, j, Msg::Batch(std::mem::replace(ob, Vec::with_capacity(batch)))).await
+                    {
                         self.failed.store(true, Ordering::Relaxed);
                         return Ok(());
                     }

@@ -68,7 +68,8 @@ impl<P: KeyedProcessFunction, O> Operator<P, O> {
             r.key.write_key(&mut self.key_bytes);
             self.prefix.clear();
             statekey::encode_prefix(&mut self.prefix, r.kg, &self.key_bytes, b"");
-            let mut ctx = Context::new(&mut *self.backend, &self.prefix, &self.clock, &mut self.scratch, self.shard, r.kg);
+            let mut ctx =
+                Context::new(&mut *self.backend, &self.prefix, &self.clock, &mut self.scratch, self.shard, r.kg);
             self.func.process(&r.key, r.value, &mut ctx, &mut self.out)?;
             self.emit()?;
         }

@@ -59,7 +59,9 @@ impl Tracker {
     pub fn describe(&self) -> String {
         match &self.strategy {
             RestartStrategy::None => "no restarts".into(),
-            RestartStrategy::FixedDelay { attempts, delay } => format!("fixed-delay: {attempts} attempts, {} ms apart", delay.as_millis()),
+            RestartStrategy::FixedDelay { attempts, delay } => {
+                format!("fixed-delay: {attempts} attempts, {} ms apart", delay.as_millis())
+            }
             RestartStrategy::FailureRate { max_failures, interval, .. } => {
                 format!("failure-rate: more than {max_failures} failures within {} ms", interval.as_millis())
             }
@@ -82,7 +84,11 @@ mod tests {
 
     #[test]
     fn failure_rate_gives_up_only_within_the_interval() {
-        let mut t = Tracker::new(RestartStrategy::FailureRate { max_failures: 1, interval: Duration::from_millis(30), delay: Duration::ZERO });
+        let mut t = Tracker::new(RestartStrategy::FailureRate {
+            max_failures: 1,
+            interval: Duration::from_millis(30),
+            delay: Duration::ZERO,
+        });
         assert!(t.failed().is_some());
         std::thread::sleep(Duration::from_millis(40));
         assert!(t.failed().is_some(), "the first failure has left the interval");

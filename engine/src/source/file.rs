@@ -74,7 +74,10 @@ impl<T: Send + 'static> Source<T> for FileSource<T> {
             }
         };
         if splits.iter().any(|s| s.next > len) {
-            return Err(Error::Config(format!("{}: the file is shorter than the position being restored; it changed since the checkpoint", self.path.display())));
+            return Err(Error::Config(format!(
+                "{}: the file is shorter than the position being restored; it changed since the checkpoint",
+                self.path.display()
+            )));
         }
         Ok(Box::new(FileReader {
             name: self.name(),

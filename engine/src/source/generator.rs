@@ -43,7 +43,15 @@ impl<T: Send + 'static> Source<T> for Generator<T> {
         };
         let splits = ctx.restored.clone().unwrap_or_else(|| vec![initial]);
         let rate = self.rate_per_s.map(|r| (r / n).max(1));
-        Ok(Box::new(GeneratorReader { splits, current: 0, make: self.make.clone(), rate, started: Instant::now(), made: 0, ctx: ctx.clone() }))
+        Ok(Box::new(GeneratorReader {
+            splits,
+            current: 0,
+            make: self.make.clone(),
+            rate,
+            started: Instant::now(),
+            made: 0,
+            ctx: ctx.clone(),
+        }))
     }
 }
 

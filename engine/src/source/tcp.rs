@@ -102,7 +102,9 @@ impl<T> SourceReader<T> for TcpReader<T> {
                         }
                         Step::Ready(Err(e)) => return Err(Error::io(&self.name, std::io::Error::other(e.to_string()))),
                         Step::Ready(Ok(s)) => {
-                            let peer = s.peer_addr().map_err(|e| Error::io(&self.name, std::io::Error::other(e.to_string())))?;
+                            let peer = s
+                                .peer_addr()
+                                .map_err(|e| Error::io(&self.name, std::io::Error::other(e.to_string())))?;
                             tracing::info!(%peer, "connection accepted");
                             self.offset = 0;
                             self.conn = Some((peer, BufReader::new(s)));

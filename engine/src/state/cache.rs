@@ -38,11 +38,8 @@ fn cacheable(d: &StateDescriptor) -> bool {
 
 impl<B: Backend> CachedBackend<B> {
     pub fn new(inner: B, entries_max: usize) -> Self {
-        let caches = inner
-            .descriptors()
-            .iter()
-            .map(|d| (cacheable(d) && entries_max > 0).then(StateCache::default))
-            .collect();
+        let caches =
+            inner.descriptors().iter().map(|d| (cacheable(d) && entries_max > 0).then(StateCache::default)).collect();
         CachedBackend { inner, caches, entries_max }
     }
 

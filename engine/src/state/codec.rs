@@ -53,7 +53,11 @@ impl StateCodec for () {
     }
     fn encode(&self, _: &mut Vec<u8>) {}
     fn decode(b: &[u8]) -> Result<Self, String> {
-        if b.is_empty() { Ok(()) } else { Err(format!("unit value has {} bytes", b.len())) }
+        if b.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("unit value has {} bytes", b.len()))
+        }
     }
 }
 

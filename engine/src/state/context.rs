@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use formats::ttl::TtlConfig;
-use formats::{KeyGroup, ShardId};
 use formats::value::{StateDescriptor, StateKind, ValueEncoding};
+use formats::{KeyGroup, ShardId};
 
 use super::backend::{Backend, StateId};
 use crate::clock::Clock;

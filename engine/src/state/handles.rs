@@ -122,7 +122,11 @@ impl Slot {
 impl Slot {
     /// Every live (key bytes, decoded value) of this state; the first undecodable value
     /// is the error, after the scan.
-    fn for_each_decoded<V: StateCodec>(&self, ctx: &mut Context<'_>, mut f: impl FnMut(&[u8], V)) -> Result<(), StateError> {
+    fn for_each_decoded<V: StateCodec>(
+        &self,
+        ctx: &mut Context<'_>,
+        mut f: impl FnMut(&[u8], V),
+    ) -> Result<(), StateError> {
         let mut first_err = None;
         self.for_each_raw(ctx, &mut |k, p| match self.decode::<V>(p) {
             Ok(v) => f(k, v),

@@ -9,9 +9,9 @@ pub mod rocks;
 pub mod snapshot;
 
 pub use backend::{Backend, BackendKind, StateId};
+pub use cache::CachedBackend;
 pub use codec::{Key, StateCodec};
 pub use context::{Context, StateRegistry};
 pub use handles::{AggregateFunction, AggregatingState, ListState, MapState, ReducingState, ValueState};
-pub use cache::CachedBackend;
 pub use heap::HeapBackend;
 pub use rocks::{RocksBackend, RocksConfig};

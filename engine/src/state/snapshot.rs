@@ -84,18 +84,31 @@ pub fn restore(backend: &mut dyn Backend, snapshot: &[u8], clip: KeyGroupRange) 
     for d in &rd.index.states {
         match mine.iter().position(|m| m.name == d.name) {
             Some(i) if mine.get(i) == Some(d) => map.push(StateId(i as u32)),
-            Some(_) => return Err(mismatch(format!("state {:?} has a different kind, encoding or TTL than the job declares", d.name))),
+            Some(_) => {
+                return Err(mismatch(format!(
+                    "state {:?} has a different kind, encoding or TTL than the job declares",
+                    d.name
+                )))
+            }
             None => return Err(mismatch(format!("state {:?} is in the snapshot but not declared by the job", d.name))),
         }
     }
     let mut restored = 0u64;
     for b in rd.index.blocks.iter().filter(|b| clip.contains(KeyGroup(b.key_group))) {
-        let id = map.get(b.state as usize).copied().ok_or_else(|| mismatch(format!("block of unknown state {}", b.state)))?;
+        let id = map
+            .get(b.state as usize)
+            .copied()
+            .ok_or_else(|| mismatch(format!("block of unknown state {}", b.state)))?;
         let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut bad = None;
         rd.read_block(b, &mut |k, v| match statekey::decode(k) {
             Ok(sk) if sk.key_group.0 == b.key_group => batch.push((k.to_vec(), v.to_vec())),
-            Ok(sk) => bad = Some(mismatch(format!("entry of key group {} in a block of key group {}", sk.key_group.0, b.key_group))),
+            Ok(sk) => {
+                bad = Some(mismatch(format!(
+                    "entry of key group {} in a block of key group {}",
+                    sk.key_group.0, b.key_group
+                )))
+            }
             Err(e) => bad = Some(e.into()),
         })?;
         if let Some(e) = bad {

@@ -47,9 +47,16 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     let t = target::resolve(&a.path)?;
     let m = target::newest_intact(&t)?;
     if let Some(s) = &a.state {
-        anyhow::ensure!(m.states.iter().any(|d| &d.name == s), "checkpoint {} has no state {s:?} (states: {})", m.checkpoint.0, m.states.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", "));
+        anyhow::ensure!(
+            m.states.iter().any(|d| &d.name == s),
+            "checkpoint {} has no state {s:?} (states: {})",
+            m.checkpoint.0,
+            m.states.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
     }
-    let clip = a.key_group.map_or(KeyGroupRange { start: 0, end: u16::MAX }, |g| KeyGroupRange { start: g, end: g.saturating_add(1) });
+    let clip = a
+        .key_group
+        .map_or(KeyGroupRange { start: 0, end: u16::MAX }, |g| KeyGroupRange { start: g, end: g.saturating_add(1) });
     for f in m.files().filter(|f| f.path.ends_with(".snapshot")) {
         let p = formats::layout::resolve(&t.root, &f.path);
         let bytes = std::fs::read(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;

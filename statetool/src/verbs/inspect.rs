@@ -45,7 +45,13 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     s.push_str(&format!("{:>5}  {:>11}  {:>5}  {:>10}\n", "shard", "key_groups", "files", "bytes"));
     for sh in &m.shards {
         let bytes: u64 = sh.files.iter().map(|f| f.size).sum();
-        s.push_str(&format!("{:>5}  {:>11}  {:>5}  {:>10}\n", sh.shard, format!("{}..{}", sh.range.start, sh.range.end), sh.files.len(), target::human_bytes(bytes)));
+        s.push_str(&format!(
+            "{:>5}  {:>11}  {:>5}  {:>10}\n",
+            sh.shard,
+            format!("{}..{}", sh.range.start, sh.range.end),
+            sh.files.len(),
+            target::human_bytes(bytes)
+        ));
     }
     let w = m.states.iter().map(|d| d.name.len()).max().unwrap_or(5).max(5);
     s.push_str(&format!("\n{:<w$}  {:<11}  {:<8}  {}\n", "state", "kind", "value", "ttl"));

@@ -29,8 +29,12 @@ pub struct Args {
 fn key_bytes(k: &str, t: KeyType) -> anyhow::Result<Vec<u8>> {
     Ok(match t {
         KeyType::String => k.as_bytes().to_vec(),
-        KeyType::U64 => k.parse::<u64>().map_err(|e| anyhow::anyhow!("key {k:?} is not a u64: {e}"))?.to_le_bytes().to_vec(),
-        KeyType::I64 => k.parse::<i64>().map_err(|e| anyhow::anyhow!("key {k:?} is not an i64: {e}"))?.to_le_bytes().to_vec(),
+        KeyType::U64 => {
+            k.parse::<u64>().map_err(|e| anyhow::anyhow!("key {k:?} is not a u64: {e}"))?.to_le_bytes().to_vec()
+        }
+        KeyType::I64 => {
+            k.parse::<i64>().map_err(|e| anyhow::anyhow!("key {k:?} is not an i64: {e}"))?.to_le_bytes().to_vec()
+        }
     })
 }
 

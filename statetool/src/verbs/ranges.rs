@@ -14,9 +14,11 @@ pub struct Args {
 
 pub fn run(a: &Args) -> anyhow::Result<u8> {
     super::check(a.shards, a.key_groups)?;
-    let ranges: Vec<_> = (0..a.shards).map(|i| (i, range_for_shard(ShardId(i as u16), a.shards, a.key_groups))).collect();
+    let ranges: Vec<_> =
+        (0..a.shards).map(|i| (i, range_for_shard(ShardId(i as u16), a.shards, a.key_groups))).collect();
     if a.json {
-        let v: Vec<_> = ranges.iter().map(|(i, r)| serde_json::json!({ "shard": i, "start": r.start, "end": r.end })).collect();
+        let v: Vec<_> =
+            ranges.iter().map(|(i, r)| serde_json::json!({ "shard": i, "start": r.start, "end": r.end })).collect();
         super::out(&format!("{}\n", serde_json::Value::Array(v)));
         return Ok(0);
     }

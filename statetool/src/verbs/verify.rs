@@ -24,7 +24,8 @@ fn check(root: &std::path::Path, id: formats::manifest::CheckpointId) -> Result<
         let p = formats::layout::resolve(root, &f.path);
         let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
         let r = SnapshotReader::open(&bytes).map_err(|e| format!("{}: {e}", p.display()))?;
-        r.for_each_in(KeyGroupRange { start: 0, end: u16::MAX }, &mut |_, _, _| entries += 1).map_err(|e| format!("{}: {e}", p.display()))?;
+        r.for_each_in(KeyGroupRange { start: 0, end: u16::MAX }, &mut |_, _, _| entries += 1)
+            .map_err(|e| format!("{}: {e}", p.display()))?;
     }
     Ok(entries)
 }
