@@ -20,20 +20,69 @@ fn mismatch(reason: String) -> StateError {
 pub struct Collected {
     pub descriptors: Vec<formats::value::StateDescriptor>,
     pub range: KeyGroupRange,
-    pub states: Vec<Vec<(Vec<u8>, Vec<u8>)>>,
+    pub states: Vec<Entries>,
+}
+
+/// The entries of one state: keys and values copied back to back into one arena (no
+/// allocation per entry), and an index in key order.
+#[derive(Default)]
+pub struct Entries {
+    arena: Vec<u8>,
+    /// (offset of the key in `arena`, key length, value length); the value follows the key.
+    index: Vec<(usize, u32, u32)>,
+}
+
+impl Entries {
+    fn push(&mut self, k: &[u8], v: &[u8]) {
+        self.index.push((self.arena.len(), k.len() as u32, v.len() as u32));
+        self.arena.extend_from_slice(k);
+        self.arena.extend_from_slice(v);
+    }
+
+    fn key(&self, e: &(usize, u32, u32)) -> &[u8] {
+        self.arena.get(e.0..e.0 + e.1 as usize).unwrap_or_default()
+    }
+
+    fn value(&self, e: &(usize, u32, u32)) -> &[u8] {
+        let at = e.0 + e.1 as usize;
+        self.arena.get(at..at + e.2 as usize).unwrap_or_default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// State keys start with the big-endian key group, so key order is (key group, key)
+    /// order. RocksDB scans come sorted; hash maps do not.
+    fn sort(&mut self) {
+        let sorted = self.index.windows(2).all(|w| match w {
+            [a, b] => self.key(a) < self.key(b),
+            _ => true,
+        });
+        if !sorted {
+            let arena = &self.arena;
+            let key = |e: &(usize, u32, u32)| arena.get(e.0..e.0 + e.1 as usize).unwrap_or_default();
+            self.index.sort_unstable_by(|a, b| key(a).cmp(key(b)));
+        }
+    }
 }
 
 impl Collected {
     pub fn entries(&self) -> usize {
-        self.states.iter().map(Vec::len).sum()
+        self.states.iter().map(Entries::len).sum()
     }
 
     pub fn encode(self) -> Result<Vec<u8>, StateError> {
         let mut w = SnapshotWriter::new(self.descriptors, self.range);
-        for (i, entries) in self.states.into_iter().enumerate() {
-            for (k, v) in entries {
-                let kg = statekey::decode(&k)?.key_group;
-                w.add(i as u32, kg, &k, &v)?;
+        for (i, entries) in self.states.iter().enumerate() {
+            for e in &entries.index {
+                let (k, v) = (entries.key(e), entries.value(e));
+                let kg = statekey::decode(k)?.key_group;
+                w.add(i as u32, kg, k, v)?;
             }
         }
         Ok(w.finish()?)
@@ -46,11 +95,11 @@ pub fn collect(backend: &mut dyn Backend, range: KeyGroupRange) -> Result<Collec
     let descriptors = backend.descriptors().to_vec();
     let mut states = Vec::with_capacity(descriptors.len());
     for (i, _) in descriptors.iter().enumerate() {
-        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut entries = Entries::default();
         let mut bad = None;
         backend.scan_prefix(StateId(i as u32), &[], &mut |k, v| {
             match statekey::decode(k) {
-                Ok(sk) if range.contains(sk.key_group) => entries.push((k.to_vec(), v.to_vec())),
+                Ok(sk) if range.contains(sk.key_group) => entries.push(k, v),
                 Ok(sk) => bad = Some(mismatch(format!("key group {} outside the shard's range", sk.key_group.0))),
                 Err(e) => bad = Some(e.into()),
             }
@@ -59,11 +108,7 @@ pub fn collect(backend: &mut dyn Backend, range: KeyGroupRange) -> Result<Collec
         if let Some(e) = bad {
             return Err(e);
         }
-        // State keys start with the big-endian key group, so key order is (key group,
-        // key) order. RocksDB scans are sorted already; hash maps are not.
-        if !entries.windows(2).all(|w| w.first().map(|a| &a.0) < w.get(1).map(|b| &b.0)) {
-            entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        }
+        entries.sort();
         states.push(entries);
     }
     Ok(Collected { descriptors, range, states })
