@@ -67,32 +67,34 @@ mod checkpoints {
         }]
     }
 
-    /// Checkpoint `id` of job "j": one shard, key "k<i>" counted `i * id` for i in 0..10.
-    fn checkpoint(root: &std::path::Path, id: u64) {
+    /// Publishes checkpoint `id` of job `job` (one shard, state "count") holding
+    /// `(key bytes, count)` entries, with keys encoded as `key`.
+    fn publish_one(root: &std::path::Path, job: &str, id: u64, key: ValueEncoding, rows: &[(Vec<u8>, i64)]) {
         let range = KeyGroupRange { start: 0, end: 128 };
-        let mut entries = Vec::new();
-        for i in 0..10u64 {
-            let key = format!("k{i}");
-            let kg = formats::keygroup::key_group_of(key.as_bytes(), 128);
-            let mut sk = Vec::new();
-            formats::statekey::encode_prefix(&mut sk, kg, key.as_bytes(), b"");
-            entries.push((kg, sk, ((i * id) as i64).to_le_bytes().to_vec()));
-        }
+        let mut entries: Vec<(u16, Vec<u8>, Vec<u8>)> = rows
+            .iter()
+            .map(|(k, v)| {
+                let kg = formats::keygroup::key_group_of(k, 128);
+                let mut sk = Vec::new();
+                formats::statekey::encode_prefix(&mut sk, kg, k, b"");
+                (kg.0, sk, v.to_le_bytes().to_vec())
+            })
+            .collect();
         entries.sort();
         let mut w = SnapshotWriter::new(states(), range);
         for (kg, k, v) in &entries {
-            w.add(0, KeyGroup(kg.0), k, v).expect("add");
+            w.add(0, KeyGroup(*kg), k, v).expect("add");
         }
         let bytes = w.finish().expect("finish");
         let path = format!("chk-{id}/shard-0.snapshot");
         let m = Manifest {
-            job: "j".into(),
+            job: job.into(),
             checkpoint: CheckpointId(id),
             parent: (id > 1).then(|| CheckpointId(id - 1)),
             created_ms: 0,
             max_key_groups: 128,
             backend: "heap".into(),
-            key: Some(ValueEncoding::Utf8),
+            key: Some(key),
             states: states(),
             shards: vec![ShardSnapshot {
                 shard: 0,
@@ -102,6 +104,12 @@ mod checkpoints {
             }],
         };
         publish(&mut StdFs, root, &m, &[Payload { path, bytes }]).expect("publish");
+    }
+
+    /// Checkpoint `id` of job "j": key "k<i>" counted `i * id` for i in 0..10.
+    fn checkpoint(root: &std::path::Path, id: u64) {
+        let rows: Vec<(Vec<u8>, i64)> = (0..10u64).map(|i| (format!("k{i}").into_bytes(), (i * id) as i64)).collect();
+        publish_one(root, "j", id, ValueEncoding::Utf8, &rows);
     }
 
     fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
@@ -146,32 +154,7 @@ mod checkpoints {
         let d = tempfile::tempdir().expect("tempdir");
         let root = d.path().join("n");
         std::fs::create_dir(&root).expect("mkdir");
-        let range = KeyGroupRange { start: 0, end: 128 };
-        let key = 77u64.to_le_bytes();
-        let kg = formats::keygroup::key_group_of(&key, 128);
-        let mut sk = Vec::new();
-        formats::statekey::encode_prefix(&mut sk, kg, &key, b"");
-        let mut w = SnapshotWriter::new(states(), range);
-        w.add(0, kg, &sk, &5i64.to_le_bytes()).expect("add");
-        let bytes = w.finish().expect("finish");
-        let path = "chk-1/shard-0.snapshot".to_string();
-        let m = Manifest {
-            job: "n".into(),
-            checkpoint: CheckpointId(1),
-            parent: None,
-            created_ms: 0,
-            max_key_groups: 128,
-            backend: "heap".into(),
-            key: Some(ValueEncoding::U64),
-            states: states(),
-            shards: vec![ShardSnapshot {
-                shard: 0,
-                range,
-                files: vec![FileRef::of(&path, &bytes)],
-                source_position: serde_json::Value::Null,
-            }],
-        };
-        publish(&mut StdFs, &root, &m, &[Payload { path, bytes }]).expect("publish");
+        publish_one(&root, "n", 1, ValueEncoding::U64, &[(77u64.to_le_bytes().to_vec(), 5)]);
         let (code, out, _) = statetool(&["dump", root.to_str().expect("utf8"), "--key", "77"]);
         assert_eq!(code, 0);
         let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one line");
