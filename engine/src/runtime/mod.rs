@@ -598,11 +598,41 @@ where
         }
     }
 
+    /// Sends `msg` to shard `to`. False when the peer is gone: it failed and reports
+    /// why, so this shard marks the job failed and stops reading.
     async fn send(&self, senders: &[Option<ConnectedSender<Msg<K, T>>>], to: usize, msg: Msg<K, T>) -> bool {
-        match senders.get(to) {
+        let delivered = match senders.get(to) {
             Some(Some(s)) => s.send(msg).await.is_ok(),
             _ => true,
+        };
+        if !delivered {
+            self.failed.store(true, Ordering::Relaxed);
         }
+        delivered
+    }
+
+    /// Ships the outboxes: this shard's own records to its operator, the others' as one
+    /// batch per peer. With `all`, every non-empty outbox goes; otherwise only full ones.
+    /// False when a peer is gone (see [`Self::send`]).
+    async fn ship(
+        &self,
+        senders: &[Option<ConnectedSender<Msg<K, T>>>],
+        op: &RefCell<Operator<P, O>>,
+        outboxes: &mut [Batch<K, T>],
+        all: bool,
+    ) -> Result<bool, Error> {
+        let (me, batch) = (self.id.0 as usize, self.cfg.batch_records);
+        for (j, ob) in outboxes.iter_mut().enumerate() {
+            if ob.is_empty() || (!all && ob.len() < batch) {
+                continue;
+            }
+            if j == me {
+                op.borrow_mut().process_batch(ob)?;
+            } else if !self.send(senders, j, Msg::Batch(std::mem::replace(ob, Vec::with_capacity(batch)))).await {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     async fn produce(
@@ -640,21 +670,11 @@ where
             }
             if let Some(id) = self.barriers.pending(emitted) {
                 // Everything read before the barrier goes out before it.
-                for (j, ob) in outboxes.iter_mut().enumerate() {
-                    if ob.is_empty() {
-                        continue;
-                    }
-                    if j == me {
-                        op.borrow_mut().process_batch(ob)?;
-                    } else if !self.send(senders, j, Msg::Batch(std::mem::replace(ob, Vec::with_capacity(batch)))).await
-                    {
-                        self.failed.store(true, Ordering::Relaxed);
-                        return Ok(());
-                    }
+                if !self.ship(senders, op, &mut outboxes, true).await? {
+                    return Ok(());
                 }
                 for j in 0..n as usize {
                     if j != me && !self.send(senders, j, Msg::Barrier(id)).await {
-                        self.failed.store(true, Ordering::Relaxed);
                         return Ok(());
                     }
                 }
@@ -688,20 +708,8 @@ where
                     }
                 });
             }
-            for (j, ob) in outboxes.iter_mut().enumerate() {
-                if ob.is_empty() || (ob.len() < batch && more && !short) {
-                    continue;
-                }
-                if j == me {
-                    op.borrow_mut().process_batch(ob)?;
-                    continue;
-                }
-                let full = std::mem::replace(ob, Vec::with_capacity(batch));
-                if !self.send(senders, j, Msg::Batch(full)).await {
-                    // The peer is gone: it failed and reports why; stop reading.
-                    self.failed.store(true, Ordering::Relaxed);
-                    return Ok(());
-                }
+            if !self.ship(senders, op, &mut outboxes, !more || short).await? {
+                return Ok(());
             }
             if !more {
                 source_done = true;
