@@ -69,6 +69,13 @@ pub fn parse_checkpoint_dir_name(name: &str) -> Option<CheckpointId> {
     (id.to_string() == digits).then_some(CheckpointId(id))
 }
 
+/// Splits a path naming one checkpoint (`<root>/chk-<n>`) into its root and id; `None`
+/// for any other path (for example a job's checkpoint root).
+pub fn split_checkpoint_dir(path: &Path) -> Option<(PathBuf, CheckpointId)> {
+    let id = parse_checkpoint_dir_name(&path.file_name()?.to_string_lossy())?;
+    Some((path.parent().map(Path::to_path_buf).unwrap_or_default(), id))
+}
+
 /// A manifest's relative file path, resolved under the checkpoint root.
 pub fn resolve(root: &Path, relative: &str) -> PathBuf {
     relative.split('/').fold(root.to_path_buf(), |p, c| p.join(c))
@@ -84,5 +91,7 @@ mod tests {
         assert_eq!(parse_checkpoint_dir_name("chk-012"), None);
         assert_eq!(parse_checkpoint_dir_name("chk-"), None);
         assert_eq!(parse_checkpoint_dir_name("shared"), None);
+        assert_eq!(split_checkpoint_dir(Path::new("/ck/job/chk-7")), Some((PathBuf::from("/ck/job"), CheckpointId(7))));
+        assert_eq!(split_checkpoint_dir(Path::new("/ck/job")), None);
     }
 }

@@ -340,9 +340,7 @@ impl Restore {
                 path.display()
             )));
         }
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if let Some(id) = formats::layout::parse_checkpoint_dir_name(&name) {
-            let root = path.parent().map(PathBuf::from).unwrap_or_default();
+        if let Some((root, id)) = formats::layout::split_checkpoint_dir(path) {
             let manifest = protocol::load(&fs, &root, id, protocol::Verify::Checksums)
                 .map_err(|e| Error::Config(format!("cannot restore {}: {e}", path.display())))?;
             return Ok(Restore { root, manifest });

@@ -16,9 +16,7 @@ pub fn resolve(path: &Path) -> anyhow::Result<Target> {
     if !path.is_dir() {
         bail!("{}: not a directory (expected chk-<n> or a job's checkpoint root)", path.display());
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    if let Some(id) = formats::layout::parse_checkpoint_dir_name(&name) {
-        let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    if let Some((root, id)) = formats::layout::split_checkpoint_dir(path) {
         return Ok(Target { root, ids: vec![id] });
     }
     let ids = checkpoint::checkpoint_ids(&StdFs, path).with_context(|| format!("listing {}", path.display()))?;
