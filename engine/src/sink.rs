@@ -28,6 +28,19 @@ pub trait SinkFactory<T>: Send + Sync + 'static {
     }
 }
 
+/// A shared sink factory is a sink factory (the job API takes them by value).
+impl<T: 'static> SinkFactory<T> for Arc<dyn SinkFactory<T>> {
+    fn check(&self) -> Result<(), Error> {
+        (**self).check()
+    }
+    fn open(&self, shard: ShardId) -> Result<Box<dyn Sink<T>>, Error> {
+        (**self).open(shard)
+    }
+    fn finish(&self) -> Result<(), Error> {
+        (**self).finish()
+    }
+}
+
 /// Discards everything (benchmarks).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DiscardSink;

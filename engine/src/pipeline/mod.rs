@@ -70,35 +70,6 @@ fn sink_of(plan: &JobPlan) -> Result<Arc<dyn SinkFactory<Output>>, Error> {
     })
 }
 
-/// Forwards to a shared source (the job API takes sources by value).
-struct Shared<T>(Arc<dyn Source<T>>);
-
-impl<T: Send + 'static> Source<T> for Shared<T> {
-    fn name(&self) -> String {
-        self.0.name()
-    }
-    fn check(&self) -> Result<(), Error> {
-        self.0.check()
-    }
-    fn open(&self, ctx: &crate::source::SourceContext) -> Result<Box<dyn crate::source::SourceReader<T>>, Error> {
-        self.0.open(ctx)
-    }
-}
-
-struct SharedSink<T>(Arc<dyn SinkFactory<T>>);
-
-impl<T: 'static> SinkFactory<T> for SharedSink<T> {
-    fn check(&self) -> Result<(), Error> {
-        self.0.check()
-    }
-    fn open(&self, shard: formats::ShardId) -> Result<Box<dyn crate::sink::Sink<T>>, Error> {
-        self.0.open(shard)
-    }
-    fn finish(&self) -> Result<(), Error> {
-        self.0.finish()
-    }
-}
-
 /// Runs a TOML job. The source is checked before the sink is created, so a missing
 /// input leaves no output file behind.
 pub fn run(plan: &JobPlan, cfg: &RunConfig) -> Result<RunReport, Error> {
@@ -116,9 +87,9 @@ pub fn run(plan: &JobPlan, cfg: &RunConfig) -> Result<RunReport, Error> {
     let sink = sink_of(plan)?;
     let (kind, emit) = (plan.aggregate, plan.emit);
     Job::new(plan.name.clone())
-        .source(Shared(source))
+        .source(source)
         .key_by(|i: &Input| i.key.clone())
         .process(move |reg| Aggregate::open(kind, emit, reg))
-        .sink(SharedSink(sink))
+        .sink(sink)
         .run(&cfg)
 }

@@ -67,6 +67,19 @@ pub trait Source<T>: Send + Sync + 'static {
     fn open(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<T>>, Error>;
 }
 
+/// A shared source is a source (the job API takes sources by value).
+impl<T: Send + 'static> Source<T> for Arc<dyn Source<T>> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+    fn check(&self) -> Result<(), Error> {
+        (**self).check()
+    }
+    fn open(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<T>>, Error> {
+        (**self).open(ctx)
+    }
+}
+
 pub trait SourceReader<T> {
     /// Appends up to `max` records to `out`. Resolves to `false` once the input has ended
     /// (possibly after appending a last few records).
