@@ -365,13 +365,15 @@ fn restore_refuses_non_checkpoints_corruption_and_other_jobs() {
     // or another job's checkpoint exits 2 naming the path; nothing is modified.
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
+    // Throttled to run about half a second, so checkpoints are taken even on a loaded
+    // machine (an unthrottled 20,000 records can end before the first one).
     let spec = job(
-        "kind = \"generator\"\ncount = 20000\nkeys = 50",
+        "kind = \"generator\"\ncount = 20000\nkeys = 50\nrate_per_s = 40000",
         "key",
         "count",
         None,
         "kind = \"file\"\npath = \"out.jsonl\"",
-    ) + "\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 1\n";
+    ) + "\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 20\n";
     write(d, "job.toml", &spec);
     let r = sluice(d, &["run", "job.toml", "--shards", "2", "--no-pin", "--state-backend", "heap"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -410,7 +412,8 @@ fn restore_continues_a_file_job_onto_another_shard_count() {
     // with a different shard count; the final counts equal a single uninterrupted run.
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let text: String = (0..60_000).map(|i| format!("w{} w{}\n", i % 101, i % 7)).collect();
+    // Large enough that the job outlives several 1 ms checkpoint intervals.
+    let text: String = (0..400_000).map(|i| format!("w{} w{}\n", i % 101, i % 7)).collect();
     write(d, "in.txt", &text);
     let spec = job(
         "kind = \"file\"\npath = \"in.txt\"\nformat = \"words\"",
