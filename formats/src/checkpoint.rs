@@ -53,6 +53,24 @@ fn write_durable(fs: &mut dyn Fs, p: &Path, bytes: &[u8]) -> Result<(), FormatEr
     fs.rename(&tmp, p).map_err(io(p))
 }
 
+/// Puts `bytes`, the content of the instance file `local`, into `shared/` under a name
+/// derived from its content (xxh3-128), unless a file of that name and size is already
+/// there. Returns the manifest entry and whether the file was written. The rename makes
+/// the name appear only with complete, durable data; `publish` fsyncs `shared/`.
+pub fn put_shared(fs: &mut dyn Fs, root: &Path, local: &str, bytes: &[u8]) -> Result<(FileRef, bool), FormatError> {
+    let name = layout::shared_file_name(xxhash_rust::xxh3::xxh3_128(bytes), local);
+    let shared = layout::shared_dir(root);
+    ensure_dir(fs, &shared)?;
+    let path = shared.join(&name);
+    let present = fs.exists(&path) && fs.size(&path).ok() == Some(bytes.len() as u64);
+    if !present {
+        write_durable(fs, &path, bytes)?;
+    }
+    let mut file = FileRef::of(&format!("{}/{name}", layout::SHARED_DIR), bytes);
+    file.local = Some(local.to_owned());
+    Ok((file, !present))
+}
+
 /// Publishes checkpoint `m` under `root`. Every file of `m` must be either in `payloads`
 /// or already present in `shared/`; payload sizes and checksums must match `m`.
 pub fn publish(fs: &mut dyn Fs, root: &Path, m: &Manifest, payloads: &[Payload]) -> Result<(), FormatError> {
@@ -124,6 +142,10 @@ pub fn publish(fs: &mut dyn Fs, root: &Path, m: &Manifest, payloads: &[Payload])
         }
     }
     // Deepest first, so a directory's own entry is made durable by its parent's fsync.
+    // Shared files put before this call (`put_shared`) are made durable here too.
+    if m.files().any(|f| f.path.starts_with(&format!("{}/", layout::SHARED_DIR))) {
+        dirs.insert(shared.clone());
+    }
     for d in dirs.iter().rev() {
         fs.sync_dir(d).map_err(io(d))?;
     }
@@ -313,7 +335,7 @@ mod tests {
 
     fn file(path: &str, bytes: &[u8]) -> (FileRef, Payload) {
         (
-            FileRef { path: path.into(), size: bytes.len() as u64, crc32: crc32fast::hash(bytes) },
+            FileRef::of(path, bytes),
             Payload { path: path.into(), bytes: bytes.to_vec() },
         )
     }
@@ -338,6 +360,7 @@ mod tests {
             shards.push(crate::manifest::ShardSnapshot {
                 shard: s,
                 range: KeyGroupRange { start: s * 64, end: (s + 1) * 64 },
+                format: crate::manifest::ShardFormat::Snapshot,
                 files,
                 source_position: serde_json::json!({ "offset": id * 100 }),
             });
@@ -448,6 +471,62 @@ mod tests {
             execute_gc(&mut fs, &root(), &plan).expect("gc");
             assert_eq!(latest_id(&fs), Some(1), "gc after failing operation {n} keeps checkpoint 1 whole");
         }
+    }
+
+    /// Checkpoint `id` the way the RocksDB backend writes one: SSTs put into `shared/` by
+    /// content first (every shard's instance names its file `000009.sst`, as an instance
+    /// rebuilt after a restore reuses file numbers), then the owned files and manifest.
+    fn publish_incremental(fs: &mut SimFs, id: u64) -> (Manifest, u32) {
+        let (mut m, _) = checkpoint(id, false);
+        let mut payloads = Vec::new();
+        let mut written = 0;
+        for s in &mut m.shards {
+            // Same local name and size in every checkpoint, other content.
+            let sst = format!("sst {id:04} of shard {}", s.shard).repeat(8);
+            let (f, new) = put_shared(fs, &root(), "000009.sst", sst.as_bytes()).expect("put");
+            written += u32::from(new);
+            let (own, p) = file(&format!("chk-{id}/shard-{}/MANIFEST-000005", s.shard), b"meta");
+            s.format = crate::manifest::ShardFormat::Rocksdb;
+            s.files = vec![f, own];
+            payloads.push(p);
+        }
+        publish(fs, &root(), &m, &payloads).expect("publish");
+        (m, written)
+    }
+
+    #[test]
+    fn shared_files_are_named_by_content_not_by_instance_name() {
+        let mut fs = base();
+        let (m2, written) = publish_incremental(&mut fs, 2);
+        assert_eq!(written, 2);
+        let (m3, written) = publish_incremental(&mut fs, 3);
+        assert_eq!(written, 2, "same name and size, other content: copied again");
+        let names = |m: &Manifest| m.files().map(|f| f.path.clone()).collect::<Vec<_>>();
+        assert!(names(&m2).iter().all(|p| !names(&m3).contains(p)), "{:?} {:?}", names(&m2), names(&m3));
+        assert!(m3.files().all(|f| f.local_name() == "000009.sst" || f.local_name() == "MANIFEST-000005"));
+        // Putting identical content again writes nothing and names the same file.
+        let sst = "sst 0003 of shard 0".repeat(8);
+        let (f, new) = put_shared(&mut fs, &root(), "000042.sst", sst.as_bytes()).expect("put");
+        assert!(!new);
+        assert_eq!(f.path, m3.shards[0].files[0].path);
+        assert_eq!(f.local_name(), "000042.sst");
+        let d = latest(&fs, &root(), Verify::Checksums).expect("discover");
+        assert_eq!(d.latest, Some(m3));
+    }
+
+    #[test]
+    fn every_crash_image_of_an_incremental_publish_restores_old_or_new() {
+        let mut fs = base();
+        let before = fs.state().clone();
+        publish_incremental(&mut fs, 2);
+        let images = fs.crash_images(&before);
+        let mut outcomes = BTreeSet::new();
+        for (step, model, img) in &images {
+            let got = latest_id(img);
+            assert!(matches!(got, Some(1) | Some(2)), "crash after {step:?} under {model:?}: restored {got:?}");
+            outcomes.insert(got);
+        }
+        assert_eq!(outcomes.len(), 2, "both outcomes occur");
     }
 
     #[test]

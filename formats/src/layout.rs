@@ -3,8 +3,13 @@
 //! ```text
 //! <data-dir>/<job>/work/shard-<i>/      a shard's working RocksDB instance (scratch:
 //!                                       rebuilt at start, removed at a clean stop)
+//! <data-dir>/<job>/work/shard-<i>.chk-<n>/  RocksDB's checkpoint (hard links) of that
+//!                                       instance, until it is copied
+//! <data-dir>/<job>/work/restore-<i>-<j>/  old shard j's instance rebuilt from a
+//!                                       checkpoint, while new shard i reads it
 //! <checkpoint-dir>/<job>/               a job's checkpoint root
-//!     shared/                           files shared by several checkpoints
+//!     shared/                           files shared by several checkpoints, named
+//!                                       <xxh3-128 of the content, hex>.<extension>
 //!     chk-<n>/                          files of checkpoint n only
 //!     chk-<n>/_manifest                 written last: defines a published checkpoint
 //! ```
@@ -40,6 +45,32 @@ pub fn work_dir(data_dir: &Path, job: &str) -> PathBuf {
 
 pub fn shard_work_dir(data_dir: &Path, job: &str, shard: ShardId) -> PathBuf {
     work_dir(data_dir, job).join(format!("shard-{}", shard.0))
+}
+
+/// Where a shard's RocksDB checkpoint `id` is created (hard links into its instance).
+pub fn local_checkpoint_dir(data_dir: &Path, job: &str, shard: ShardId, id: CheckpointId) -> PathBuf {
+    work_dir(data_dir, job).join(format!("shard-{}.{}", shard.0, checkpoint_dir_name(id)))
+}
+
+/// Where new shard `shard` rebuilds old shard `old`'s instance from a checkpoint.
+pub fn restore_scratch_dir(data_dir: &Path, job: &str, shard: ShardId, old: u16) -> PathBuf {
+    work_dir(data_dir, job).join(format!("restore-{}-{old}", shard.0))
+}
+
+/// The directory of a shard's own files in checkpoint `id` (its RocksDB metadata).
+pub fn shard_files_prefix(id: CheckpointId, shard: u16) -> String {
+    format!("{}/shard-{shard}", checkpoint_dir_name(id))
+}
+
+/// The name under `shared/` of a file with content hash `hash` (xxh3-128) whose name in
+/// its instance is `local`: the hash in hex, then `local`'s extension.
+pub fn shared_file_name(hash: u128, local: &str) -> String {
+    match local.rsplit_once('.') {
+        Some((_, ext)) if !ext.is_empty() && ext.chars().all(|c| c.is_ascii_alphanumeric()) => {
+            format!("{hash:032x}.{ext}")
+        }
+        _ => format!("{hash:032x}"),
+    }
 }
 
 pub fn checkpoint_root(checkpoint_dir: &Path, job: &str) -> PathBuf {

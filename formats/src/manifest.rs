@@ -9,7 +9,9 @@ use crate::keygroup::{validate_key_groups, KeyGroupRange};
 use crate::value::StateDescriptor;
 use crate::{layout, FormatError};
 
-pub const MANIFEST_VERSION: u16 = 1;
+/// Written by this version; 1 (every shard a snapshot file, no `format`/`local`) is still read.
+pub const MANIFEST_VERSION: u16 = 2;
+const OLDEST_READABLE_VERSION: u16 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct CheckpointId(pub u64);
@@ -20,19 +22,42 @@ pub struct FileRef {
     pub path: String,
     pub size: u64,
     pub crc32: u32,
+    /// The file's name inside the shard's instance (`000012.sst`) when it differs from the
+    /// last component of `path`: shared files are named by content, not by instance name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<String>,
 }
 
 impl FileRef {
     /// The entry for a file with contents `bytes`.
     pub fn of(path: &str, bytes: &[u8]) -> Self {
-        FileRef { path: path.to_owned(), size: bytes.len() as u64, crc32: crc32fast::hash(bytes) }
+        FileRef { path: path.to_owned(), size: bytes.len() as u64, crc32: crc32fast::hash(bytes), local: None }
     }
+
+    /// The file's name inside its shard's instance directory.
+    pub fn local_name(&self) -> &str {
+        self.local.as_deref().unwrap_or_else(|| self.path.rsplit('/').next().unwrap_or(&self.path))
+    }
+}
+
+/// How a shard's state is stored in a checkpoint (FORMAT.md §9).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShardFormat {
+    /// One snapshot file (§11) under `chk-<n>/`.
+    #[default]
+    Snapshot,
+    /// A RocksDB instance: its SST files in `shared/`, its MANIFEST, CURRENT and OPTIONS
+    /// under `chk-<n>/shard-<i>/`; each file's `local` name rebuilds the directory.
+    Rocksdb,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardSnapshot {
     pub shard: u16,
     pub range: KeyGroupRange,
+    #[serde(default)]
+    pub format: ShardFormat,
     pub files: Vec<FileRef>,
     /// Source position to resume from (opaque to this crate).
     pub source_position: serde_json::Value,
@@ -87,7 +112,7 @@ impl Manifest {
         }
         // 9.2: files are owned (under chk-<n>/) or shared (under shared/); no escapes.
         let own = format!("{}/", layout::checkpoint_dir_name(self.checkpoint));
-        let mut seen = std::collections::BTreeSet::new();
+        let mut seen = std::collections::BTreeMap::new();
         for f in self.shards.iter().flat_map(|s| &s.files) {
             let ok_prefix = f.path.starts_with(&own) || f.path.starts_with(&format!("{}/", layout::SHARED_DIR));
             let clean = !f.path.split('/').any(|c| c.is_empty() || c == "." || c == "..");
@@ -98,9 +123,26 @@ impl Manifest {
                     layout::SHARED_DIR
                 )));
             }
-            // 9.3: a path is listed once.
-            if !seen.insert(&f.path) {
-                return Err(invalid(format!("file {:?} listed twice", f.path)));
+            // 9.3: an owned path is listed once; a shared one (named by its content) may be
+            // listed again, with the same size and checksum.
+            let shared = f.path.starts_with(&format!("{}/", layout::SHARED_DIR));
+            if let Some(prev) = seen.insert(&f.path, (f.size, f.crc32)) {
+                if !shared || prev != (f.size, f.crc32) {
+                    return Err(invalid(format!("file {:?} listed twice", f.path)));
+                }
+            }
+        }
+        // 9.6: local names are plain file names, unique within their shard.
+        for s in &self.shards {
+            let mut locals = std::collections::BTreeSet::new();
+            for f in &s.files {
+                let l = f.local_name();
+                if l.is_empty() || l == "." || l == ".." || l.contains('/') || l.contains('\\') {
+                    return Err(invalid(format!("file {:?} has local name {l:?}, not a plain file name", f.path)));
+                }
+                if !locals.insert(l) {
+                    return Err(invalid(format!("shard {} lists local name {l:?} twice", s.shard)));
+                }
             }
         }
         // 9.4: state names are unique.
@@ -119,7 +161,7 @@ impl Manifest {
 
     pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
         let (version, body) = envelope::decode(Kind::CheckpointManifest, bytes)?;
-        if version != MANIFEST_VERSION {
+        if !(OLDEST_READABLE_VERSION..=MANIFEST_VERSION).contains(&version) {
             return Err(FormatError::Invalid {
                 what: "manifest version",
                 offset: envelope::VERSION_OFFSET,
@@ -134,5 +176,42 @@ impl Manifest {
     /// Every file the checkpoint refers to.
     pub fn files(&self) -> impl Iterator<Item = &FileRef> {
         self.shards.iter().flat_map(|s| &s.files)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_1_manifests_still_read_as_snapshot_shards() {
+        let body = br#"{"job":"j","checkpoint":3,"parent":null,"created_ms":0,"max_key_groups":4,
+            "backend":"heap","states":[],"shards":[{"shard":0,"range":{"start":0,"end":4},
+            "files":[{"path":"chk-3/shard-0.snapshot","size":1,"crc32":2}],"source_position":null}]}"#;
+        let bytes = envelope::encode(Kind::CheckpointManifest, 1, body).expect("encode");
+        let m = Manifest::decode(&bytes).expect("version 1 decodes");
+        assert_eq!(m.shards[0].format, ShardFormat::Snapshot);
+        assert_eq!(m.shards[0].files[0].local_name(), "shard-0.snapshot");
+        let bytes = envelope::encode(Kind::CheckpointManifest, MANIFEST_VERSION + 1, body).expect("encode");
+        assert!(Manifest::decode(&bytes).unwrap_err().to_string().contains("unsupported version"));
+    }
+
+    #[test]
+    fn local_names_must_be_plain_and_unique_per_shard() {
+        let body = |local: &str| {
+            format!(
+                r#"{{"job":"j","checkpoint":3,"parent":null,"created_ms":0,"max_key_groups":4,
+            "backend":"rocksdb","states":[],"shards":[{{"shard":0,"range":{{"start":0,"end":4}},"format":"rocksdb",
+            "files":[{{"path":"shared/ab.sst","size":1,"crc32":2,"local":"{local}"}},
+                     {{"path":"chk-3/shard-0/CURRENT","size":1,"crc32":2}}],"source_position":null}}]}}"#
+            )
+        };
+        let decode = |b: String| {
+            Manifest::decode(&envelope::encode(Kind::CheckpointManifest, 2, b.as_bytes()).expect("encode"))
+        };
+        assert!(decode(body("000007.sst")).is_ok());
+        for bad in ["../x", "a/b", "", "CURRENT"] {
+            assert!(decode(body(bad)).is_err(), "local name {bad:?} accepted");
+        }
     }
 }

@@ -99,6 +99,7 @@ mod checkpoints {
             shards: vec![ShardSnapshot {
                 shard: 0,
                 range,
+                format: Default::default(),
                 files: vec![FileRef::of(&path, &bytes)],
                 source_position: serde_json::Value::Null,
             }],

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use formats::checkpoint::{self as protocol, Payload};
 use formats::fs::StdFs;
 use formats::keygroup::KeyGroupRange;
-use formats::manifest::{CheckpointId, FileRef, Manifest, ShardSnapshot};
+use formats::manifest::{CheckpointId, FileRef, Manifest, ShardFormat, ShardSnapshot};
 use formats::value::StateDescriptor;
 
 use crate::error::Error;
@@ -307,7 +307,13 @@ fn publish(
         let file = FileRef::of(&path, &bytes);
         payloads.push(Payload { path, bytes });
         let source_position = serde_json::to_value(&a.splits).unwrap_or(serde_json::Value::Null);
-        shards.push(ShardSnapshot { shard: a.shard, range: a.range, files: vec![file], source_position });
+        shards.push(ShardSnapshot {
+            shard: a.shard,
+            range: a.range,
+            format: ShardFormat::Snapshot,
+            files: vec![file],
+            source_position,
+        });
     }
     let m = Manifest {
         job: info.job.clone(),
