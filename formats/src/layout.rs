@@ -47,14 +47,16 @@ pub fn shard_work_dir(data_dir: &Path, job: &str, shard: ShardId) -> PathBuf {
     work_dir(data_dir, job).join(format!("shard-{}", shard.0))
 }
 
-/// Where a shard's RocksDB checkpoint `id` is created (hard links into its instance).
-pub fn local_checkpoint_dir(data_dir: &Path, job: &str, shard: ShardId, id: CheckpointId) -> PathBuf {
-    work_dir(data_dir, job).join(format!("shard-{}.{}", shard.0, checkpoint_dir_name(id)))
+/// Where a shard's RocksDB checkpoint `id` is created (hard links into its instance),
+/// in the job's work directory `work`.
+pub fn local_checkpoint_dir(work: &Path, shard: ShardId, id: CheckpointId) -> PathBuf {
+    work.join(format!("shard-{}.{}", shard.0, checkpoint_dir_name(id)))
 }
 
-/// Where new shard `shard` rebuilds old shard `old`'s instance from a checkpoint.
-pub fn restore_scratch_dir(data_dir: &Path, job: &str, shard: ShardId, old: u16) -> PathBuf {
-    work_dir(data_dir, job).join(format!("restore-{}-{old}", shard.0))
+/// Where new shard `shard` rebuilds old shard `old`'s instance from a checkpoint, in the
+/// job's work directory `work`.
+pub fn restore_scratch_dir(work: &Path, shard: ShardId, old: u16) -> PathBuf {
+    work.join(format!("restore-{}-{old}", shard.0))
 }
 
 /// The directory of a shard's own files in checkpoint `id` (its RocksDB metadata).

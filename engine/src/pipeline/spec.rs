@@ -41,6 +41,7 @@ struct RawCheckpoint {
     timeout_ms: Option<Spanned<u64>>,
     tolerable_failures: Option<u32>,
     cleanup: Option<Cleanup>,
+    incremental: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -431,6 +432,7 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
             }
             ck.tolerable_failures = c.tolerable_failures.unwrap_or(0);
             ck.cleanup = c.cleanup.unwrap_or(Cleanup::Retain);
+            ck.incremental = c.incremental.unwrap_or(true);
             Some(ck)
         }
         None => None,

@@ -1,6 +1,8 @@
-//! Aligned-barrier checkpoints (Chandy-Lamport as in Flink), first version: each shard
-//! snapshots its whole keyed state in the backend-independent snapshot format
-//! (FORMAT.md §11); the coordinator publishes with `formats::checkpoint`.
+//! Aligned-barrier checkpoints (Chandy-Lamport as in Flink). A RocksDB shard takes a
+//! RocksDB checkpoint (hard links) and the coordinator copies only SST files no
+//! published checkpoint holds (`incremental`); a heap shard copies its entries, which the
+//! coordinator writes as a full snapshot file (FORMAT.md §11). The coordinator publishes
+//! with `formats::checkpoint`.
 //!
 //! 1. The coordinator thread raises `requested` to n every interval (one checkpoint at
 //!    a time, never after every source has ended and the job is closing).
@@ -9,8 +11,9 @@
 //!    aligner, and waits until that shard has snapshotted n.
 //! 3. A receiver that reads barrier n arrives and stops reading its channel until the
 //!    shard has snapshotted n (alignment: nothing after the barrier is processed first).
-//! 4. When all N inputs of a shard have arrived, the shard snapshots its state and sends
-//!    an ack (snapshot bytes, range, source splits) to the coordinator.
+//! 4. When all N inputs of a shard have arrived, the shard snapshots its state (the
+//!    synchronous part: a RocksDB checkpoint, or a copy of the heap's entries) and sends
+//!    an ack (the snapshot, range, source splits) to the coordinator.
 //! 5. With all N acks the coordinator publishes checkpoint n off the processing path,
 //!    then garbage-collects all but the `retain` newest.
 use std::path::PathBuf;
@@ -26,6 +29,7 @@ use formats::manifest::{CheckpointId, FileRef, Manifest, ShardFormat, ShardSnaps
 use formats::value::StateDescriptor;
 
 use crate::error::Error;
+use crate::runtime::incremental::SharedFiles;
 use crate::source::Split;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -61,6 +65,8 @@ pub struct CheckpointConfig {
     /// Consecutive failed checkpoints tolerated; one more fails the job.
     pub tolerable_failures: u32,
     pub cleanup: Cleanup,
+    /// RocksDB shards: copy only new SST files (true), or write full snapshots.
+    pub incremental: bool,
 }
 
 impl CheckpointConfig {
@@ -74,6 +80,7 @@ impl CheckpointConfig {
             timeout: Duration::from_secs(600),
             tolerable_failures: 0,
             cleanup: Cleanup::Retain,
+            incremental: true,
         }
     }
 }
@@ -141,10 +148,40 @@ pub struct Ack {
     pub id: u64,
     pub range: KeyGroupRange,
     pub states: Vec<StateDescriptor>,
-    /// The shard's state, copied; encoded and compressed by the coordinator.
-    pub snapshot: Result<crate::state::snapshot::Collected, String>,
+    pub snapshot: Result<ShardState, String>,
     pub splits: Option<Vec<Split>>,
     pub sync: Duration,
+}
+
+/// A shard's snapshot, as taken on its thread.
+pub enum ShardState {
+    /// The shard's entries, copied; encoded and compressed by the coordinator.
+    Full(crate::state::snapshot::Collected),
+    /// A RocksDB checkpoint of the shard's instance `instance` in `dir` (hard links);
+    /// the coordinator copies what is new and removes `dir`.
+    Rocksdb { dir: PathBuf, instance: u64 },
+}
+
+/// The synchronous part of shard `shard`'s checkpoint `id`: a native checkpoint into
+/// the work directory `work` when the backend has one (and `work` is given), else a copy
+/// of every entry in `range`.
+pub fn take_snapshot(
+    backend: &mut dyn crate::state::Backend,
+    range: KeyGroupRange,
+    work: Option<&std::path::Path>,
+    shard: u16,
+    id: u64,
+) -> Result<ShardState, Error> {
+    if let Some(work) = work {
+        let dir = formats::layout::local_checkpoint_dir(work, formats::ShardId(shard), CheckpointId(id));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        if let Some(instance) = backend.native_checkpoint(&dir)? {
+            return Ok(ShardState::Rocksdb { dir, instance });
+        }
+    }
+    Ok(ShardState::Full(crate::state::snapshot::collect(backend, range)?))
 }
 
 /// Everything the coordinator needs to write manifests.
@@ -197,6 +234,7 @@ fn coordinate_inner(
     let mut next_id = highest.max(last.map_or(0, |l| l.0)) + 1;
     let mut next_trigger = Instant::now() + cfg.interval;
     let mut consecutive_failures = 0u32;
+    let mut shared = SharedFiles::default();
     loop {
         while Instant::now() < next_trigger {
             if done() {
@@ -245,9 +283,9 @@ fn coordinate_inner(
         let published = if timed_out {
             Err(Error::Executor(format!("checkpoint {id} took longer than {} ms", cfg.timeout.as_millis())))
         } else {
-            publish(&mut fs, &root, info, CheckpointId(id), last, acks)
+            publish(&mut fs, &root, info, CheckpointId(id), last, acks, &mut shared)
         };
-        let manifest = match published {
+        let (manifest, copied, reused) = match published {
             Ok(m) => {
                 consecutive_failures = 0;
                 m
@@ -255,6 +293,7 @@ fn coordinate_inner(
             Err(e) => {
                 // Whatever the attempt wrote under chk-<id>/ goes; shared files stay.
                 let _ = protocol::abort(&mut fs, &root, CheckpointId(id));
+                shared.forget();
                 consecutive_failures += 1;
                 tracing::warn!(checkpoint = id, error = %e, consecutive_failures, "checkpoint failed");
                 if consecutive_failures > cfg.tolerable_failures {
@@ -267,7 +306,7 @@ fn coordinate_inner(
                 continue;
             }
         };
-        let bytes: u64 = manifest.files().map(|f| f.size).sum();
+        let state_bytes: u64 = manifest.files().map(|f| f.size).sum();
         last = Some(CheckpointId(id));
         let plan = protocol::plan_gc(&fs, &root, cfg.retain)?;
         protocol::execute_gc(&mut fs, &root, &plan)?;
@@ -276,9 +315,9 @@ fn coordinate_inner(
             duration_ms = started.elapsed().as_millis() as u64,
             sync_ms = sync.as_millis() as u64,
             async_ms = publish_started.elapsed().as_millis() as u64,
-            bytes_copied = bytes,
-            bytes_reused = 0u64,
-            state_bytes = bytes,
+            bytes_copied = copied,
+            bytes_reused = reused,
+            state_bytes,
             "checkpoint published"
         );
         // The interval counts from the start of the last checkpoint, the pause from its end.
@@ -286,6 +325,8 @@ fn coordinate_inner(
     }
 }
 
+/// Publishes checkpoint `id` from the shards' acks; returns its manifest and the bytes
+/// it copied and reused. Every RocksDB checkpoint directory of the acks is removed.
 fn publish(
     fs: &mut StdFs,
     root: &std::path::Path,
@@ -293,27 +334,61 @@ fn publish(
     id: CheckpointId,
     parent: Option<CheckpointId>,
     mut acks: Vec<Ack>,
-) -> Result<Manifest, Error> {
+    shared: &mut SharedFiles,
+) -> Result<(Manifest, u64, u64), Error> {
     acks.sort_by_key(|a| a.shard);
+    let local_dirs: Vec<PathBuf> = acks
+        .iter()
+        .filter_map(|a| match &a.snapshot {
+            Ok(ShardState::Rocksdb { dir, .. }) => Some(dir.clone()),
+            _ => None,
+        })
+        .collect();
+    let result = publish_acks(fs, root, info, id, parent, acks, shared);
+    for d in local_dirs {
+        if let Err(e) = std::fs::remove_dir_all(&d) {
+            tracing::warn!(path = %d.display(), error = %e, "cannot remove a RocksDB checkpoint after copying it");
+        }
+    }
+    result
+}
+
+fn publish_acks(
+    fs: &mut StdFs,
+    root: &std::path::Path,
+    info: &JobInfo,
+    id: CheckpointId,
+    parent: Option<CheckpointId>,
+    acks: Vec<Ack>,
+    shared: &mut SharedFiles,
+) -> Result<(Manifest, u64, u64), Error> {
     let mut payloads = Vec::new();
     let mut shards = Vec::new();
+    let (mut copied, mut reused) = (0u64, 0u64);
     let states = acks.first().map(|a| a.states.clone()).unwrap_or_default();
     for a in acks {
-        let collected = a
+        let state = a
             .snapshot
             .map_err(|e| Error::Executor(format!("shard {} could not snapshot checkpoint {}: {e}", a.shard, id.0)))?;
-        let bytes = collected.encode()?;
-        let path = format!("{}/shard-{}.snapshot", formats::layout::checkpoint_dir_name(id), a.shard);
-        let file = FileRef::of(&path, &bytes);
-        payloads.push(Payload { path, bytes });
+        let (format, files) = match state {
+            ShardState::Full(collected) => {
+                let bytes = collected.encode()?;
+                let path = format!("{}/shard-{}.snapshot", formats::layout::checkpoint_dir_name(id), a.shard);
+                let file = FileRef::of(&path, &bytes);
+                copied += file.size;
+                payloads.push(Payload { path, bytes });
+                (ShardFormat::Snapshot, vec![file])
+            }
+            ShardState::Rocksdb { dir, instance } => {
+                let staged = shared.stage(fs, root, id, a.shard, &dir, instance)?;
+                copied += staged.copied;
+                reused += staged.reused;
+                payloads.extend(staged.payloads);
+                (ShardFormat::Rocksdb, staged.files)
+            }
+        };
         let source_position = serde_json::to_value(&a.splits).unwrap_or(serde_json::Value::Null);
-        shards.push(ShardSnapshot {
-            shard: a.shard,
-            range: a.range,
-            format: ShardFormat::Snapshot,
-            files: vec![file],
-            source_position,
-        });
+        shards.push(ShardSnapshot { shard: a.shard, range: a.range, format, files, source_position });
     }
     let m = Manifest {
         job: info.job.clone(),
@@ -327,7 +402,7 @@ fn publish(
         shards,
     };
     protocol::publish(fs, root, &m, &payloads)?;
-    Ok(m)
+    Ok((m, copied, reused))
 }
 
 /// A checkpoint to restore from: `PATH` is a `chk-<n>` directory or a job's checkpoint
@@ -384,13 +459,45 @@ impl Restore {
         Ok(Some(all.into_iter().filter(|s| s.id % shards.max(1) == u32::from(shard)).collect()))
     }
 
-    /// The snapshot files of old shards whose ranges overlap `range`.
-    pub fn snapshots_for(&self, range: KeyGroupRange) -> Vec<PathBuf> {
-        self.manifest
-            .shards
-            .iter()
-            .filter(|s| s.range.start < range.end && range.start < s.range.end)
-            .flat_map(|s| s.files.iter().map(|f| formats::layout::resolve(&self.root, &f.path)))
-            .collect()
+    /// Whether restoring needs a scratch directory (some shard is a RocksDB instance).
+    pub fn needs_scratch(&self) -> bool {
+        self.manifest.shards.iter().any(|s| s.format == ShardFormat::Rocksdb)
+    }
+
+    /// Loads the state of every old shard whose range overlaps `range` into `backend`,
+    /// clipped to `range`. RocksDB shards are rebuilt under `work` (then removed).
+    /// Returns the number of entries loaded.
+    pub fn restore_into(
+        &self,
+        backend: &mut dyn crate::state::Backend,
+        range: KeyGroupRange,
+        work: Option<&std::path::Path>,
+        shard: formats::ShardId,
+    ) -> Result<u64, Error> {
+        let mut entries = 0;
+        for s in self.manifest.shards.iter().filter(|s| s.range.start < range.end && range.start < s.range.end) {
+            let what = |e: &dyn std::fmt::Display, file: &str| {
+                Error::Config(format!("cannot restore {}: {e}", formats::layout::resolve(&self.root, file).display()))
+            };
+            entries += match s.format {
+                ShardFormat::Snapshot => {
+                    let mut n = 0;
+                    for f in &s.files {
+                        let path = formats::layout::resolve(&self.root, &f.path);
+                        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                        n += crate::state::snapshot::restore(backend, &bytes, range).map_err(|e| what(&e, &f.path))?;
+                    }
+                    n
+                }
+                ShardFormat::Rocksdb => {
+                    let work = work.ok_or_else(|| Error::Config("restoring RocksDB shards needs a data dir".into()))?;
+                    let scratch = formats::layout::restore_scratch_dir(work, shard, s.shard);
+                    let dir = formats::layout::shard_files_prefix(self.manifest.checkpoint, s.shard);
+                    crate::state::native::restore(backend, &self.root, s, &self.manifest.states, range, &scratch)
+                        .map_err(|e| what(&e, &dir))?
+                }
+            };
+        }
+        Ok(entries)
     }
 }

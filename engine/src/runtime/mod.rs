@@ -9,6 +9,7 @@
 //! operator. Because receivers never wait on anything but their channel, a producer
 //! blocked on a full channel cannot deadlock the mesh.
 pub mod checkpoint;
+pub mod incremental;
 pub mod metrics;
 pub mod operator;
 pub mod restart;
@@ -162,7 +163,7 @@ pub fn check_data_dir(cfg: &RunConfig) -> Result<(), Error> {
 
 /// Creates the job's working directory for RocksDB, replacing a stale one.
 fn prepare_work_dir(name: &str, cfg: &RunConfig) -> Result<Option<PathBuf>, Error> {
-    if cfg.backend != BackendKind::Rocksdb {
+    if cfg.backend != BackendKind::Rocksdb && !cfg.restore.as_ref().is_some_and(|r| r.needs_scratch()) {
         return Ok(None);
     }
     let work = layout::work_dir(&cfg.data_dir, name);
@@ -408,6 +409,8 @@ struct Aligner {
     failed: Arc<AtomicBool>,
     /// At-least-once: inputs are not held back after their barrier.
     align: bool,
+    /// The job's work directory, where RocksDB checkpoints are taken (incremental mode).
+    work: Option<PathBuf>,
 }
 
 impl Aligner {
@@ -433,7 +436,8 @@ impl Aligner {
         }
         let started = Instant::now();
         let mut op = op.borrow_mut();
-        let snapshot = crate::state::snapshot::collect(&mut *op.backend, a.range).map_err(|e| e.to_string());
+        let snapshot = checkpoint::take_snapshot(&mut *op.backend, a.range, a.work.as_deref(), a.shard, id)
+            .map_err(|e| e.to_string());
         if let Some(tx) = &a.acks {
             let _ = tx.send(Ack {
                 shard: a.shard,
@@ -515,14 +519,9 @@ where
             _ => Box::new(HeapBackend::new(descriptors)),
         };
         if let Some(r) = &self.cfg.restore {
-            let range = self.range();
-            let mut entries = 0;
-            for path in r.snapshots_for(range) {
-                let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-                entries += crate::state::snapshot::restore(&mut *backend, &bytes, range)
-                    .map_err(|e| Error::Config(format!("cannot restore {}: {e}", path.display())))?;
-            }
-            tracing::info!(shard = self.id.0, entries, "state restored");
+            let started = Instant::now();
+            let entries = r.restore_into(&mut *backend, self.range(), self.work.as_deref(), self.id)?;
+            tracing::info!(shard = self.id.0, entries, ms = started.elapsed().as_millis() as u64, "state restored");
         }
         let sink = self.program.sink.open(self.id)?;
         Ok(Operator::new(
@@ -553,6 +552,7 @@ where
             acks: self.acks.clone(),
             failed: self.failed.clone(),
             align: self.cfg.checkpoint.as_ref().is_none_or(|c| c.mode == CheckpointMode::ExactlyOnce),
+            work: self.work.clone().filter(|_| self.cfg.checkpoint.as_ref().is_some_and(|c| c.incremental)),
         }));
         let me = self;
         let tasks: Vec<_> = receivers

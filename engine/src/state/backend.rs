@@ -41,6 +41,13 @@ pub trait Backend {
     fn flush(&mut self) -> Result<(), StateError> {
         Ok(())
     }
+    /// Makes every buffered write durable in the backend's storage, then takes a native
+    /// checkpoint of it into `dir` (which must not exist). `Ok(None)` when the backend has
+    /// none (the heap: a checkpoint copies its entries). Otherwise the instance's identity:
+    /// within one instance a file name always names the same content.
+    fn native_checkpoint(&mut self, _dir: &std::path::Path) -> Result<Option<u64>, StateError> {
+        Ok(None)
+    }
     fn descriptors(&self) -> &[StateDescriptor];
 }
 

@@ -176,6 +176,11 @@ impl<B: Backend> Backend for CachedBackend<B> {
         self.inner.flush()
     }
 
+    fn native_checkpoint(&mut self, dir: &std::path::Path) -> Result<Option<u64>, StateError> {
+        self.flush()?;
+        self.inner.native_checkpoint(dir)
+    }
+
     fn descriptors(&self) -> &[StateDescriptor] {
         self.inner.descriptors()
     }

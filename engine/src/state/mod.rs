@@ -5,6 +5,7 @@ pub mod codec;
 pub mod context;
 pub mod handles;
 pub mod heap;
+pub mod native;
 pub mod rocks;
 pub mod snapshot;
 

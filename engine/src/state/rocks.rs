@@ -27,6 +27,11 @@ pub struct RocksConfig {
     /// Entries per point state held by the write-back cache in front of RocksDB
     /// (`state::cache`); 0 turns the cache off.
     pub cache_entries_max: usize,
+    /// Compaction shape (docs/CHECKPOINTING.md): L0 files that trigger a compaction,
+    /// the size of the first level below L0, and the size of each SST.
+    pub l0_compaction_trigger: i32,
+    pub level_base_bytes: u64,
+    pub target_file_bytes: u64,
 }
 
 impl Default for RocksConfig {
@@ -37,12 +42,17 @@ impl Default for RocksConfig {
             max_write_buffers: 3,
             background_jobs: 2,
             cache_entries_max: 1 << 19,
+            l0_compaction_trigger: 4,
+            level_base_bytes: 256 << 20,
+            target_file_bytes: 64 << 20,
         }
     }
 }
 
 pub struct RocksBackend {
     db: DB,
+    /// Identifies this open instance: its file names are unique within it, never reused.
+    instance: u64,
     names: Vec<String>,
     descriptors: Vec<StateDescriptor>,
     write: WriteOptions,
@@ -85,6 +95,13 @@ impl RocksBackend {
             o.set_write_buffer_size(cfg.write_buffer_bytes);
             o.set_max_write_buffer_number(cfg.max_write_buffers);
             o.set_level_compaction_dynamic_level_bytes(true);
+            // The compaction shape decides how much of the state each incremental checkpoint
+            // copies: docs/CHECKPOINTING.md "Compaction and incremental checkpoints".
+            o.set_target_file_size_base(cfg.target_file_bytes);
+            o.set_max_bytes_for_level_base(cfg.level_base_bytes);
+            o.set_level_zero_file_num_compaction_trigger(cfg.l0_compaction_trigger);
+            o.set_level_zero_slowdown_writes_trigger(cfg.l0_compaction_trigger.saturating_mul(2).max(20));
+            o.set_level_zero_stop_writes_trigger(cfg.l0_compaction_trigger.saturating_mul(3).max(36));
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
             o.set_memtable_whole_key_filtering(true);
             o.set_memtable_prefix_bloom_ratio(0.02);
@@ -113,7 +130,20 @@ impl RocksBackend {
         let mut write = WriteOptions::default();
         write.disable_wal(true);
         let names = descriptors.iter().map(|d| d.name.clone()).collect();
-        Ok(RocksBackend { db, names, descriptors, write, path: path.to_owned() })
+        Ok(RocksBackend { db, instance: new_instance_id(), names, descriptors, write, path: path.to_owned() })
+    }
+
+    /// Opens a checkpointed instance at `path` for reading: a column family per state,
+    /// lists with the merge operator (their values may still be unmerged operands).
+    pub fn open_read_only(path: &Path, descriptors: &[StateDescriptor]) -> Result<DB, StateError> {
+        let cfs = descriptors.iter().map(|d| {
+            let mut o = Options::default();
+            if d.kind == StateKind::List {
+                o.set_merge_operator_associative("sluice.list.concat", concat_merge);
+            }
+            ColumnFamilyDescriptor::new(d.name.clone(), o)
+        });
+        Ok(DB::open_cf_descriptors_read_only(&Options::default(), path, cfs, false)?)
     }
 
     pub fn path(&self) -> &Path {
@@ -191,7 +221,25 @@ impl Backend for RocksBackend {
         Ok(self.db.write_opt(batch, &self.write)?)
     }
 
+    fn native_checkpoint(&mut self, dir: &Path) -> Result<Option<u64>, StateError> {
+        // The WAL is off: everything must be in SSTs before the checkpoint links them.
+        let cfs: Vec<&ColumnFamily> = self.names.iter().filter_map(|n| self.db.cf_handle(n)).collect();
+        let mut flush = rocksdb::FlushOptions::default();
+        flush.set_wait(true);
+        self.db.flush_cfs_opt(&cfs, &flush)?;
+        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(dir)?;
+        Ok(Some(self.instance))
+    }
+
     fn descriptors(&self) -> &[StateDescriptor] {
         &self.descriptors
     }
+}
+
+/// A number no other instance opened by this process, or likely any other, shares.
+fn new_instance_id() -> u64 {
+    static OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    xxhash_rust::xxh3::xxh3_64(&[nanos.to_le_bytes(), u64::from(std::process::id()).to_le_bytes(), n.to_le_bytes()].concat())
 }

@@ -119,14 +119,14 @@ pub fn write(backend: &mut dyn Backend, range: KeyGroupRange) -> Result<Vec<u8>,
     collect(backend, range)?.encode()
 }
 
-/// Loads the entries of `snapshot` whose key group lies in `clip` into `backend`. States
-/// are matched by name and must have the same descriptor; a state in the snapshot that
-/// the job no longer declares is an error (nothing is dropped silently).
-pub fn restore(backend: &mut dyn Backend, snapshot: &[u8], clip: KeyGroupRange) -> Result<u64, StateError> {
-    let rd = SnapshotReader::open(snapshot)?;
-    let mine = backend.descriptors().to_vec();
-    let mut map = Vec::with_capacity(rd.index.states.len());
-    for d in &rd.index.states {
+/// For each state of a checkpoint (`theirs`), the job's state of the same name, which
+/// must have the same descriptor; a state the job no longer declares is an error.
+pub fn map_states(
+    mine: &[formats::value::StateDescriptor],
+    theirs: &[formats::value::StateDescriptor],
+) -> Result<Vec<StateId>, StateError> {
+    let mut map = Vec::with_capacity(theirs.len());
+    for d in theirs {
         match mine.iter().position(|m| m.name == d.name) {
             Some(i) if mine.get(i) == Some(d) => map.push(StateId(i as u32)),
             Some(_) => {
@@ -138,6 +138,15 @@ pub fn restore(backend: &mut dyn Backend, snapshot: &[u8], clip: KeyGroupRange) 
             None => return Err(mismatch(format!("state {:?} is in the snapshot but not declared by the job", d.name))),
         }
     }
+    Ok(map)
+}
+
+/// Loads the entries of `snapshot` whose key group lies in `clip` into `backend`. States
+/// are matched by name and must have the same descriptor; a state in the snapshot that
+/// the job no longer declares is an error (nothing is dropped silently).
+pub fn restore(backend: &mut dyn Backend, snapshot: &[u8], clip: KeyGroupRange) -> Result<u64, StateError> {
+    let rd = SnapshotReader::open(snapshot)?;
+    let map = map_states(backend.descriptors(), &rd.index.states)?;
     let mut restored = 0u64;
     for b in rd.index.blocks.iter().filter(|b| clip.contains(KeyGroup(b.key_group))) {
         let id = map

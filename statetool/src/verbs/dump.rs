@@ -4,8 +4,7 @@
 use std::path::PathBuf;
 
 use formats::keygroup::KeyGroupRange;
-use formats::snapshot::SnapshotReader;
-use formats::value::render_json;
+use formats::value::{render_json, StateDescriptor};
 
 use super::target;
 
@@ -56,55 +55,47 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     }
     let clip = a
         .key_group
-        .map_or(KeyGroupRange { start: 0, end: u16::MAX }, |g| KeyGroupRange { start: g, end: g.saturating_add(1) });
-    for f in m.files().filter(|f| f.path.ends_with(".snapshot")) {
-        let p = formats::layout::resolve(&t.root, &f.path);
-        let bytes = std::fs::read(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-        let r = SnapshotReader::open(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-        let mut err = None;
-        let mut buf = String::new();
-        r.for_each_in(clip, &mut |si, k, v| {
-            let Some(desc) = r.index.states.get(si as usize) else { return };
-            if a.state.as_ref().is_some_and(|s| *s != desc.name) || err.is_some() {
-                return;
-            }
-            let sk = match formats::statekey::decode(k) {
-                Ok(sk) => sk,
-                Err(e) => {
-                    err = Some(e);
-                    return;
-                }
-            };
-            if a.key.as_ref().is_some_and(|want| !key_matches(m.key.as_ref(), want, sk.key)) {
-                return;
-            }
-            let mut row = match formats::value::render_stored(desc, v) {
-                Ok(j) => j,
-                Err(e) => {
-                    err = Some(e);
-                    return;
-                }
-            };
-            if let Some(o) = row.as_object_mut() {
-                o.insert("state".into(), desc.name.clone().into());
-                o.insert("key_group".into(), sk.key_group.0.into());
-                o.insert("key".into(), key_json(m.key.as_ref(), sk.key));
-                if let Some(uk) = &desc.user_key {
-                    o.insert("user_key".into(), key_json(Some(uk), sk.user_key));
-                }
-            }
-            buf.push_str(&row.to_string());
-            buf.push('\n');
-            if buf.len() > 1 << 16 {
-                super::out(&buf);
-                buf.clear();
-            }
-        })
-        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-        super::out(&buf);
-        if let Some(e) = err {
-            anyhow::bail!("{}: {e}", p.display());
-        }
-    }
+        .map_or(super::entries::ALL, |g| KeyGroupRange { start: g, end: g.saturating_add(1) });
+    let mut rows = Rows { args: a, key: m.key.as_ref(), buf: String::new() };
+    super::entries::for_each(&t.root, &m, clip, &mut |d, k, v| rows.push(d, k, v))?;
+    super::out(&rows.buf);
     Ok(0)
+}
+
+/// Renders entries as JSON lines, filtered by the arguments, and writes them in chunks.
+struct Rows<'a> {
+    args: &'a Args,
+    key: Option<&'a formats::value::ValueEncoding>,
+    buf: String,
+}
+
+impl Rows<'_> {
+    fn push(&mut self, desc: &StateDescriptor, k: &[u8], v: &[u8]) -> Result<(), formats::FormatError> {
+        if self.args.state.as_ref().is_some_and(|s| *s != desc.name) {
+            return Ok(());
+        }
+        let sk = formats::statekey::decode(k)?;
+        if self.args.key.as_ref().is_some_and(|want| !key_matches(self.key, want, sk.key)) {
+            return Ok(());
+        }
+        if self.args.key_group.is_some_and(|g| g != sk.key_group.0) {
+            return Ok(());
+        }
+        let mut row = formats::value::render_stored(desc, v)?;
+        if let Some(o) = row.as_object_mut() {
+            o.insert("state".into(), desc.name.clone().into());
+            o.insert("key_group".into(), sk.key_group.0.into());
+            o.insert("key".into(), key_json(self.key, sk.key));
+            if let Some(uk) = &desc.user_key {
+                o.insert("user_key".into(), key_json(Some(uk), sk.user_key));
+            }
+        }
+        self.buf.push_str(&row.to_string());
+        self.buf.push('\n');
+        if self.buf.len() > 1 << 16 {
+            super::out(&self.buf);
+            self.buf.clear();
+        }
+        Ok(())
+    }
 }

@@ -42,15 +42,21 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         m.shards.len(),
         target::human_bytes(total)
     );
-    s.push_str(&format!("{:>5}  {:>11}  {:>5}  {:>10}\n", "shard", "key_groups", "files", "bytes"));
+    s.push_str(&format!(
+        "{:>5}  {:>11}  {:<8}  {:>5}  {:>10}  {:>10}\n",
+        "shard", "key_groups", "format", "files", "bytes", "shared"
+    ));
     for sh in &m.shards {
         let bytes: u64 = sh.files.iter().map(|f| f.size).sum();
+        let shared: u64 = sh.files.iter().filter(|f| f.path.starts_with("shared/")).map(|f| f.size).sum();
+        let format = serde_json::to_value(sh.format).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
         s.push_str(&format!(
-            "{:>5}  {:>11}  {:>5}  {:>10}\n",
+            "{:>5}  {:>11}  {format:<8}  {:>5}  {:>10}  {:>10}\n",
             sh.shard,
             format!("{}..{}", sh.range.start, sh.range.end),
             sh.files.len(),
-            target::human_bytes(bytes)
+            target::human_bytes(bytes),
+            target::human_bytes(shared)
         ));
     }
     let w = m.states.iter().map(|d| d.name.len()).max().unwrap_or(5).max(5);

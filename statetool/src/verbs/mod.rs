@@ -1,4 +1,5 @@
 pub mod dump;
+pub mod entries;
 pub mod gc;
 pub mod inspect;
 pub mod keygroup;
