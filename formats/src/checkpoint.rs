@@ -334,10 +334,7 @@ mod tests {
     use crate::simfs::{LossModel, SimFs};
 
     fn file(path: &str, bytes: &[u8]) -> (FileRef, Payload) {
-        (
-            FileRef::of(path, bytes),
-            Payload { path: path.into(), bytes: bytes.to_vec() },
-        )
+        (FileRef::of(path, bytes), Payload { path: path.into(), bytes: bytes.to_vec() })
     }
 
     /// Checkpoint `id` with two shards: one new shared file each, one borrowed shared

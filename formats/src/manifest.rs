@@ -206,9 +206,8 @@ mod tests {
                      {{"path":"chk-3/shard-0/CURRENT","size":1,"crc32":2}}],"source_position":null}}]}}"#
             )
         };
-        let decode = |b: String| {
-            Manifest::decode(&envelope::encode(Kind::CheckpointManifest, 2, b.as_bytes()).expect("encode"))
-        };
+        let decode =
+            |b: String| Manifest::decode(&envelope::encode(Kind::CheckpointManifest, 2, b.as_bytes()).expect("encode"));
         assert!(decode(body("000007.sst")).is_ok());
         for bad in ["../x", "a/b", "", "CURRENT"] {
             assert!(decode(body(bad)).is_err(), "local name {bad:?} accepted");

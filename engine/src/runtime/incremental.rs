@@ -96,3 +96,94 @@ impl SharedFiles {
         self.shards.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use formats::value::{StateDescriptor, StateKind, ValueEncoding};
+    use formats::KeyGroup;
+
+    use super::*;
+    use crate::state::{Backend, RocksBackend, RocksConfig, StateId};
+
+    fn descriptors() -> Vec<StateDescriptor> {
+        vec![StateDescriptor {
+            name: "count".into(),
+            kind: StateKind::Value,
+            value: ValueEncoding::U64,
+            user_key: None,
+            ttl: None,
+        }]
+    }
+
+    /// A fresh instance holding keys 0..1000 with value `seed * key`, checkpointed into
+    /// `<dir>/chk`: every instance opened like this names its one SST alike.
+    fn instance(dir: &Path, seed: u64) -> (std::path::PathBuf, u64) {
+        let mut b = RocksBackend::open(
+            &dir.join("db"),
+            descriptors(),
+            &RocksConfig::default(),
+            Arc::new(crate::clock::SystemClock),
+        )
+        .expect("open");
+        for k in 0..1000u64 {
+            let mut key = Vec::new();
+            formats::statekey::encode_prefix(&mut key, KeyGroup(0), &k.to_be_bytes(), &[]);
+            b.put(StateId(0), &key, &(seed.wrapping_mul(k)).to_le_bytes()).expect("put");
+        }
+        let chk = dir.join("chk");
+        let id = b.native_checkpoint(&chk).expect("checkpoint").expect("rocksdb has one");
+        (chk, id)
+    }
+
+    fn ssts(dir: &Path) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = std::fs::read_dir(dir)
+            .expect("ls")
+            .flatten()
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().expect("stat").len()))
+            .filter(|(n, _)| is_shared(n))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_reused_file_number_with_the_same_size_and_other_content_is_copied() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("ck");
+        std::fs::create_dir_all(&root).expect("root");
+        let mut fs = formats::fs::StdFs;
+        let mut shared = SharedFiles::default();
+        let (a_dir, a_id) = instance(&tmp.path().join("a"), 3);
+        let a = shared.stage(&mut fs, &root, CheckpointId(1), 0, &a_dir, a_id).expect("stage a");
+        assert!(a.copied > 0 && a.reused == 0);
+        // A second instance (as after a restore) numbers its files from the start again.
+        // Look for a value seed whose SST has the same name and size as the first one's.
+        let mut found = None;
+        for seed in 4..200u64 {
+            let dir = tmp.path().join(format!("b{seed}"));
+            let (b_dir, b_id) = instance(&dir, seed);
+            if ssts(&b_dir) == ssts(&a_dir) {
+                found = Some((b_dir, b_id));
+                break;
+            }
+        }
+        let (b_dir, b_id) = found.expect("an SST with the same name and size");
+        assert_ne!(a_id, b_id);
+        let b = shared.stage(&mut fs, &root, CheckpointId(2), 0, &b_dir, b_id).expect("stage b");
+        let sst = |s: &Staged| s.files.iter().filter(|f| f.path.starts_with("shared/")).cloned().collect::<Vec<_>>();
+        let (fa, fb) = (sst(&a), sst(&b));
+        assert_eq!(fa.len(), fb.len());
+        for (x, y) in fa.iter().zip(&fb) {
+            assert_eq!((x.local_name(), x.size), (y.local_name(), y.size), "same name and size");
+            assert_ne!(x.path, y.path, "other content, other shared file");
+            assert_ne!(x.crc32, y.crc32);
+        }
+        assert_eq!(b.reused, 0, "nothing of instance a is reused for instance b");
+        assert!(b.copied >= fb.iter().map(|f| f.size).sum::<u64>());
+        // Within one instance a name is remembered: staging it again copies nothing.
+        let again = shared.stage(&mut fs, &root, CheckpointId(3), 0, &b_dir, b_id).expect("stage b again");
+        assert_eq!(again.reused, fb.iter().map(|f| f.size).sum::<u64>());
+    }
+}

@@ -53,9 +53,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
             m.states.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
         );
     }
-    let clip = a
-        .key_group
-        .map_or(super::entries::ALL, |g| KeyGroupRange { start: g, end: g.saturating_add(1) });
+    let clip = a.key_group.map_or(super::entries::ALL, |g| KeyGroupRange { start: g, end: g.saturating_add(1) });
     let mut rows = Rows { args: a, key: m.key.as_ref(), buf: String::new() };
     super::entries::for_each(&t.root, &m, clip, &mut |d, k, v| rows.push(d, k, v))?;
     super::out(&rows.buf);

@@ -49,7 +49,8 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     for sh in &m.shards {
         let bytes: u64 = sh.files.iter().map(|f| f.size).sum();
         let shared: u64 = sh.files.iter().filter(|f| f.path.starts_with("shared/")).map(|f| f.size).sum();
-        let format = serde_json::to_value(sh.format).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let format =
+            serde_json::to_value(sh.format).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
         s.push_str(&format!(
             "{:>5}  {:>11}  {format:<8}  {:>5}  {:>10}  {:>10}\n",
             sh.shard,
