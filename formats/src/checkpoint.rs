@@ -505,7 +505,7 @@ mod tests {
         let sst = "sst 0003 of shard 0".repeat(8);
         let (f, new) = put_shared(&mut fs, &root(), "000042.sst", sst.as_bytes()).expect("put");
         assert!(!new);
-        assert_eq!(f.path, m3.shards[0].files[0].path);
+        assert_eq!(Some(&f.path), m3.shards.first().and_then(|s| s.files.first()).map(|f| &f.path));
         assert_eq!(f.local_name(), "000042.sst");
         let d = latest(&fs, &root(), Verify::Checksums).expect("discover");
         assert_eq!(d.latest, Some(m3));

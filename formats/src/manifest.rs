@@ -190,10 +190,11 @@ mod tests {
             "files":[{"path":"chk-3/shard-0.snapshot","size":1,"crc32":2}],"source_position":null}]}"#;
         let bytes = envelope::encode(Kind::CheckpointManifest, 1, body).expect("encode");
         let m = Manifest::decode(&bytes).expect("version 1 decodes");
-        assert_eq!(m.shards[0].format, ShardFormat::Snapshot);
-        assert_eq!(m.shards[0].files[0].local_name(), "shard-0.snapshot");
+        let shard = m.shards.first().expect("a shard");
+        assert_eq!(shard.format, ShardFormat::Snapshot);
+        assert_eq!(shard.files.first().map(FileRef::local_name), Some("shard-0.snapshot"));
         let bytes = envelope::encode(Kind::CheckpointManifest, MANIFEST_VERSION + 1, body).expect("encode");
-        assert!(Manifest::decode(&bytes).unwrap_err().to_string().contains("unsupported version"));
+        assert!(Manifest::decode(&bytes).is_err_and(|e| e.to_string().contains("unsupported version")));
     }
 
     #[test]

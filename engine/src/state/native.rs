@@ -19,6 +19,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
     move |e| StateError::Format(formats::FormatError::io(path, e))
 }
 
+/// Callback of [`scan`]: (index of the state, key, value).
+pub type EntryVisit<'a> = dyn FnMut(usize, &[u8], &[u8]) -> Result<(), StateError> + 'a;
+
 /// Rebuilds `shard`'s instance from checkpoint `root` in `scratch` (created; replaced
 /// if present).
 pub fn materialize(root: &Path, shard: &ShardSnapshot, scratch: &Path) -> Result<(), StateError> {
@@ -42,7 +45,7 @@ pub fn scan(
     dir: &Path,
     states: &[StateDescriptor],
     clip: KeyGroupRange,
-    visit: &mut dyn FnMut(usize, &[u8], &[u8]) -> Result<(), StateError>,
+    visit: &mut EntryVisit<'_>,
 ) -> Result<(), StateError> {
     let db = RocksBackend::open_read_only(dir, states)?;
     let start = statekey::key_group_prefix(formats::KeyGroup(clip.start));
