@@ -42,9 +42,12 @@ impl Default for RocksConfig {
             max_write_buffers: 3,
             background_jobs: 2,
             cache_entries_max: 1 << 19,
-            l0_compaction_trigger: 4,
+            // docs/CHECKPOINTING.md "Compaction and incremental checkpoints": with
+            // RocksDB's 4 and 64 MiB, every fourth checkpoint of a uniformly updated
+            // state copies all of it (10M keys: 24.8% copied on average); 16 and 8 MiB: 5%.
+            l0_compaction_trigger: 16,
             level_base_bytes: 256 << 20,
-            target_file_bytes: 64 << 20,
+            target_file_bytes: 8 << 20,
         }
     }
 }
@@ -80,6 +83,13 @@ impl RocksBackend {
         table.set_block_cache(&cache);
         table.set_bloom_filter(10.0, false);
         table.set_cache_index_and_filter_blocks(true);
+        // Partitioned index and filters, their top level pinned: a whole-file filter of a
+        // large SST (megabytes at 10M keys) otherwise falls out of the block cache and is
+        // read back for single lookups (300 µs per get at 10M keys; now a partition).
+        table.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
+        table.set_partition_filters(true);
+        table.set_pin_top_level_index_and_filter(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
 
         let mut db_opts = Options::default();
         db_opts.create_if_missing(true);

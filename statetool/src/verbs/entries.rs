@@ -8,14 +8,12 @@ use formats::manifest::{Manifest, ShardFormat};
 use formats::snapshot::SnapshotReader;
 use formats::value::StateDescriptor;
 
+/// Callback of [`for_each`]: (state, key, value).
+pub type Visit<'a> = dyn FnMut(&StateDescriptor, &[u8], &[u8]) -> Result<(), formats::FormatError> + 'a;
+
 /// Calls `visit(state, key, value)` for every entry of `m` (under `root`) whose key
 /// group lies in `clip`; the first error, of a file or of `visit`, names the file.
-pub fn for_each(
-    root: &Path,
-    m: &Manifest,
-    clip: KeyGroupRange,
-    visit: &mut dyn FnMut(&StateDescriptor, &[u8], &[u8]) -> Result<(), formats::FormatError>,
-) -> anyhow::Result<()> {
+pub fn for_each(root: &Path, m: &Manifest, clip: KeyGroupRange, visit: &mut Visit<'_>) -> anyhow::Result<()> {
     for sh in m.shards.iter().filter(|s| s.range.start < clip.end && clip.start < s.range.end) {
         match sh.format {
             ShardFormat::Snapshot => {
