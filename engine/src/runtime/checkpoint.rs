@@ -278,6 +278,13 @@ fn coordinate_inner(
         timed_out |= started.elapsed() > cfg.timeout;
         let sync = got.iter().flatten().map(|a| a.sync).max().unwrap_or_default();
         let acks: Vec<Ack> = got.into_iter().flatten().collect();
+        let local_dirs: Vec<PathBuf> = acks
+            .iter()
+            .filter_map(|a| match &a.snapshot {
+                Ok(ShardState::Rocksdb { dir, .. }) => Some(dir.clone()),
+                _ => None,
+            })
+            .collect();
         let publish_started = Instant::now();
         next_id = id + 1;
         let published = if timed_out {
@@ -285,6 +292,13 @@ fn coordinate_inner(
         } else {
             publish(&mut fs, &root, info, CheckpointId(id), last, acks, &mut shared)
         };
+        // The shards' RocksDB checkpoints (hard links) are copied or declined: either way
+        // they go, so compacted-away files do not pile up in the work directory.
+        for d in local_dirs {
+            if let Err(e) = std::fs::remove_dir_all(&d) {
+                tracing::warn!(path = %d.display(), error = %e, "cannot remove a RocksDB checkpoint");
+            }
+        }
         let (manifest, copied, reused) = match published {
             Ok(m) => {
                 consecutive_failures = 0;
@@ -326,7 +340,7 @@ fn coordinate_inner(
 }
 
 /// Publishes checkpoint `id` from the shards' acks; returns its manifest and the bytes
-/// it copied and reused. Every RocksDB checkpoint directory of the acks is removed.
+/// it copied and reused.
 fn publish(
     fs: &mut StdFs,
     root: &std::path::Path,
@@ -337,31 +351,6 @@ fn publish(
     shared: &mut SharedFiles,
 ) -> Result<(Manifest, u64, u64), Error> {
     acks.sort_by_key(|a| a.shard);
-    let local_dirs: Vec<PathBuf> = acks
-        .iter()
-        .filter_map(|a| match &a.snapshot {
-            Ok(ShardState::Rocksdb { dir, .. }) => Some(dir.clone()),
-            _ => None,
-        })
-        .collect();
-    let result = publish_acks(fs, root, info, id, parent, acks, shared);
-    for d in local_dirs {
-        if let Err(e) = std::fs::remove_dir_all(&d) {
-            tracing::warn!(path = %d.display(), error = %e, "cannot remove a RocksDB checkpoint after copying it");
-        }
-    }
-    result
-}
-
-fn publish_acks(
-    fs: &mut StdFs,
-    root: &std::path::Path,
-    info: &JobInfo,
-    id: CheckpointId,
-    parent: Option<CheckpointId>,
-    acks: Vec<Ack>,
-    shared: &mut SharedFiles,
-) -> Result<(Manifest, u64, u64), Error> {
     let mut payloads = Vec::new();
     let mut shards = Vec::new();
     let (mut copied, mut reused) = (0u64, 0u64);
