@@ -53,6 +53,12 @@ pub fn local_checkpoint_dir(work: &Path, shard: ShardId, id: CheckpointId) -> Pa
     work.join(format!("shard-{}.{}", shard.0, checkpoint_dir_name(id)))
 }
 
+/// The scratch file a RocksDB instance at `instance` builds an SST in before ingesting it.
+pub fn ingest_scratch_file(instance: &Path) -> PathBuf {
+    let name = instance.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    instance.with_file_name(format!("{name}.ingest.sst"))
+}
+
 /// Where new shard `shard` rebuilds old shard `old`'s instance from a checkpoint, in the
 /// job's work directory `work`.
 pub fn restore_scratch_dir(work: &Path, shard: ShardId, old: u16) -> PathBuf {

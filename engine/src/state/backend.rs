@@ -37,6 +37,11 @@ pub trait Backend {
         }
         Ok(())
     }
+    /// Like `write_batch`, for puts and deletes whose keys are strictly increasing (a
+    /// backend may write them as one sorted file).
+    fn write_sorted(&mut self, state: StateId, ops: &[(&[u8], Option<&[u8]>)]) -> Result<(), StateError> {
+        self.write_batch(state, &mut ops.iter().copied())
+    }
     /// Makes every buffered write visible to the backend's own storage.
     fn flush(&mut self) -> Result<(), StateError> {
         Ok(())
