@@ -42,7 +42,8 @@ fn results(d: &Path) -> Results {
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("json");
         let key: u64 = v["key"].as_str().and_then(|k| k.parse().ok()).expect("key");
-        let row = (v["count"].as_u64().expect("count"), v["max"].as_u64().expect("max"), v["sum"].as_u64().expect("sum"));
+        let row =
+            (v["count"].as_u64().expect("count"), v["max"].as_u64().expect("max"), v["sum"].as_u64().expect("sum"));
         assert!(got.insert(key, row).is_none(), "key {key} emitted twice");
     }
     got
