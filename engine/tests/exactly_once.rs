@@ -7,7 +7,8 @@
 //! duplicated updates.
 //!
 //! Cycles: `SLUICE_KILL_CYCLES` (default 20, what CI runs); `make soak` runs 1000.
-use std::collections::BTreeMap;
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -125,20 +126,8 @@ fn no_update_lost_or_doubled_across_kill_9() {
     let out = sluice(d, &job, &root, &mut rng).output().expect("final run");
     assert!(out.status.success(), "final run: {}", String::from_utf8_lossy(&out.stderr));
 
-    let mut want: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new();
-    for seq in 0..count {
-        let e = want.entry(seq % KEYS).or_default();
-        *e = (e.0 + 1, e.1.max(seq), e.2 + seq);
-    }
-    let text = std::fs::read_to_string(d.join("out.jsonl")).expect("output");
-    let mut got: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new();
-    for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).expect("json");
-        let key: u64 = v["key"].as_str().and_then(|k| k.parse().ok()).expect("key");
-        let row =
-            (v["count"].as_u64().expect("count"), v["max"].as_u64().expect("max"), v["sum"].as_u64().expect("sum"));
-        assert!(got.insert(key, row).is_none(), "key {key} emitted twice");
-    }
+    let want = common::sequence_model(count, KEYS);
+    let got = common::read_sequence_results(&d.join("out.jsonl"));
     let lost: u64 = want.iter().map(|(k, w)| w.0.saturating_sub(got.get(k).map_or(0, |g| g.0))).sum();
     let doubled: u64 = want.iter().map(|(k, w)| got.get(k).map_or(0, |g| g.0).saturating_sub(w.0)).sum();
     eprintln!(

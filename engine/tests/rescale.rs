@@ -3,17 +3,17 @@
 //! SSTs, old instances rebuilt and scanned per key-group range) and on the heap (full
 //! snapshots clipped by key group), and both runs end with identical results, equal to a
 //! failure-free model of every key's count, largest sequence number and sum.
-use std::collections::BTreeMap;
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
+use common::{read_sequence_results, sequence_model, SeqResults};
 use formats::checkpoint::{checkpoint_ids, load, Verify};
 use formats::fs::StdFs;
 
 const KEYS: u64 = 10_000;
 const COUNT: u64 = 1_200_000;
-
-type Results = BTreeMap<u64, (u64, u64, u64)>;
 
 fn sluice(d: &Path, args: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -36,35 +36,17 @@ fn write_job(d: &Path) {
     std::fs::write(d.join("job.toml"), spec).expect("write job");
 }
 
-fn results(d: &Path) -> Results {
-    let text = std::fs::read_to_string(d.join("out.jsonl")).expect("output");
-    let mut got = Results::new();
-    for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).expect("json");
-        let key: u64 = v["key"].as_str().and_then(|k| k.parse().ok()).expect("key");
-        let row =
-            (v["count"].as_u64().expect("count"), v["max"].as_u64().expect("max"), v["sum"].as_u64().expect("sum"));
-        assert!(got.insert(key, row).is_none(), "key {key} emitted twice");
-    }
-    got
-}
-
-fn model() -> Results {
-    let mut want = Results::new();
-    for seq in 0..COUNT {
-        let e = want.entry(seq % KEYS).or_default();
-        *e = (e.0 + 1, e.1.max(seq), e.2 + seq);
-    }
-    want
+fn results(d: &Path) -> SeqResults {
+    read_sequence_results(&d.join("out.jsonl"))
 }
 
 fn two_shard_checkpoint_restores_onto_one_and_four(backend: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     write_job(d);
-    let common = ["run", "job.toml", "--state-backend", backend, "--data-dir", "data", "--no-pin"];
-    sluice(d, &[&common[..], &["--shards", "2"]].concat());
-    let want = model();
+    let base = ["run", "job.toml", "--state-backend", backend, "--data-dir", "data", "--no-pin"];
+    sluice(d, &[&base[..], &["--shards", "2"]].concat());
+    let want = sequence_model(COUNT, KEYS);
     assert_eq!(results(d), want, "{backend}: the uninterrupted 2-shard run");
 
     // The oldest checkpoint: taken mid-input by 2 shards.
@@ -89,7 +71,7 @@ fn two_shard_checkpoint_restores_onto_one_and_four(backend: &str) {
     let mut outcomes = Vec::new();
     for shards in ["1", "4"] {
         std::fs::remove_file(d.join("out.jsonl")).expect("clear output");
-        sluice(d, &[&common[..], &["--shards", shards, "--from", chk]].concat());
+        sluice(d, &[&base[..], &["--shards", shards, "--from", chk]].concat());
         outcomes.push(results(d));
     }
     assert_eq!(outcomes.first(), outcomes.get(1), "{backend}: 1 and 4 shards end alike");
