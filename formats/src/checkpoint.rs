@@ -470,38 +470,24 @@ mod tests {
         }
     }
 
-    /// Checkpoint `id` the way the RocksDB backend writes one: SSTs put into `shared/` by
-    /// content first (every shard's instance names its file `000009.sst`, as an instance
-    /// rebuilt after a restore reuses file numbers), then the owned files and manifest.
-    fn publish_incremental(fs: &mut SimFs, id: u64) -> (Manifest, u32) {
+    /// Checkpoint `id` the way the RocksDB backend writes one: each shard's SSTs
+    /// (`ssts(shard)`: local name, content) put into `shared/` by content first, then the
+    /// owned files and the manifest. Returns the manifest and how many SSTs were written
+    /// (not found present). Fallible, so every operation of it can be failed.
+    fn try_publish_rocksdb(
+        fs: &mut dyn Fs,
+        id: u64,
+        ssts: impl Fn(u16) -> Vec<(String, String)>,
+    ) -> Result<(Manifest, u32), FormatError> {
         let (mut m, _) = checkpoint(id, false);
         let mut payloads = Vec::new();
         let mut written = 0;
         for s in &mut m.shards {
-            // Same local name and size in every checkpoint, other content.
-            let sst = format!("sst {id:04} of shard {}", s.shard).repeat(8);
-            let (f, new) = put_shared(fs, &root(), "000009.sst", sst.as_bytes()).expect("put");
-            written += u32::from(new);
-            let (own, p) = file(&format!("chk-{id}/shard-{}/MANIFEST-000005", s.shard), b"meta");
-            s.format = crate::manifest::ShardFormat::Rocksdb;
-            s.files = vec![f, own];
-            payloads.push(p);
-        }
-        publish(fs, &root(), &m, &payloads).expect("publish");
-        (m, written)
-    }
-
-    /// Checkpoint `id` of an instance that kept checkpoint `id - 1`'s SST (borrowed: put
-    /// again, found present, not written) and flushed one new SST, as RocksDB does
-    /// between two checkpoints. Fallible, so every operation of it can be failed.
-    fn try_publish_chain(fs: &mut dyn Fs, id: u64) -> Result<Manifest, FormatError> {
-        let (mut m, _) = checkpoint(id, false);
-        let mut payloads = Vec::new();
-        for s in &mut m.shards {
             let mut files = Vec::new();
-            for n in id.saturating_sub(1).max(1)..=id {
-                let sst = format!("sst {n:04} of shard {}", s.shard).repeat(8);
-                files.push(put_shared(fs, &root(), &format!("{:06}.sst", 8 + n), sst.as_bytes())?.0);
+            for (local, content) in ssts(s.shard) {
+                let (f, new) = put_shared(fs, &root(), &local, content.as_bytes())?;
+                written += u32::from(new);
+                files.push(f);
             }
             let (own, p) = file(&format!("chk-{id}/shard-{}/MANIFEST-000005", s.shard), b"meta");
             s.format = crate::manifest::ShardFormat::Rocksdb;
@@ -510,7 +496,28 @@ mod tests {
             payloads.push(p);
         }
         publish(fs, &root(), &m, &payloads)?;
-        Ok(m)
+        Ok((m, written))
+    }
+
+    /// Every shard's instance names its one SST `000009.sst` in every checkpoint, with
+    /// other content (as an instance rebuilt after a restore reuses file numbers).
+    fn publish_incremental(fs: &mut SimFs, id: u64) -> (Manifest, u32) {
+        try_publish_rocksdb(fs, id, |shard| {
+            vec![("000009.sst".into(), format!("sst {id:04} of shard {shard}").repeat(8))]
+        })
+        .expect("publish")
+    }
+
+    /// Checkpoint `id` of an instance that kept checkpoint `id - 1`'s SST (borrowed: put
+    /// again, found present, not written) and flushed one new SST, as RocksDB does
+    /// between two checkpoints.
+    fn try_publish_chain(fs: &mut dyn Fs, id: u64) -> Result<Manifest, FormatError> {
+        let ssts = |shard: u16| {
+            (id.saturating_sub(1).max(1)..=id)
+                .map(|n| (format!("{:06}.sst", 8 + n), format!("sst {n:04} of shard {shard}").repeat(8)))
+                .collect()
+        };
+        Ok(try_publish_rocksdb(fs, id, ssts)?.0)
     }
 
     #[test]
