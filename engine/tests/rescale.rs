@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{read_sequence_results, sequence_model, SeqResults};
+use engine::source::Split;
 use formats::checkpoint::{checkpoint_ids, load, Verify};
 use formats::fs::StdFs;
 
@@ -54,16 +55,15 @@ fn two_shard_checkpoint_restores_onto_one_and_four(backend: &str) {
     let oldest = *checkpoint_ids(&StdFs, &root).expect("ids").last().expect("a checkpoint");
     let m = load(&StdFs, &root, oldest, Verify::Checksums).expect("intact");
     assert_eq!(m.shards.len(), 2);
-    let left: u64 = m
-        .shards
-        .iter()
-        .flat_map(|s| s.source_position.as_array().cloned().unwrap_or_default())
-        .map(|split| {
-            let (next, end, step) = (split["next"].as_u64(), split["end"].as_u64(), split["step"].as_u64());
-            let (next, end, step) = (next.expect("next"), end.expect("end"), step.expect("step").max(1));
-            end.saturating_sub(next).div_ceil(step)
-        })
-        .sum();
+    let mut left = 0;
+    for s in &m.shards {
+        let splits: Option<Vec<Split>> = serde_json::from_value(s.source_position.clone()).expect("source position");
+        left += splits
+            .expect("resumable")
+            .iter()
+            .map(|x| x.end.saturating_sub(x.next).div_ceil(x.step.max(1)))
+            .sum::<u64>();
+    }
     assert!(left > 0, "{backend}: the checkpoint is taken before the input ends ({left} records left)");
     let chk = root.join(formats::layout::checkpoint_dir_name(oldest));
     let chk = chk.to_str().expect("utf8");
