@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 
 use crate::fs::Fs;
 use crate::manifest::{CheckpointId, FileRef, Manifest};
-use crate::{layout, FormatError};
+use crate::error::FormatError;
+use crate::layout;
 
 /// A file a checkpoint writes (a shared file not yet present, or an owned file).
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@
 //! A reader checks the header checksum before it trusts `body_len`, caps the length,
 //! requires the file to end exactly after the trailer, and checks the body checksum
 //! before anything parses the body.
-use crate::FormatError;
+use crate::error::FormatError;
 
 pub const MAGIC: [u8; 4] = *b"SLUI";
 pub const MAGIC_OFFSET: usize = 0;

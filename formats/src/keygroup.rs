@@ -3,7 +3,7 @@
 //! `kg = xxh3_64(key_bytes) % max_key_groups`. Shard `i` of `n` owns the contiguous range
 //! `[i*G/n, (i+1)*G/n)` (integer division). Because ownership is a range of key groups,
 //! restoring onto another shard count is a matter of clipping ranges (docs/FORMAT.md §2).
-use crate::FormatError;
+use crate::error::FormatError;
 
 /// Default number of key groups, as Flink's default max parallelism for small jobs.
 pub const KEY_GROUPS_DEFAULT: u32 = 128;

@@ -5,7 +5,7 @@
 //!                                       rebuilt at start, removed at a clean stop)
 //! <data-dir>/<job>/work/shard-<i>.chk-<n>/  RocksDB's checkpoint (hard links) of that
 //!                                       instance, until it is copied
-//! <data-dir>/<job>/work/restore-<i>-<j>/  old shard j's instance rebuilt from a
+//! <data-dir>/<job>/work/restore-<i>/   an old shard's instance rebuilt from a
 //!                                       checkpoint, while new shard i reads it
 //! <checkpoint-dir>/<job>/               a job's checkpoint root
 //!     shared/                           files shared by several checkpoints, named
@@ -15,8 +15,8 @@
 //! ```
 use std::path::{Path, PathBuf};
 
-use crate::manifest::CheckpointId;
-use crate::ShardId;
+use crate::id::CheckpointId;
+use crate::keygroup::ShardId;
 
 pub const SHARED_DIR: &str = "shared";
 pub const MANIFEST_NAME: &str = "_manifest";
@@ -44,7 +44,18 @@ pub fn work_dir(data_dir: &Path, job: &str) -> PathBuf {
 }
 
 pub fn shard_work_dir(data_dir: &Path, job: &str, shard: ShardId) -> PathBuf {
-    work_dir(data_dir, job).join(format!("shard-{}", shard.0))
+    shard_instance_dir(&work_dir(data_dir, job), shard)
+}
+
+/// A shard's working RocksDB instance in the job's work directory `work`.
+pub fn shard_instance_dir(work: &Path, shard: ShardId) -> PathBuf {
+    work.join(format!("shard-{}", shard.0))
+}
+
+/// The empty file that shows a data directory is writable, named by the process id so
+/// two processes never share one.
+pub fn write_probe_file(data_dir: &Path, pid: u32) -> PathBuf {
+    data_dir.join(format!(".sluice-write-probe-{pid}"))
 }
 
 /// Where a shard's RocksDB checkpoint `id` is created (hard links into its instance),
@@ -59,15 +70,33 @@ pub fn ingest_scratch_file(instance: &Path) -> PathBuf {
     instance.with_file_name(format!("{name}.ingest.sst"))
 }
 
-/// Where new shard `shard` rebuilds old shard `old`'s instance from a checkpoint, in the
-/// job's work directory `work`.
-pub fn restore_scratch_dir(work: &Path, shard: ShardId, old: u16) -> PathBuf {
-    work.join(format!("restore-{}-{old}", shard.0))
+/// Where new shard `shard` rebuilds an old shard's instance from a checkpoint (one at a
+/// time), in the job's work directory `work`.
+pub fn restore_scratch_dir(work: &Path, shard: ShardId) -> PathBuf {
+    work.join(format!("restore-{}", shard.0))
 }
 
 /// The directory of a shard's own files in checkpoint `id` (its RocksDB metadata).
 pub fn shard_files_prefix(id: CheckpointId, shard: u16) -> String {
     format!("{}/shard-{shard}", checkpoint_dir_name(id))
+}
+
+/// A heap shard's snapshot file in checkpoint `id` (FORMAT.md §11), relative to the root.
+pub fn snapshot_file_path(id: CheckpointId, shard: u16) -> String {
+    format!("{}/shard-{shard}.snapshot", checkpoint_dir_name(id))
+}
+
+/// A file of a shard's RocksDB checkpoint that the checkpoint owns (under its
+/// `chk-<n>/shard-<i>/`), relative to the root.
+pub fn owned_file_path(id: CheckpointId, shard: u16, local: &str) -> String {
+    format!("{}/{local}", shard_files_prefix(id, shard))
+}
+
+/// Whether a file of a RocksDB checkpoint goes to `shared/` (its table files, which are
+/// immutable and shared by later checkpoints) or is owned by one checkpoint (MANIFEST,
+/// CURRENT, OPTIONS, which change every time).
+pub fn is_shared_file(local: &str) -> bool {
+    local.ends_with(".sst")
 }
 
 /// The name under `shared/` of a file with content hash `hash` (xxh3-128) whose name in
@@ -95,6 +124,12 @@ pub fn checkpoint_dir(root: &Path, id: CheckpointId) -> PathBuf {
 
 pub fn manifest_path(root: &Path, id: CheckpointId) -> PathBuf {
     checkpoint_dir(root, id).join(MANIFEST_NAME)
+}
+
+/// Whether a manifest's relative file path lies under `shared/` (borrowed by several
+/// checkpoints) rather than under one `chk-<n>/`.
+pub fn is_in_shared(relative: &str) -> bool {
+    relative.strip_prefix(SHARED_DIR).is_some_and(|rest| rest.starts_with('/'))
 }
 
 pub fn shared_dir(root: &Path) -> PathBuf {

@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod envelope;
 pub mod error;
 pub mod fs;
+pub mod id;
 pub mod keygroup;
 pub mod layout;
 pub mod manifest;
@@ -25,4 +26,5 @@ pub mod value;
 pub mod varint;
 
 pub use error::FormatError;
+pub use id::CheckpointId;
 pub use keygroup::{KeyGroup, KeyGroupRange, ShardId};

@@ -5,16 +5,15 @@
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::{self, Kind};
+use crate::error::FormatError;
+pub use crate::id::CheckpointId;
 use crate::keygroup::{validate_key_groups, KeyGroupRange};
 use crate::value::StateDescriptor;
-use crate::{layout, FormatError};
+use crate::layout;
 
 /// Written by this version; 1 (every shard a snapshot file, no `format`/`local`) is still read.
 pub const MANIFEST_VERSION: u16 = 2;
 const OLDEST_READABLE_VERSION: u16 = 1;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct CheckpointId(pub u64);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRef {
@@ -114,7 +113,7 @@ impl Manifest {
         let own = format!("{}/", layout::checkpoint_dir_name(self.checkpoint));
         let mut seen = std::collections::BTreeMap::new();
         for f in self.shards.iter().flat_map(|s| &s.files) {
-            let ok_prefix = f.path.starts_with(&own) || f.path.starts_with(&format!("{}/", layout::SHARED_DIR));
+            let ok_prefix = f.path.starts_with(&own) || layout::is_in_shared(&f.path);
             let clean = !f.path.split('/').any(|c| c.is_empty() || c == "." || c == "..");
             if !ok_prefix || !clean {
                 return Err(invalid(format!(
@@ -125,7 +124,7 @@ impl Manifest {
             }
             // 9.3: an owned path is listed once; a shared one (named by its content) may be
             // listed again, with the same size and checksum.
-            let shared = f.path.starts_with(&format!("{}/", layout::SHARED_DIR));
+            let shared = layout::is_in_shared(&f.path);
             if let Some(prev) = seen.insert(&f.path, (f.size, f.crc32)) {
                 if !shared || prev != (f.size, f.crc32) {
                     return Err(invalid(format!("file {:?} listed twice", f.path)));

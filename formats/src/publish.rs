@@ -6,7 +6,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
 
-use crate::FormatError;
+use crate::error::FormatError;
 
 pub fn fsync_dir(dir: &Path) -> Result<(), FormatError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| FormatError::io(dir, e))

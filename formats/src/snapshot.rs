@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::envelope::{self, Kind};
 use crate::keygroup::KeyGroupRange;
 use crate::value::StateDescriptor;
-use crate::{varint, FormatError, KeyGroup};
+use crate::error::FormatError;
+use crate::keygroup::KeyGroup;
+use crate::varint;
 
 pub const BLOCK_MAGIC: [u8; 4] = *b"SLBK";
 pub const FOOTER_MAGIC: [u8; 4] = *b"SLSN";
@@ -370,10 +372,10 @@ mod tests {
         #[test]
         fn rescale_round_trip(model in entries(), n in 1u32..5, m in 1u32..6) {
             let g = 16u32;
-            let files: Vec<Vec<u8>> = (0..n).map(|i| write(&model, crate::keygroup::range_for_shard(crate::ShardId(i as u16), n, g))).collect();
+            let files: Vec<Vec<u8>> = (0..n).map(|i| write(&model, crate::keygroup::range_for_shard(crate::keygroup::ShardId(i as u16), n, g))).collect();
             let mut back = Model::new();
             for j in 0..m {
-                let r = crate::keygroup::range_for_shard(crate::ShardId(j as u16), m, g);
+                let r = crate::keygroup::range_for_shard(crate::keygroup::ShardId(j as u16), m, g);
                 for f in &files {
                     let rd = SnapshotReader::open(f).expect("open");
                     // Reading key groups of each block's header keeps us honest: check

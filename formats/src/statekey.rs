@@ -7,7 +7,9 @@
 //! The key group comes first so a key-group range is a byte range (rescaling clips by
 //! range). Lengths make the prefix up to the namespace unambiguous, so map-state entries
 //! of one key are exactly the keys that start with that prefix.
-use crate::{varint, FormatError, KeyGroup};
+use crate::error::FormatError;
+use crate::keygroup::KeyGroup;
+use crate::varint;
 
 /// Largest key or namespace accepted, so a corrupt length cannot make a reader allocate
 /// or slice past reason.

@@ -1,7 +1,7 @@
 //! Time-to-live. A value of a state with TTL is stored behind an 8-byte header: the
 //! expiry instant in milliseconds since the Unix epoch, little-endian (docs/FORMAT.md §5).
 //! A value whose expiry is at or before "now" is never returned.
-use crate::FormatError;
+use crate::error::FormatError;
 
 pub const TTL_HEADER_LEN: usize = 8;
 

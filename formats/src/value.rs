@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ttl::{self, TtlConfig};
-use crate::{varint, FormatError};
+use crate::error::FormatError;
+use crate::varint;
 
 /// Largest single encoded value or list element accepted by a reader.
 pub const VALUE_LEN_MAX: usize = 64 << 20;

@@ -1,6 +1,6 @@
 //! LEB128 unsigned varints (at most 10 bytes for a u64), used for lengths inside state
 //! keys and list elements. Decoding is strict: overlong or unterminated encodings fail.
-use crate::FormatError;
+use crate::error::FormatError;
 
 /// The longest encoding of a u64.
 pub const VARINT_LEN_MAX: usize = 10;
