@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
-use engine::runtime::incremental::SharedFiles;
-use engine::state::{Backend, CachedBackend, RocksBackend, RocksConfig, StateId};
+use engine::internals::SharedFiles;
+use engine::internals::{Backend, CachedBackend, RocksBackend, StateId};
+use engine::RocksConfig;
 use formats::keygroup::{key_group_of, KeyGroupRange};
 use formats::manifest::CheckpointId;
 use formats::value::{StateDescriptor, StateKind, ValueEncoding};
@@ -85,7 +86,7 @@ fn main() -> anyhow::Result<()> {
         user_key: None,
         ttl: None,
     }];
-    let rocks = RocksBackend::open(&base.join("db"), desc, &cfg, Arc::new(engine::clock::SystemClock))?;
+    let rocks = RocksBackend::open(&base.join("db"), desc, &cfg, Arc::new(engine::SystemClock))?;
     let instance_dir = base.join("db");
     let mut b = CachedBackend::new(rocks, cfg.cache_entries_max);
     let root = base.join("ck");
@@ -153,7 +154,7 @@ fn main() -> anyhow::Result<()> {
         std::fs::remove_dir_all(&local)?;
         let state: u64 = staged.files.iter().map(|f| f.size).sum();
         let full = if n == 0 || n == a.checkpoints {
-            let full = engine::state::snapshot::collect(&mut b, KeyGroupRange { start: 0, end: KEY_GROUPS as u16 })?;
+            let full = engine::internals::collect(&mut b, KeyGroupRange { start: 0, end: KEY_GROUPS as u16 })?;
             mb(full.encode()?.len() as u64)
         } else {
             "-".into()

@@ -7,9 +7,9 @@
 //!
 //! Prints one line per run, in the peer's format, so the two can be compared directly.
 use clap::Parser;
-use engine::sink::DiscardSink;
-use engine::source::Generator;
-use engine::state::ValueState;
+use engine::DiscardSink;
+use engine::Generator;
+use engine::ValueState;
 use engine::{BackendKind, Context, Error, Job, KeyedProcessFunction, RunConfig};
 
 #[derive(Parser)]
@@ -71,10 +71,7 @@ fn main() -> anyhow::Result<()> {
             cfg.rocks.cache_entries_max = c;
         }
         if let Some(ms) = a.checkpoint_interval_ms {
-            let ck = engine::runtime::checkpoint::CheckpointConfig::new(
-                base.join("checkpoints"),
-                std::time::Duration::from_millis(ms),
-            );
+            let ck = engine::CheckpointConfig::new(base.join("checkpoints"), std::time::Duration::from_millis(ms));
             cfg.checkpoint = Some(ck);
         }
         let report = Job::new("keyed-count")

@@ -4,9 +4,9 @@
 //!     cargo run --release -p sluice-engine --example dedupe_ttl
 use std::time::Duration;
 
-use engine::sink::LineSink;
-use engine::source::Generator;
-use engine::state::ValueState;
+use engine::Generator;
+use engine::LineSink;
+use engine::ValueState;
 use engine::{BackendKind, Context, Error, Job, KeyedProcessFunction, RunConfig};
 use formats::ttl::{TtlConfig, TtlUpdate};
 

@@ -2,9 +2,9 @@
 //! average, and each update is emitted.
 //!
 //!     cargo run --release -p sluice-engine --example running_average
-use engine::sink::LineSink;
-use engine::source::Generator;
-use engine::state::{AggregateFunction, AggregatingState};
+use engine::Generator;
+use engine::LineSink;
+use engine::{AggregateFunction, AggregatingState};
 use engine::{BackendKind, Context, Error, Job, KeyedProcessFunction, RunConfig};
 
 struct Average;

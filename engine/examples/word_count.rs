@@ -2,9 +2,9 @@
 //! emitting the final count per word when the input ends.
 //!
 //!     cargo run --release -p sluice-engine --example word_count -- data/corpus.txt [shards] [rocksdb|heap]
-use engine::sink::CollectSink;
-use engine::source::FileSource;
-use engine::state::ValueState;
+use engine::CollectSink;
+use engine::FileSource;
+use engine::ValueState;
 use engine::{BackendKind, Context, Error, Job, KeyedProcessFunction, RunConfig};
 
 struct Count {
@@ -41,7 +41,7 @@ impl KeyedProcessFunction for Count {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let path = args.get(1).cloned().unwrap_or_else(|| "data/corpus.txt".into());
-    let shards = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or_else(engine::runtime::available_cores);
+    let shards = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or_else(engine::available_cores);
     let backend: BackendKind = args.get(3).map_or(Ok(BackendKind::Heap), |s| s.parse()).map_err(anyhow::Error::msg)?;
     let dir = tempfile::tempdir()?;
     let sink = CollectSink::default();

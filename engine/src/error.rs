@@ -11,7 +11,7 @@ pub enum StateError {
     #[error("state {state:?}: cannot decode stored value: {reason}")]
     Decode { state: String, reason: String },
     #[error(transparent)]
-    Format(#[from] formats::FormatError),
+    Format(#[from] formats::error::FormatError),
     #[error("state {name:?} is registered twice with different descriptors")]
     Conflict { name: String },
 }
@@ -30,6 +30,9 @@ pub enum Error {
     },
     #[error("bad record in {source_name} at {position}: {reason}")]
     BadRecord { source_name: String, position: String, reason: String },
+    /// A checkpoint's contents could not be read (the reader names the file).
+    #[error("cannot read checkpoint: {0}")]
+    Read(#[from] reader::ReadError),
     #[error("executor: {0}")]
     Executor(String),
     #[error("{0}")]
@@ -43,15 +46,51 @@ impl Error {
     pub fn user(e: impl Into<UserError>) -> Self {
         Error::User(e.into())
     }
-    /// True for errors a user fixes by changing the command line, the job file or the
-    /// environment (exit code 2), as opposed to failures of a running job (exit code 1).
-    pub fn is_setup(&self) -> bool {
-        matches!(self, Error::Config(_) | Error::Io { .. })
+    /// True for errors of the file system or device (as opposed to bad data or a bad
+    /// configuration): after one, a checkpoint writer publishes nothing more.
+    pub fn is_io(&self) -> bool {
+        fn format_io(e: &formats::error::FormatError) -> bool {
+            match e {
+                formats::error::FormatError::Io { .. } => true,
+                formats::error::FormatError::File { source, .. } => format_io(source),
+                _ => false,
+            }
+        }
+        match self {
+            Error::Io { .. } => true,
+            Error::State(StateError::Format(e)) => format_io(e),
+            Error::State(StateError::Rocks(e)) => e.kind() == rocksdb::ErrorKind::IOError,
+            _ => false,
+        }
     }
 }
 
-impl From<formats::FormatError> for Error {
-    fn from(e: formats::FormatError) -> Self {
+/// Why a job did not succeed, by the phase it failed in. The phase is decided where it
+/// is known (the setup checks, or a running attempt), never from the error's kind.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Found before any thread was started or any file created: a bad job file, command
+    /// line, input, output or directory, or a checkpoint that cannot be restored. Never
+    /// restarted; `sluice` exits with code 2.
+    #[error(transparent)]
+    Setup(Error),
+    /// The job failed while running and its restart strategy gave up (or it has none);
+    /// `sluice` exits with code 1.
+    #[error(transparent)]
+    Run(Error),
+}
+
+impl JobError {
+    /// The underlying error, whatever the phase.
+    pub fn error(&self) -> &Error {
+        match self {
+            JobError::Setup(e) | JobError::Run(e) => e,
+        }
+    }
+}
+
+impl From<formats::error::FormatError> for Error {
+    fn from(e: formats::error::FormatError) -> Self {
         Error::State(StateError::Format(e))
     }
 }

@@ -1,7 +1,8 @@
 //! The keyed process function: user code that sees one record at a time with its key,
 //! owns state handles, and emits outputs (Flink's `KeyedProcessFunction`).
 use crate::error::Error;
-use crate::state::{Context, Key};
+use crate::state::codec::Key;
+use crate::state::context::Context;
 
 pub trait KeyedProcessFunction: 'static {
     type Key: Key;

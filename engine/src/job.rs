@@ -5,15 +5,15 @@
 //! the operators after it and the sink (Flink's operator chaining, with one shuffle).
 use std::sync::Arc;
 
-use crate::error::Error;
+use crate::error::{Error, JobError};
 use crate::function::KeyedProcessFunction;
-use crate::runtime::{self, RunConfig, RunReport};
+use crate::graph::{Chain, ProcessFactory, Program};
+use crate::runtime::config::{RunConfig, RunReport};
+use crate::runtime::driver;
 use crate::sink::SinkFactory;
 use crate::source::Source;
-use crate::state::{Key, StateRegistry};
-
-pub type Chain<S, T> = Arc<dyn Fn(S, &mut dyn FnMut(T)) + Send + Sync>;
-pub type ProcessFactory<P> = Arc<dyn Fn(&mut StateRegistry) -> Result<P, Error> + Send + Sync>;
+use crate::state::codec::Key;
+use crate::state::context::StateRegistry;
 
 pub struct Job {
     pub(crate) name: String,
@@ -144,7 +144,7 @@ where
 
     pub fn sink(self, sink: impl SinkFactory<O>) -> RunnableJob<S, T, K, P, O> {
         RunnableJob {
-            program: Arc::new(runtime::Program {
+            program: Arc::new(Program {
                 name: self.keyed.stream.job.name,
                 source: self.keyed.stream.source,
                 chain: self.keyed.stream.chain,
@@ -158,7 +158,7 @@ where
 }
 
 pub struct RunnableJob<S, T, K, P: KeyedProcessFunction, O> {
-    program: Arc<runtime::Program<S, T, K, P, O>>,
+    program: Arc<Program<S, T, K, P, O>>,
 }
 
 impl<S, T, K, P, O> RunnableJob<S, T, K, P, O>
@@ -170,7 +170,7 @@ where
     O: 'static,
 {
     /// Runs the job until its sources end or `cfg.stop` is raised.
-    pub fn run(&self, cfg: &RunConfig) -> Result<RunReport, Error> {
-        runtime::run(self.program.clone(), cfg)
+    pub fn run(&self, cfg: &RunConfig) -> Result<RunReport, JobError> {
+        driver::run(self.program.clone(), cfg)
     }
 }

@@ -1,19 +1,56 @@
 //! sluice's engine: a thread-per-core keyed dataflow (glommio), keyed state on RocksDB
 //! or the heap, and the pieces the `sluice` binary is made of.
-pub mod badrecord;
-pub mod clock;
-pub mod error;
-pub mod function;
-pub mod job;
-pub mod pipeline;
-pub mod runtime;
-pub mod sink;
-pub mod source;
-pub mod state;
-pub mod testing;
+//!
+//! Modules are private; the API is what this file re-exports. Layers point one way:
+//! `job` (the builder users call) and `pipeline` (TOML jobs) build a `graph` that the
+//! `runtime` consumes; the runtime uses `state`, `source` and `sink`; nothing below
+//! reaches up. The crate's internals are opened to its own benchmarks only behind the
+//! `internals` feature.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-pub use error::{Error, StateError};
+mod badrecord;
+mod clock;
+mod error;
+mod function;
+mod graph;
+mod job;
+pub mod pipeline;
+mod runtime;
+mod sink;
+mod source;
+mod state;
+mod testing;
+
+pub use badrecord::BadRecords;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, JobError, StateError, UserError};
+/// How a state's values are encoded, recorded in checkpoints (`msgpack_codec!` uses it).
+pub use formats::value::ValueEncoding;
 pub use function::KeyedProcessFunction;
-pub use job::Job;
-pub use runtime::{RunConfig, RunReport};
-pub use state::{BackendKind, Context, StateRegistry};
+pub use job::{Job, KeyedStream, Processed, RunnableJob, Stream};
+pub use runtime::checkpoint::config::{CheckpointConfig, CheckpointMode, Cleanup, FsFactory};
+pub use runtime::checkpoint::restore::Restore;
+pub use runtime::config::{available_cores, RunConfig, RunReport};
+pub use runtime::restart::RestartStrategy;
+pub use sink::{CollectSink, DiscardSink, LineFormat, LineSink, Sink, SinkFactory};
+pub use source::file::FileSource;
+pub use source::generator::Generator;
+pub use source::tcp::TcpSource;
+pub use source::{utf8_lines, LineParser, Source, SourceContext, SourceReader, Split};
+pub use state::backend::BackendKind;
+pub use state::codec::{msgpack_decode, msgpack_encode, Key, StateCodec};
+pub use state::context::{Context, StateRegistry};
+pub use state::handles::{AggregateFunction, AggregatingState, ListState, MapState, ReducingState, ValueState};
+pub use state::rocks::RocksConfig;
+pub use testing::StateHarness;
+
+/// The engine's internals, for its own benchmarks (feature `internals`): raw backends
+/// and the incremental checkpoint's shared-file staging.
+#[cfg(feature = "internals")]
+pub mod internals {
+    pub use crate::runtime::checkpoint::incremental::SharedFiles;
+    pub use crate::state::backend::{Backend, StateId};
+    pub use crate::state::cache::CachedBackend;
+    pub use crate::state::rocks::RocksBackend;
+    pub use crate::state::snapshot::collect;
+}

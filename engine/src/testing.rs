@@ -8,10 +8,13 @@ use formats::statekey;
 
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::state::backend::{Backend, BackendKind};
+use crate::state::cache::CachedBackend;
 use crate::state::context::Scratch;
-use crate::state::{
-    Backend, BackendKind, CachedBackend, Context, HeapBackend, RocksBackend, RocksConfig, StateRegistry,
-};
+use crate::state::context::{Context, StateRegistry};
+use crate::state::heap::HeapBackend;
+use crate::state::loader::Loader;
+use crate::state::rocks::{RocksBackend, RocksConfig};
 
 pub struct StateHarness {
     backend: Box<dyn Backend>,
@@ -72,7 +75,20 @@ impl StateHarness {
 
     /// Loads the entries of `snapshot` in key groups `clip`; returns how many.
     pub fn restore(&mut self, snapshot: &[u8], clip: formats::KeyGroupRange) -> Result<u64, Error> {
-        Ok(crate::state::snapshot::restore(&mut *self.backend, snapshot, clip)?)
+        let mut loader = Loader::new(&mut *self.backend);
+        let mut refused = None;
+        let read = reader::for_each_in_snapshot_bytes(snapshot, Path::new("<snapshot>"), clip, &mut |d, k, v| {
+            loader.add(d, k, v).map_err(|e| {
+                let reason = e.to_string();
+                refused = Some(e);
+                reader::ReadError::Visit(reason)
+            })
+        });
+        if let Some(e) = refused {
+            return Err(e.into());
+        }
+        read?;
+        Ok(loader.finish()?)
     }
 
     pub fn flush(&mut self) -> Result<(), Error> {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{read_sequence_results, sequence_model, SeqResults};
-use engine::source::Split;
+use engine::Split;
 use formats::checkpoint::{checkpoint_ids, load, Verify};
 use formats::fs::StdFs;
 

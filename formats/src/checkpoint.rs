@@ -17,10 +17,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use crate::fs::Fs;
-use crate::manifest::{CheckpointId, FileRef, Manifest};
 use crate::error::FormatError;
+use crate::fs::Fs;
 use crate::layout;
+use crate::manifest::{CheckpointId, FileRef, Manifest};
+use crate::publish;
 
 /// A file a checkpoint writes (a shared file not yet present, or an owned file).
 #[derive(Debug, Clone)]
@@ -41,67 +42,63 @@ fn ensure_dir(fs: &mut dyn Fs, dir: &Path) -> Result<(), FormatError> {
     Ok(())
 }
 
-fn tmp_sibling(p: &Path) -> PathBuf {
-    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    p.with_file_name(format!(".{name}.tmp"))
-}
-
-/// Writes `bytes` at `p` so that the final name only ever holds complete, durable data.
-fn write_durable(fs: &mut dyn Fs, p: &Path, bytes: &[u8]) -> Result<(), FormatError> {
-    let tmp = tmp_sibling(p);
-    fs.write(&tmp, bytes).map_err(io(&tmp))?;
-    fs.sync_file(&tmp).map_err(io(&tmp))?;
-    fs.rename(&tmp, p).map_err(io(p))
-}
-
-/// Puts `bytes`, the content of the instance file `local`, into `shared/` under a name
-/// derived from its content (xxh3-128), unless a file of that name and size is already
-/// there. Returns the manifest entry and whether the file was written. The rename makes
-/// the name appear only with complete, durable data; `publish` fsyncs `shared/`.
-pub fn put_shared(fs: &mut dyn Fs, root: &Path, local: &str, bytes: &[u8]) -> Result<(FileRef, bool), FormatError> {
-    let name = layout::shared_file_name(xxhash_rust::xxh3::xxh3_128(bytes), local);
+/// Streams the instance file `local` (read from `from`, which is `from_path`) into
+/// `shared/` under a name derived from its content (xxh3-128, hashed while copying: one
+/// read, memory bounded by `publish::STREAM_CHUNK_BYTES`), unless a file of that name and
+/// size is already there. Returns the manifest entry and whether the file was added. The
+/// copy goes to a temporary name, is fsynced, then renamed, so a name in `shared/` only
+/// ever holds complete, durable data; `publish` fsyncs `shared/`.
+pub fn put_shared(
+    fs: &mut dyn Fs,
+    root: &Path,
+    local: &str,
+    from: &mut dyn std::io::Read,
+    from_path: &Path,
+) -> Result<(FileRef, bool), FormatError> {
     let shared = layout::shared_dir(root);
     ensure_dir(fs, &shared)?;
+    let tmp = layout::shared_incoming_file(root);
+    let mut hash = xxhash_rust::xxh3::Xxh3::new();
+    let mut crc = crc32fast::Hasher::new();
+    let size = publish::stream_durable(fs, &tmp, from, from_path, &mut |piece| {
+        hash.update(piece);
+        crc.update(piece);
+    })?;
+    let name = layout::shared_file_name(hash.digest128(), local);
     let path = shared.join(&name);
-    let present = fs.exists(&path) && fs.size(&path).ok() == Some(bytes.len() as u64);
-    if !present {
-        write_durable(fs, &path, bytes)?;
+    let present = fs.exists(&path) && fs.size(&path).ok() == Some(size);
+    if present {
+        fs.remove_file(&tmp).map_err(io(&tmp))?;
+    } else {
+        fs.rename(&tmp, &path).map_err(io(&path))?;
     }
-    let mut file = FileRef::of(&format!("{}/{name}", layout::SHARED_DIR), bytes);
-    file.local = Some(local.to_owned());
+    let file = FileRef {
+        path: format!("{}/{name}", layout::SHARED_DIR),
+        size,
+        crc32: crc.finalize(),
+        local: Some(local.to_owned()),
+    };
     Ok((file, !present))
 }
 
 /// Publishes checkpoint `m` under `root`. Every file of `m` must be either in `payloads`
-/// or already present in `shared/`; payload sizes and checksums must match `m`.
+/// or already present in `shared/`; payload sizes and checksums must match `m`. Nothing
+/// is touched when they do not.
 pub fn publish(fs: &mut dyn Fs, root: &Path, m: &Manifest, payloads: &[Payload]) -> Result<(), FormatError> {
-    let encoded = m.encode()?;
-    let by_path: BTreeMap<&str, &Payload> = payloads.iter().map(|p| (p.path.as_str(), p)).collect();
-    for f in m.files() {
-        match by_path.get(f.path.as_str()) {
-            Some(p) if p.bytes.len() as u64 != f.size || crc32fast::hash(&p.bytes) != f.crc32 => {
-                return Err(FormatError::Invalid {
-                    what: "checkpoint payload",
-                    offset: 0,
-                    reason: format!("{} does not match its manifest entry", f.path),
-                });
-            }
-            Some(_) => {}
-            None if f.path.starts_with(&format!("{}/", layout::SHARED_DIR))
-                && fs.exists(&layout::resolve(root, &f.path)) => {}
-            None => {
-                return Err(FormatError::Invalid {
-                    what: "checkpoint payload",
-                    offset: 0,
-                    reason: format!("{} is neither written nor already shared", f.path),
-                });
-            }
-        }
-    }
+    check_payloads(fs, root, m, payloads, false)?;
+    begin(fs, root, m.checkpoint)?;
+    write_and_commit(fs, root, m, payloads)
+}
+
+/// Step 1 of a publish done in parts, for files too large to hold in memory: makes
+/// `shared/` and an empty `chk-<id>/` (a leftover of an attempt that never published
+/// is removed first). The caller then streams owned files into `chk-<id>/` (write in
+/// pieces, fsync each: `publish::stream_durable` or [`OwnedFile`]) and calls [`commit`].
+pub fn begin(fs: &mut dyn Fs, root: &Path, id: CheckpointId) -> Result<(), FormatError> {
     let shared = layout::shared_dir(root);
-    let chk = layout::checkpoint_dir(root, m.checkpoint);
+    let chk = layout::checkpoint_dir(root, id);
     ensure_dir(fs, &shared)?;
-    if fs.exists(&layout::manifest_path(root, m.checkpoint)) {
+    if fs.exists(&layout::manifest_path(root, id)) {
         return Err(FormatError::Invalid {
             what: "checkpoint",
             offset: 0,
@@ -113,13 +110,53 @@ pub fn publish(fs: &mut dyn Fs, root: &Path, m: &Manifest, payloads: &[Payload])
         fs.remove_dir_all(&chk).map_err(io(&chk))?;
     }
     fs.create_dir(&chk).map_err(io(&chk))?;
-    fs.sync_dir(root).map_err(io(root))?;
+    fs.sync_dir(root).map_err(io(root))
+}
 
+/// Steps 2-4 after [`begin`]: like [`publish`], except that files of `m` under
+/// `chk-<id>/` may also have been written (and fsynced) since `begin`, with the size
+/// `m` gives them.
+pub fn commit(fs: &mut dyn Fs, root: &Path, m: &Manifest, payloads: &[Payload]) -> Result<(), FormatError> {
+    check_payloads(fs, root, m, payloads, true)?;
+    write_and_commit(fs, root, m, payloads)
+}
+
+/// Every file of `m` is a matching payload, already in `shared/`, or (when `begun`)
+/// already written under `chk-<n>/` with its size.
+fn check_payloads(
+    fs: &dyn Fs,
+    root: &Path,
+    m: &Manifest,
+    payloads: &[Payload],
+    begun: bool,
+) -> Result<(), FormatError> {
+    let by_path: BTreeMap<&str, &Payload> = payloads.iter().map(|p| (p.path.as_str(), p)).collect();
+    let bad = |reason: String| FormatError::Invalid { what: "checkpoint payload", offset: 0, reason };
+    for f in m.files() {
+        let on_disk = || fs.size(&layout::resolve(root, &f.path)).ok();
+        match by_path.get(f.path.as_str()) {
+            Some(p) if p.bytes.len() as u64 != f.size || crc32fast::hash(&p.bytes) != f.crc32 => {
+                return Err(bad(format!("{} does not match its manifest entry", f.path)));
+            }
+            Some(_) => {}
+            None if layout::is_in_shared(&f.path) && on_disk().is_some() => {}
+            None if begun && !layout::is_in_shared(&f.path) && on_disk() == Some(f.size) => {}
+            None => return Err(bad(format!("{} is neither written nor already shared", f.path))),
+        }
+    }
+    Ok(())
+}
+
+/// Steps 2-4: payloads, directory fsyncs, the manifest.
+fn write_and_commit(fs: &mut dyn Fs, root: &Path, m: &Manifest, payloads: &[Payload]) -> Result<(), FormatError> {
+    let encoded = m.encode()?;
+    let shared = layout::shared_dir(root);
+    let chk = layout::checkpoint_dir(root, m.checkpoint);
     let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
     for p in payloads {
         let path = layout::resolve(root, &p.path);
-        if p.path.starts_with(&format!("{}/", layout::SHARED_DIR)) {
-            write_durable(fs, &path, &p.bytes)?;
+        if layout::is_in_shared(&p.path) {
+            publish::write_durable(fs, &path, &p.bytes)?;
         } else {
             // Owned files are invisible until the manifest exists: write in place.
             let parent = path.parent().map(Path::to_path_buf).unwrap_or_else(|| chk.clone());
@@ -143,9 +180,15 @@ pub fn publish(fs: &mut dyn Fs, root: &Path, m: &Manifest, payloads: &[Payload])
         }
     }
     // Deepest first, so a directory's own entry is made durable by its parent's fsync.
-    // Shared files put before this call (`put_shared`) are made durable here too.
-    if m.files().any(|f| f.path.starts_with(&format!("{}/", layout::SHARED_DIR))) {
+    // Shared files put before this call (`put_shared`) are made durable here too, and
+    // so are owned files streamed since `begin`.
+    if m.files().any(|f| layout::is_in_shared(&f.path)) {
         dirs.insert(shared.clone());
+    }
+    for f in m.files().filter(|f| !layout::is_in_shared(&f.path)) {
+        if let Some(parent) = layout::resolve(root, &f.path).parent() {
+            dirs.insert(parent.to_path_buf());
+        }
     }
     for d in dirs.iter().rev() {
         fs.sync_dir(d).map_err(io(d))?;
@@ -153,9 +196,45 @@ pub fn publish(fs: &mut dyn Fs, root: &Path, m: &Manifest, payloads: &[Payload])
     fs.sync_dir(&chk).map_err(io(&chk))?;
 
     let mp = layout::manifest_path(root, m.checkpoint);
-    write_durable(fs, &mp, &encoded)?;
+    publish::write_durable(fs, &mp, &encoded)?;
     fs.sync_dir(&chk).map_err(io(&chk))?;
     fs.sync_dir(root).map_err(io(root))
+}
+
+/// An owned file of a checkpoint being written in pieces after [`begin`] (a heap
+/// shard's snapshot): `std::io::Write` over [`Fs::append`], so what streams into it goes
+/// through the same seam as every other write. [`OwnedFile::finish`] fsyncs it.
+pub struct OwnedFile<'a> {
+    fs: &'a mut dyn Fs,
+    path: PathBuf,
+}
+
+impl<'a> OwnedFile<'a> {
+    /// Creates the file `relative` (a path under `chk-<n>/`, as in the manifest).
+    pub fn create(fs: &'a mut dyn Fs, root: &Path, relative: &str) -> Result<Self, FormatError> {
+        let path = layout::resolve(root, relative);
+        fs.write(&path, &[]).map_err(io(&path))?;
+        Ok(OwnedFile { fs, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Makes the file durable (its directory is fsynced by [`commit`]).
+    pub fn finish(self) -> Result<(), FormatError> {
+        self.fs.sync_file(&self.path).map_err(io(&self.path))
+    }
+}
+
+impl std::io::Write for OwnedFile<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.fs.append(&self.path, buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Removes what a failed attempt at checkpoint `id` wrote under its own directory. It
@@ -486,7 +565,7 @@ mod tests {
         for s in &mut m.shards {
             let mut files = Vec::new();
             for (local, content) in ssts(s.shard) {
-                let (f, new) = put_shared(fs, &root(), &local, content.as_bytes())?;
+                let (f, new) = put_shared(fs, &root(), &local, &mut content.as_bytes(), Path::new(&local))?;
                 written += u32::from(new);
                 files.push(f);
             }
@@ -578,7 +657,8 @@ mod tests {
         assert!(m3.files().all(|f| f.local_name() == "000009.sst" || f.local_name() == "MANIFEST-000005"));
         // Putting identical content again writes nothing and names the same file.
         let sst = "sst 0003 of shard 0".repeat(8);
-        let (f, new) = put_shared(&mut fs, &root(), "000042.sst", sst.as_bytes()).expect("put");
+        let (f, new) =
+            put_shared(&mut fs, &root(), "000042.sst", &mut sst.as_bytes(), Path::new("000042.sst")).expect("put");
         assert!(!new);
         assert_eq!(Some(&f.path), m3.shards.first().and_then(|s| s.files.first()).map(|f| &f.path));
         assert_eq!(f.local_name(), "000042.sst");

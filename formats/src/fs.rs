@@ -1,14 +1,21 @@
 //! The file-system operations the checkpoint protocol needs, as a trait, so the same
 //! protocol code runs against the real file system ([`StdFs`]) and against the simulated
 //! one of the crash-image tests (`formats::simfs`, feature `sim`).
-use std::io;
+use std::io::{self, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 pub trait Fs {
     /// Creates one directory; its parent must exist.
     fn create_dir(&mut self, p: &Path) -> io::Result<()>;
     /// Creates or truncates `p` and writes `data` (not durable until [`Fs::sync_file`]).
     fn write(&mut self, p: &Path, data: &[u8]) -> io::Result<()>;
+    /// Appends `data` to the existing file `p` (not durable until [`Fs::sync_file`]):
+    /// how a large file is written in bounded pieces.
+    fn append(&mut self, p: &Path, data: &[u8]) -> io::Result<()>;
+    /// Reads `p` as a stream, for files too large to hold in memory.
+    fn open_read(&self, p: &Path) -> io::Result<Box<dyn Read>>;
     fn sync_file(&mut self, p: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&mut self, p: &Path) -> io::Result<()>;
@@ -33,6 +40,13 @@ impl Fs for StdFs {
     }
     fn write(&mut self, p: &Path, data: &[u8]) -> io::Result<()> {
         std::fs::write(p, data)
+    }
+    fn append(&mut self, p: &Path, data: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        std::fs::OpenOptions::new().append(true).open(p)?.write_all(data)
+    }
+    fn open_read(&self, p: &Path) -> io::Result<Box<dyn Read>> {
+        Ok(Box::new(std::fs::File::open(p)?))
     }
     fn sync_file(&mut self, p: &Path) -> io::Result<()> {
         std::fs::File::open(p)?.sync_all()
@@ -68,5 +82,92 @@ impl Fs for StdFs {
     }
     fn exists(&self, p: &Path) -> bool {
         p.exists()
+    }
+}
+
+/// The kinds of mutating operation a [`FaultFs`] can fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultOp {
+    /// `write` or `append`.
+    Write,
+    /// `sync_file` or `sync_dir`.
+    Sync,
+    Rename,
+}
+
+/// A fault seam over another file system: the n-th operation (0-based, counted across
+/// every `FaultFs` sharing the counter) of one kind fails with an I/O error, as a full
+/// disk or a dying device would; every other operation passes through. Engine tests
+/// inject it into the checkpoint writer (`CheckpointConfig::fs`).
+#[derive(Debug)]
+pub struct FaultFs<F> {
+    inner: F,
+    op: FaultOp,
+    fail_at: usize,
+    seen: Arc<AtomicUsize>,
+}
+
+impl<F: Fs> FaultFs<F> {
+    /// Fails the `fail_at`-th operation of kind `op`, counting in `seen` (share one
+    /// counter between the file systems of successive writers to fail only once).
+    pub fn new(inner: F, op: FaultOp, fail_at: usize, seen: Arc<AtomicUsize>) -> Self {
+        FaultFs { inner, op, fail_at, seen }
+    }
+
+    fn check(&self, op: FaultOp, p: &Path) -> io::Result<()> {
+        if op == self.op && self.seen.fetch_add(1, Ordering::SeqCst) == self.fail_at {
+            return Err(io::Error::other(format!("injected {op:?} failure on {}", p.display())));
+        }
+        Ok(())
+    }
+}
+
+impl<F: Fs> Fs for FaultFs<F> {
+    fn create_dir(&mut self, p: &Path) -> io::Result<()> {
+        self.inner.create_dir(p)
+    }
+    fn write(&mut self, p: &Path, data: &[u8]) -> io::Result<()> {
+        self.check(FaultOp::Write, p)?;
+        self.inner.write(p, data)
+    }
+    fn append(&mut self, p: &Path, data: &[u8]) -> io::Result<()> {
+        self.check(FaultOp::Write, p)?;
+        self.inner.append(p, data)
+    }
+    fn open_read(&self, p: &Path) -> io::Result<Box<dyn Read>> {
+        self.inner.open_read(p)
+    }
+    fn sync_file(&mut self, p: &Path) -> io::Result<()> {
+        self.check(FaultOp::Sync, p)?;
+        self.inner.sync_file(p)
+    }
+    fn sync_dir(&mut self, p: &Path) -> io::Result<()> {
+        self.check(FaultOp::Sync, p)?;
+        self.inner.sync_dir(p)
+    }
+    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        self.check(FaultOp::Rename, to)?;
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&mut self, p: &Path) -> io::Result<()> {
+        self.inner.remove_file(p)
+    }
+    fn remove_dir_all(&mut self, p: &Path) -> io::Result<()> {
+        self.inner.remove_dir_all(p)
+    }
+    fn read(&self, p: &Path) -> io::Result<Vec<u8>> {
+        self.inner.read(p)
+    }
+    fn size(&self, p: &Path) -> io::Result<u64> {
+        self.inner.size(p)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn is_dir(&self, p: &Path) -> bool {
+        self.inner.is_dir(p)
+    }
+    fn exists(&self, p: &Path) -> bool {
+        self.inner.exists(p)
     }
 }

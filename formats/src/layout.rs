@@ -150,6 +150,19 @@ pub fn split_checkpoint_dir(path: &Path) -> Option<(PathBuf, CheckpointId)> {
     Some((path.parent().map(Path::to_path_buf).unwrap_or_default(), id))
 }
 
+/// The temporary sibling a file is written under before it is renamed into place
+/// (`formats::publish`): `.<name>.tmp` in the same directory, invisible to readers.
+pub fn temp_sibling(p: &Path) -> PathBuf {
+    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    p.with_file_name(format!(".{name}.tmp"))
+}
+
+/// Where a file bound for `shared/` is streamed before its content, and so its name,
+/// is known.
+pub fn shared_incoming_file(root: &Path) -> PathBuf {
+    shared_dir(root).join(".incoming.tmp")
+}
+
 /// A manifest's relative file path, resolved under the checkpoint root.
 pub fn resolve(root: &Path, relative: &str) -> PathBuf {
     relative.split('/').fold(root.to_path_buf(), |p, c| p.join(c))

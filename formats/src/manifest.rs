@@ -8,8 +8,8 @@ use crate::envelope::{self, Kind};
 use crate::error::FormatError;
 pub use crate::id::CheckpointId;
 use crate::keygroup::{validate_key_groups, KeyGroupRange};
-use crate::value::StateDescriptor;
 use crate::layout;
+use crate::value::StateDescriptor;
 
 /// Written by this version; 1 (every shard a snapshot file, no `format`/`local`) is still read.
 pub const MANIFEST_VERSION: u16 = 2;

@@ -219,6 +219,21 @@ impl Fs for SimFs {
         })
     }
 
+    fn append(&mut self, p: &Path, data: &[u8]) -> io::Result<()> {
+        self.op(format!("append {} ({} bytes)", p.display(), data.len()), |s| match s.lookup(p) {
+            Some(Node::File(i)) => {
+                s.inode_mut(i).data.extend_from_slice(data);
+                Ok(())
+            }
+            Some(Node::Dir(_)) => Err(err(io::ErrorKind::IsADirectory, "is a directory", p)),
+            None => Err(err(io::ErrorKind::NotFound, "no file", p)),
+        })
+    }
+
+    fn open_read(&self, p: &Path) -> io::Result<Box<dyn io::Read>> {
+        Ok(Box::new(io::Cursor::new(self.read(p)?)))
+    }
+
     fn sync_file(&mut self, p: &Path) -> io::Result<()> {
         self.op(format!("fsync {}", p.display()), |s| match s.lookup(p) {
             Some(Node::File(i)) => {

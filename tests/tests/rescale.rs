@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use engine::clock::ManualClock;
-use engine::state::{ListState, MapState, ValueState};
-use engine::testing::StateHarness;
+use engine::ManualClock;
+use engine::StateHarness;
 use engine::{BackendKind, StateRegistry};
+use engine::{ListState, MapState, ValueState};
 use formats::keygroup::{key_group_of, range_for_shard, shard_of, KEY_GROUPS_DEFAULT};
 use formats::ShardId;
 use proptest::prelude::*;

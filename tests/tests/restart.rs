@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::runtime::checkpoint::{CheckpointConfig, CheckpointMode};
-use engine::runtime::restart::RestartStrategy;
-use engine::sink::CollectSink;
-use engine::source::Generator;
-use engine::state::ValueState;
+use engine::CollectSink;
+use engine::Generator;
+use engine::RestartStrategy;
+use engine::ValueState;
 use engine::{BackendKind, Context, Error, Job, KeyedProcessFunction, RunConfig};
+use engine::{CheckpointConfig, CheckpointMode};
 
 const KEYS: u64 = 500;
 
@@ -42,7 +42,7 @@ impl KeyedProcessFunction for Sum {
     }
 }
 
-type Outcome = (Result<engine::RunReport, Error>, BTreeMap<u64, u64>, u32);
+type Outcome = (Result<engine::RunReport, engine::JobError>, BTreeMap<u64, u64>, u32);
 
 /// Returns the result, the collected sums, and the planted failures not yet fired.
 fn run(records: u64, failures: u32, strategy: RestartStrategy, backend: BackendKind, mode: CheckpointMode) -> Outcome {

@@ -2,8 +2,8 @@
 //! any shard count and key-group count, and every record is processed exactly once.
 use std::collections::BTreeMap;
 
-use engine::sink::CollectSink;
-use engine::source::Generator;
+use engine::CollectSink;
+use engine::Generator;
 use engine::{BackendKind, Context, Error, Job, KeyedProcessFunction, RunConfig};
 use formats::keygroup::{key_group_of, range_for_shard, shard_of};
 use formats::{KeyGroup, ShardId};

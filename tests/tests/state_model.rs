@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use engine::clock::ManualClock;
-use engine::state::{AggregateFunction, AggregatingState, ListState, MapState, ReducingState, ValueState};
-use engine::testing::StateHarness;
+use engine::ManualClock;
+use engine::StateHarness;
+use engine::{AggregateFunction, AggregatingState, ListState, MapState, ReducingState, ValueState};
 use engine::{BackendKind, StateRegistry};
 use formats::ttl::{TtlConfig, TtlUpdate};
 use proptest::prelude::*;

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use engine::sink::CollectSink;
-use engine::source::FileSource;
-use engine::state::ValueState;
+use engine::CollectSink;
+use engine::FileSource;
+use engine::ValueState;
 use engine::{BackendKind, Context, Error, Job, KeyedProcessFunction, RunConfig};
 
 struct Count {

@@ -7,10 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use engine::runtime::available_cores;
-use engine::runtime::checkpoint::CheckpointConfig;
-use engine::runtime::restart::RestartStrategy;
-use engine::{pipeline, BackendKind, Error, RunConfig};
+use engine::{available_cores, pipeline, BackendKind, CheckpointConfig, JobError, RestartStrategy, Restore, RunConfig};
 
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "Thread-per-core stream processor with keyed state")]
@@ -68,8 +65,8 @@ struct RunArgs {
     from: Option<PathBuf>,
 }
 
-fn run(args: RunArgs) -> Result<(), Error> {
-    let mut plan = pipeline::load(&args.job)?;
+fn run(args: RunArgs) -> Result<(), JobError> {
+    let mut plan = pipeline::load(&args.job).map_err(JobError::Setup)?;
     if args.fail_on_bad_record {
         plan.fail_on_bad_record = true;
     }
@@ -104,7 +101,7 @@ fn run(args: RunArgs) -> Result<(), Error> {
     };
     cfg.checkpoint = ck;
     if let Some(from) = &args.from {
-        cfg.restore = Some(Arc::new(engine::runtime::checkpoint::Restore::load(from)?));
+        cfg.restore = Some(Arc::new(Restore::load(from).map_err(JobError::Setup)?));
     }
     let interval = args.report_interval_s.or(plan.report_interval_s).unwrap_or(10);
     cfg.report_interval = (interval > 0).then(|| Duration::from_secs(interval));
@@ -152,7 +149,10 @@ fn main() -> ExitCode {
                 eprintln!("  caused by: {s}");
                 src = s.source();
             }
-            ExitCode::from(if e.is_setup() { 2 } else { 1 })
+            ExitCode::from(match e {
+                JobError::Setup(_) => 2,
+                JobError::Run(_) => 1,
+            })
         }
     }
 }

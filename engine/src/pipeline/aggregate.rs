@@ -3,7 +3,8 @@ use super::records::{Field, Input};
 use super::spec::{AggregateKind, Emit};
 use crate::error::Error;
 use crate::function::KeyedProcessFunction;
-use crate::state::{Context, MapState, StateRegistry, ValueState};
+use crate::state::context::{Context, StateRegistry};
+use crate::state::handles::{MapState, ValueState};
 
 /// One result: a key and its aggregate (and, for `sequence`, the largest value and sum).
 #[derive(Debug, Clone, PartialEq)]

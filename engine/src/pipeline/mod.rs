@@ -11,11 +11,14 @@ pub use aggregate::{Aggregate, Output};
 pub use spec::{load, JobPlan};
 
 use crate::badrecord::BadRecords;
-use crate::error::Error;
+use crate::error::{Error, JobError};
 use crate::job::Job;
-use crate::runtime::{RunConfig, RunReport};
+use crate::runtime::config::{RunConfig, RunReport};
 use crate::sink::{LineSink, SinkFactory};
-use crate::source::{FileSource, Generator, Source, TcpSource};
+use crate::source::file::FileSource;
+use crate::source::generator::Generator;
+use crate::source::tcp::TcpSource;
+use crate::source::Source;
 use records::Input;
 use spec::{SinkKind, SourcePlan};
 use table::TopTable;
@@ -72,19 +75,20 @@ fn sink_of(plan: &JobPlan) -> Result<Arc<dyn SinkFactory<Output>>, Error> {
 
 /// Runs a TOML job. The source is checked before the sink is created, so a missing
 /// input leaves no output file behind.
-pub fn run(plan: &JobPlan, cfg: &RunConfig) -> Result<RunReport, Error> {
+pub fn run(plan: &JobPlan, cfg: &RunConfig) -> Result<RunReport, JobError> {
     let source = source_of(plan);
-    source.check()?;
-    crate::runtime::check_data_dir(cfg)?;
+    source.check().map_err(JobError::Setup)?;
+    crate::runtime::setup::check_data_dir(cfg).map_err(JobError::Setup)?;
     let mut cfg = cfg.clone();
-    cfg.bad_records = Arc::new(BadRecords::new(plan.fail_on_bad_record, plan.dead_letter.as_deref())?);
+    let bad = BadRecords::new(plan.fail_on_bad_record, plan.dead_letter.as_deref()).map_err(JobError::Setup)?;
+    cfg.bad_records = Arc::new(bad);
     if let Some(g) = plan.max_key_groups {
         cfg.max_key_groups = g;
     }
     if cfg.checkpoint.is_none() {
         cfg.checkpoint = plan.checkpoint.clone();
     }
-    let sink = sink_of(plan)?;
+    let sink = sink_of(plan).map_err(JobError::Setup)?;
     let (kind, emit) = (plan.aggregate, plan.emit);
     Job::new(plan.name.clone())
         .source(source)

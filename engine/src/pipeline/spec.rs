@@ -8,7 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::Error;
-use crate::runtime::checkpoint::{CheckpointConfig, CheckpointMode, Cleanup};
+use crate::runtime::checkpoint::config::{CheckpointConfig, CheckpointMode, Cleanup};
 use crate::runtime::restart::RestartStrategy;
 use std::time::Duration;
 

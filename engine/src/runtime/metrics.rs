@@ -1,5 +1,6 @@
 //! Per-shard counters, read by the reporter thread at an interval.
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 #[derive(Default)]
@@ -63,22 +64,18 @@ impl Metrics {
     }
 }
 
-/// Logs totals and rates every `interval` until `done` returns true.
-pub fn report_loop(metrics: &Metrics, interval: Duration, done: &dyn Fn() -> bool) {
+/// Logs totals and rates every `interval` until the job ends (`done`'s sender is dropped).
+pub fn report_loop(metrics: &Metrics, interval: Duration, done: &Receiver<()>) {
     let started = Instant::now();
     let mut last = (Instant::now(), Totals::default());
-    let tick = Duration::from_millis(50).min(interval);
-    while !done() {
-        std::thread::sleep(tick);
-        if last.0.elapsed() < interval {
-            continue;
-        }
+    // Wakes at each interval, or at once when the job ends (the sender is dropped).
+    while let Err(RecvTimeoutError::Timeout) = done.recv_timeout(interval.saturating_sub(last.0.elapsed())) {
         let now = (Instant::now(), metrics.totals());
         let secs = now.0.duration_since(last.0).as_secs_f64().max(1e-9);
         tracing::info!(
             records_in = now.1.records_in,
             records_out = now.1.records_out,
-            records_per_s = ((now.1.records_in - last.1.records_in) as f64 / secs) as u64,
+            records_per_s = (now.1.records_in.saturating_sub(last.1.records_in) as f64 / secs) as u64,
             uptime_s = started.elapsed().as_secs(),
             "progress"
         );

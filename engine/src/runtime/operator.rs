@@ -9,11 +9,13 @@ use formats::{KeyGroup, ShardId};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::function::KeyedProcessFunction;
-use crate::job::Chain;
+use crate::graph::Chain;
 use crate::runtime::metrics::Metrics;
 use crate::sink::Sink;
+use crate::state::backend::Backend;
+use crate::state::codec::Key;
+use crate::state::context::Context;
 use crate::state::context::Scratch;
-use crate::state::{Backend, Context, Key};
 
 /// A record on its way to the shard that owns its key group.
 pub struct Routed<K, T> {
@@ -75,11 +77,6 @@ impl<P: KeyedProcessFunction, O> Operator<P, O> {
         }
         self.metrics.add_processed(self.shard.0 as usize, n);
         Ok(())
-    }
-
-    /// Writes buffered state through to the backend's storage.
-    pub fn flush_state(&mut self) -> Result<(), Error> {
-        Ok(self.backend.flush()?)
     }
 
     pub fn end_of_input(&mut self) -> Result<(), Error> {

@@ -10,11 +10,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use formats::ShardId;
-
-pub use file::FileSource;
-pub use generator::Generator;
-pub use tcp::TcpSource;
+use formats::keygroup::ShardId;
 
 use crate::badrecord::BadRecords;
 use crate::error::Error;

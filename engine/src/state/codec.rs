@@ -103,15 +103,15 @@ pub fn msgpack_decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, String> {
 #[macro_export]
 macro_rules! msgpack_codec {
     ($t:ty) => {
-        impl $crate::state::StateCodec for $t {
-            fn encoding() -> formats::value::ValueEncoding {
+        impl $crate::StateCodec for $t {
+            fn encoding() -> $crate::ValueEncoding {
                 formats::value::ValueEncoding::MsgPack
             }
             fn encode(&self, out: &mut Vec<u8>) {
-                $crate::state::codec::msgpack_encode(self, out)
+                $crate::msgpack_encode(self, out)
             }
             fn decode(b: &[u8]) -> Result<Self, String> {
-                $crate::state::codec::msgpack_decode(b)
+                $crate::msgpack_decode(b)
             }
         }
     };

@@ -327,8 +327,30 @@ impl<K: StateCodec, V: StateCodec> MapState<K, V> {
         Ok(out)
     }
 
+    /// Whether the map has no live entry. Stops at the first live entry and decodes
+    /// nothing (it reads no value, so it does not refresh a TTL).
     pub fn is_empty(&self, ctx: &mut Context<'_>) -> Result<bool, StateError> {
-        Ok(self.entries(ctx)?.is_empty())
+        let now = if self.slot.ttl.is_some() { ctx.clock.now_ms() } else { 0 };
+        let ttl_on = self.slot.ttl.is_some();
+        let (mut live, mut err) = (false, None);
+        ctx.backend.scan_prefix(self.slot.id, ctx.prefix, &mut |_, v| {
+            if ttl_on {
+                match ttl::split(v) {
+                    Ok((exp, _)) if ttl::is_expired(exp, now) => return true,
+                    Ok(_) => {}
+                    Err(e) => {
+                        err = Some(e);
+                        return false;
+                    }
+                }
+            }
+            live = true;
+            false
+        })?;
+        match err {
+            Some(e) => Err(e.into()),
+            None => Ok(!live),
+        }
     }
 
     pub fn clear(&self, ctx: &mut Context<'_>) -> Result<(), StateError> {

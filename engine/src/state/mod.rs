@@ -5,14 +5,8 @@ pub mod codec;
 pub mod context;
 pub mod handles;
 pub mod heap;
-pub mod native;
+pub mod loader;
+#[cfg(test)]
+mod native_test;
 pub mod rocks;
 pub mod snapshot;
-
-pub use backend::{Backend, BackendKind, StateId};
-pub use cache::CachedBackend;
-pub use codec::{Key, StateCodec};
-pub use context::{Context, StateRegistry};
-pub use handles::{AggregateFunction, AggregatingState, ListState, MapState, ReducingState, ValueState};
-pub use heap::HeapBackend;
-pub use rocks::{RocksBackend, RocksConfig};

@@ -9,10 +9,12 @@ use formats::ttl;
 use formats::value::{StateDescriptor, StateKind};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, CompactionDecision, Direction, IteratorMode,
-    MergeOperands, Options, WriteOptions, DB,
+    Options, WriteOptions, DB,
 };
 
 use super::backend::{Backend, StateId, Visit};
+use reader::{concat_merge, LIST_MERGE_OPERATOR};
+
 use crate::clock::Clock;
 use crate::error::StateError;
 
@@ -68,14 +70,6 @@ pub struct RocksBackend {
 /// a fixed cost (a version edit and fsyncs).
 const INGEST_MIN_ENTRIES: usize = 16 * 1024;
 
-fn concat_merge(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
-    let mut out = existing.map(<[u8]>::to_vec).unwrap_or_default();
-    for op in operands {
-        out.extend_from_slice(op);
-    }
-    Some(out)
-}
-
 impl RocksBackend {
     /// Opens (creating) the instance at `path`, with a column family per descriptor.
     pub fn open(
@@ -122,7 +116,7 @@ impl RocksBackend {
             o.set_memtable_whole_key_filtering(true);
             o.set_memtable_prefix_bloom_ratio(0.02);
             if d.kind == StateKind::List {
-                o.set_merge_operator_associative("sluice.list.concat", concat_merge);
+                o.set_merge_operator_associative(LIST_MERGE_OPERATOR, concat_merge);
             } else {
                 // Counters and other fixed-width values overwrite their memtable entry
                 // instead of stacking versions: the memtable stays small and lookups stay
@@ -151,19 +145,6 @@ impl RocksBackend {
         sst.set_block_based_table_factory(&table);
         sst.set_compression_type(rocksdb::DBCompressionType::Lz4);
         Ok(RocksBackend { db, instance: new_instance_id(), names, descriptors, write, sst, path: path.to_owned() })
-    }
-
-    /// Opens a checkpointed instance at `path` for reading: a column family per state,
-    /// lists with the merge operator (their values may still be unmerged operands).
-    pub fn open_read_only(path: &Path, descriptors: &[StateDescriptor]) -> Result<DB, StateError> {
-        let cfs = descriptors.iter().map(|d| {
-            let mut o = Options::default();
-            if d.kind == StateKind::List {
-                o.set_merge_operator_associative("sluice.list.concat", concat_merge);
-            }
-            ColumnFamilyDescriptor::new(d.name.clone(), o)
-        });
-        Ok(DB::open_cf_descriptors_read_only(&Options::default(), path, cfs, false)?)
     }
 
     pub fn path(&self) -> &Path {

@@ -3,9 +3,8 @@
 //! [`Backend`], so a snapshot taken from RocksDB restores into the heap and back, onto
 //! any shard count.
 use formats::keygroup::KeyGroupRange;
-use formats::snapshot::{SnapshotReader, SnapshotWriter};
+use formats::snapshot::SnapshotWriter;
 use formats::statekey;
-use formats::KeyGroup;
 
 use super::backend::{Backend, StateId};
 use crate::error::StateError;
@@ -117,60 +116,4 @@ pub fn collect(backend: &mut dyn Backend, range: KeyGroupRange) -> Result<Collec
 /// Every entry of the states in `backend` whose key group lies in `range`, encoded.
 pub fn write(backend: &mut dyn Backend, range: KeyGroupRange) -> Result<Vec<u8>, StateError> {
     collect(backend, range)?.encode()
-}
-
-/// For each state of a checkpoint (`theirs`), the job's state of the same name, which
-/// must have the same descriptor; a state the job no longer declares is an error.
-pub fn map_states(
-    mine: &[formats::value::StateDescriptor],
-    theirs: &[formats::value::StateDescriptor],
-) -> Result<Vec<StateId>, StateError> {
-    let mut map = Vec::with_capacity(theirs.len());
-    for d in theirs {
-        match mine.iter().position(|m| m.name == d.name) {
-            Some(i) if mine.get(i) == Some(d) => map.push(StateId(i as u32)),
-            Some(_) => {
-                return Err(mismatch(format!(
-                    "state {:?} has a different kind, encoding or TTL than the job declares",
-                    d.name
-                )))
-            }
-            None => return Err(mismatch(format!("state {:?} is in the snapshot but not declared by the job", d.name))),
-        }
-    }
-    Ok(map)
-}
-
-/// Loads the entries of `snapshot` whose key group lies in `clip` into `backend`. States
-/// are matched by name and must have the same descriptor; a state in the snapshot that
-/// the job no longer declares is an error (nothing is dropped silently).
-pub fn restore(backend: &mut dyn Backend, snapshot: &[u8], clip: KeyGroupRange) -> Result<u64, StateError> {
-    let rd = SnapshotReader::open(snapshot)?;
-    let map = map_states(backend.descriptors(), &rd.index.states)?;
-    let mut restored = 0u64;
-    for b in rd.index.blocks.iter().filter(|b| clip.contains(KeyGroup(b.key_group))) {
-        let id = map
-            .get(b.state as usize)
-            .copied()
-            .ok_or_else(|| mismatch(format!("block of unknown state {}", b.state)))?;
-        let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        let mut bad = None;
-        rd.read_block(b, &mut |k, v| match statekey::decode(k) {
-            Ok(sk) if sk.key_group.0 == b.key_group => batch.push((k.to_vec(), v.to_vec())),
-            Ok(sk) => {
-                bad = Some(mismatch(format!(
-                    "entry of key group {} in a block of key group {}",
-                    sk.key_group.0, b.key_group
-                )))
-            }
-            Err(e) => bad = Some(e.into()),
-        })?;
-        if let Some(e) = bad {
-            return Err(e);
-        }
-        restored += batch.len() as u64;
-        backend.write_batch(id, &mut batch.iter().map(|(k, v)| (&k[..], Some(&v[..]))))?;
-    }
-    backend.flush()?;
-    Ok(restored)
 }

@@ -55,7 +55,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     }
     let clip = a.key_group.map_or(super::entries::ALL, |g| KeyGroupRange { start: g, end: g.saturating_add(1) });
     let mut rows = Rows { args: a, key: m.key.as_ref(), buf: String::new() };
-    super::entries::for_each(&t.root, &m, clip, &mut |d, k, v| rows.push(d, k, v))?;
+    super::entries::for_each(&t.root, &m, clip, &mut |d, k, v| Ok(rows.push(d, k, v)?))?;
     super::out(&rows.buf);
     Ok(0)
 }
@@ -68,7 +68,7 @@ struct Rows<'a> {
 }
 
 impl Rows<'_> {
-    fn push(&mut self, desc: &StateDescriptor, k: &[u8], v: &[u8]) -> Result<(), formats::FormatError> {
+    fn push(&mut self, desc: &StateDescriptor, k: &[u8], v: &[u8]) -> Result<(), formats::error::FormatError> {
         if self.args.state.as_ref().is_some_and(|s| *s != desc.name) {
             return Ok(());
         }

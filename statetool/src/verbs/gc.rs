@@ -34,7 +34,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         super::out(&format!("{v}\n"));
     } else {
         let ids = |v: &[formats::manifest::CheckpointId]| {
-            v.iter().map(|c| format!("chk-{}", c.0)).collect::<Vec<_>>().join(" ")
+            v.iter().map(|c| formats::layout::checkpoint_dir_name(*c)).collect::<Vec<_>>().join(" ")
         };
         let mut s = String::new();
         s.push_str(&format!("keep      {}\n", ids(&plan.retained)));

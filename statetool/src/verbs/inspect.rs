@@ -48,7 +48,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     ));
     for sh in &m.shards {
         let bytes: u64 = sh.files.iter().map(|f| f.size).sum();
-        let shared: u64 = sh.files.iter().filter(|f| f.path.starts_with("shared/")).map(|f| f.size).sum();
+        let shared: u64 = sh.files.iter().filter(|f| formats::layout::is_in_shared(&f.path)).map(|f| f.size).sum();
         let format =
             serde_json::to_value(sh.format).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
         s.push_str(&format!(

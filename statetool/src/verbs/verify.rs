@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use formats::checkpoint::{self, Verify};
 use formats::fs::StdFs;
+use formats::id::CheckpointId;
+use formats::layout;
 
 use super::target;
 
@@ -16,15 +18,9 @@ pub struct Args {
     json: bool,
 }
 
-fn check(root: &std::path::Path, id: formats::manifest::CheckpointId) -> Result<u64, String> {
+fn check(root: &std::path::Path, id: CheckpointId) -> Result<u64, String> {
     let m = checkpoint::load(&StdFs, root, id, Verify::Checksums).map_err(|e| e.to_string())?;
-    let mut entries = 0u64;
-    super::entries::for_each(root, &m, super::entries::ALL, &mut |_, _, _| {
-        entries += 1;
-        Ok(())
-    })
-    .map_err(|e| e.to_string())?;
-    Ok(entries)
+    super::entries::for_each(root, &m, super::entries::ALL, &mut |_, _, _| Ok(())).map_err(|e| format!("{e:#}"))
 }
 
 pub fn run(a: &Args) -> anyhow::Result<u8> {
@@ -43,8 +39,10 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         let mut s = String::new();
         for (id, r) in &results {
             match r {
-                Ok(n) => s.push_str(&format!("chk-{id}  ok       {n} entries\n")),
-                Err(e) => s.push_str(&format!("chk-{id}  PROBLEM  {e}\n")),
+                Ok(n) => {
+                    s.push_str(&format!("{}  ok       {n} entries\n", layout::checkpoint_dir_name(CheckpointId(*id))))
+                }
+                Err(e) => s.push_str(&format!("{}  PROBLEM  {e}\n", layout::checkpoint_dir_name(CheckpointId(*id)))),
             }
         }
         s.push_str(&format!("{} checkpoint(s), {} intact, {bad} with problems\n", results.len(), results.len() - bad));

@@ -14,6 +14,7 @@ use std::path::Path;
 
 use formats::checkpoint::{self as protocol, Payload};
 use formats::fs::Fs;
+use formats::layout;
 use formats::manifest::{CheckpointId, FileRef};
 
 use crate::error::Error;
@@ -33,14 +34,11 @@ pub struct SharedFiles {
     shards: HashMap<u16, (u64, HashMap<String, FileRef>)>,
 }
 
-fn is_shared(name: &str) -> bool {
-    name.ends_with(".sst")
-}
-
 impl SharedFiles {
     /// Puts the new SST files of shard `shard`'s checkpoint in `dir` (taken from instance
-    /// `instance`) into `shared/` under `root`, and reads its other files as payloads of
-    /// checkpoint `id`.
+    /// `instance`) into `shared/` under `root`, streaming each (hashed while copied), and
+    /// reads its other files as payloads of checkpoint `id`. Everything goes through
+    /// `fs`, so fault seams cover staging too.
     pub fn stage(
         &mut self,
         fs: &mut dyn Fs,
@@ -55,37 +53,33 @@ impl SharedFiles {
             *entry = (instance, HashMap::new());
         }
         let known = &mut entry.1;
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .map_err(|e| Error::io(dir, e))?
-            .map(|d| d.map(|d| d.file_name().to_string_lossy().into_owned()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| Error::io(dir, e))?;
-        names.sort();
+        let names = fs.list(dir).map_err(|e| Error::io(dir, e))?;
         let mut staged = Staged { files: Vec::new(), payloads: Vec::new(), copied: 0, reused: 0 };
-        let prefix = formats::layout::shard_files_prefix(id, shard);
         for name in names {
-            if let Some(f) = known.get(&name).filter(|_| is_shared(&name)) {
+            let path = dir.join(&name);
+            if !layout::is_shared_file(&name) {
+                // MANIFEST, CURRENT, OPTIONS: small, and new at every checkpoint.
+                let bytes = fs.read(&path).map_err(|e| Error::io(&path, e))?;
+                let owned = layout::owned_file_path(id, shard, &name);
+                staged.copied += bytes.len() as u64;
+                staged.files.push(FileRef::of(&owned, &bytes));
+                staged.payloads.push(Payload { path: owned, bytes });
+                continue;
+            }
+            if let Some(f) = known.get(&name) {
                 staged.reused += f.size;
                 staged.files.push(f.clone());
                 continue;
             }
-            let path = dir.join(&name);
-            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-            if is_shared(&name) {
-                let (f, written) = protocol::put_shared(fs, root, &name, &bytes)?;
-                if written {
-                    staged.copied += f.size;
-                } else {
-                    staged.reused += f.size;
-                }
-                known.insert(name, f.clone());
-                staged.files.push(f);
+            let mut from = fs.open_read(&path).map_err(|e| Error::io(&path, e))?;
+            let (f, written) = protocol::put_shared(fs, root, &name, &mut from, &path)?;
+            if written {
+                staged.copied += f.size;
             } else {
-                let owned = format!("{prefix}/{name}");
-                staged.copied += bytes.len() as u64;
-                staged.files.push(FileRef::of(&owned, &bytes));
-                staged.payloads.push(Payload { path: owned, bytes });
+                staged.reused += f.size;
             }
+            known.insert(name, f.clone());
+            staged.files.push(f);
         }
         Ok(staged)
     }
@@ -101,11 +95,12 @@ impl SharedFiles {
 mod tests {
     use std::sync::Arc;
 
+    use formats::keygroup::KeyGroup;
     use formats::value::{StateDescriptor, StateKind, ValueEncoding};
-    use formats::KeyGroup;
 
     use super::*;
-    use crate::state::{Backend, RocksBackend, RocksConfig, StateId};
+    use crate::state::backend::{Backend, StateId};
+    use crate::state::rocks::{RocksBackend, RocksConfig};
 
     fn descriptors() -> Vec<StateDescriptor> {
         vec![StateDescriptor {
@@ -142,7 +137,7 @@ mod tests {
             .expect("ls")
             .flatten()
             .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().expect("stat").len()))
-            .filter(|(n, _)| is_shared(n))
+            .filter(|(n, _)| layout::is_shared_file(n))
             .collect();
         v.sort();
         v

@@ -1,0 +1,56 @@
+//! What a shard reports to the coordinator when it has snapshotted checkpoint n, and the
+//! synchronous part of taking that snapshot on the shard's thread.
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use formats::id::CheckpointId;
+use formats::keygroup::{KeyGroupRange, ShardId};
+use formats::layout;
+use formats::value::StateDescriptor;
+
+use crate::error::Error;
+use crate::source::Split;
+use crate::state::backend::Backend;
+use crate::state::snapshot::{self, Collected};
+
+/// What a shard reports for checkpoint `id`.
+pub struct Ack {
+    pub shard: u16,
+    pub id: u64,
+    pub range: KeyGroupRange,
+    pub states: Vec<StateDescriptor>,
+    pub snapshot: Result<ShardState, String>,
+    pub splits: Option<Vec<Split>>,
+    pub sync: Duration,
+}
+
+/// A shard's snapshot, as taken on its thread.
+pub enum ShardState {
+    /// The shard's entries, copied; encoded and compressed by the coordinator.
+    Full(Collected),
+    /// A RocksDB checkpoint of the shard's instance `instance` in `dir` (hard links);
+    /// the coordinator copies what is new and removes `dir`.
+    Rocksdb { dir: PathBuf, instance: u64 },
+}
+
+/// The synchronous part of shard `shard`'s checkpoint `id`: a native checkpoint into
+/// the work directory `work` when the backend has one (and `work` is given), else a copy
+/// of every entry in `range`.
+pub fn take_snapshot(
+    backend: &mut dyn Backend,
+    range: KeyGroupRange,
+    work: Option<&Path>,
+    shard: u16,
+    id: u64,
+) -> Result<ShardState, Error> {
+    if let Some(work) = work {
+        let dir = layout::local_checkpoint_dir(work, ShardId(shard), CheckpointId(id));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        if let Some(instance) = backend.native_checkpoint(&dir)? {
+            return Ok(ShardState::Rocksdb { dir, instance });
+        }
+    }
+    Ok(ShardState::Full(snapshot::collect(backend, range)?))
+}

@@ -1,0 +1,169 @@
+//! The checkpoint writer: publishes one checkpoint from the shards' acks (heap snapshots
+//! are encoded into snapshot files, RocksDB checkpoints have their new SSTs staged into
+//! `shared/`, the manifest is written last through `formats::checkpoint::publish`), and
+//! collects garbage after it.
+//!
+//! After an I/O error while writing, the writer refuses every further publish until it
+//! is reopened (redb's `PreviousIo`): an fsync that failed once may have dropped dirty
+//! pages, so retrying it and reporting success could publish a checkpoint whose files are
+//! not what the manifest says. The coordinator then fails the job, and the restart opens
+//! a new writer.
+use std::path::PathBuf;
+
+use formats::checkpoint::{self as protocol, Payload};
+use formats::fs::{Fs, StdFs};
+use formats::id::CheckpointId;
+use formats::layout;
+use formats::manifest::{FileRef, Manifest, ShardFormat, ShardSnapshot};
+
+use super::ack::{Ack, ShardState};
+use super::config::CheckpointConfig;
+use super::incremental::SharedFiles;
+use crate::error::Error;
+
+/// Everything the coordinator needs to write manifests.
+pub struct JobInfo {
+    pub job: String,
+    pub key: formats::value::ValueEncoding,
+    pub max_key_groups: u32,
+    pub backend: String,
+    pub shards: usize,
+}
+
+/// What publishing a checkpoint wrote.
+pub struct Published {
+    /// Bytes written for this checkpoint (owned files and new shared files).
+    pub copied: u64,
+    /// Bytes of shared files it borrows from earlier checkpoints.
+    pub reused: u64,
+    /// Bytes of every file the checkpoint refers to.
+    pub state_bytes: u64,
+}
+
+pub struct Writer {
+    fs: Box<dyn Fs + Send>,
+    root: PathBuf,
+    shared: SharedFiles,
+    /// The I/O error after which this writer publishes nothing more.
+    poisoned: Option<String>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Writer {
+    /// Opens the writer of `job`'s checkpoint root under `cfg.dir` (created if missing),
+    /// on the file system `cfg.fs` makes (the real one unless a test injects faults).
+    pub fn open(cfg: &CheckpointConfig, job: &str) -> Result<Self, Error> {
+        let root = layout::checkpoint_root(&cfg.dir, job);
+        std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+        let fs = match &cfg.fs {
+            Some(f) => f.make(),
+            None => Box::new(StdFs),
+        };
+        Ok(Writer { fs, root, shared: SharedFiles::default(), poisoned: None })
+    }
+
+    /// The highest checkpoint id present in the root, published or not (0 if none).
+    pub fn highest_id(&self) -> Result<u64, Error> {
+        Ok(protocol::checkpoint_ids(&*self.fs, &self.root)?.first().map_or(0, |c| c.0))
+    }
+
+    /// Why this writer refuses to publish, if it does.
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_deref()
+    }
+
+    /// Publishes checkpoint `id` (continuing `parent`) from the shards' acks. On failure
+    /// whatever it wrote under `chk-<id>/` is removed; shared files stay.
+    pub fn publish(
+        &mut self,
+        info: &JobInfo,
+        id: CheckpointId,
+        parent: Option<CheckpointId>,
+        acks: Vec<Ack>,
+    ) -> Result<Published, Error> {
+        if let Some(why) = &self.poisoned {
+            return Err(Error::Executor(format!("the checkpoint writer failed earlier and publishes nothing: {why}")));
+        }
+        let result = self.write(info, id, parent, acks);
+        if let Err(e) = &result {
+            if e.is_io() {
+                self.poisoned = Some(e.to_string());
+            }
+            // The files of a failed attempt may not all be in shared/; hash them again.
+            self.shared.forget();
+            if let Err(abort) = protocol::abort(&mut *self.fs, &self.root, id) {
+                tracing::error!(checkpoint = id.0, error = %abort, "cannot remove a failed checkpoint's files");
+                self.poisoned.get_or_insert_with(|| abort.to_string());
+            }
+        }
+        result
+    }
+
+    fn write(
+        &mut self,
+        info: &JobInfo,
+        id: CheckpointId,
+        parent: Option<CheckpointId>,
+        mut acks: Vec<Ack>,
+    ) -> Result<Published, Error> {
+        acks.sort_by_key(|a| a.shard);
+        let mut payloads = Vec::new();
+        let mut shards = Vec::new();
+        let (mut copied, mut reused) = (0u64, 0u64);
+        let states = acks.first().map(|a| a.states.clone()).unwrap_or_default();
+        for a in acks {
+            let state = a.snapshot.map_err(|e| {
+                Error::Executor(format!("shard {} could not snapshot checkpoint {}: {e}", a.shard, id.0))
+            })?;
+            let (format, files) = match state {
+                ShardState::Full(collected) => {
+                    let bytes = collected.encode()?;
+                    let path = layout::snapshot_file_path(id, a.shard);
+                    let file = FileRef::of(&path, &bytes);
+                    copied += file.size;
+                    payloads.push(Payload { path, bytes });
+                    (ShardFormat::Snapshot, vec![file])
+                }
+                ShardState::Rocksdb { dir, instance } => {
+                    let staged = self.shared.stage(&mut *self.fs, &self.root, id, a.shard, &dir, instance)?;
+                    copied += staged.copied;
+                    reused += staged.reused;
+                    payloads.extend(staged.payloads);
+                    (ShardFormat::Rocksdb, staged.files)
+                }
+            };
+            let source_position = serde_json::to_value(&a.splits).map_err(|e| {
+                Error::Executor(format!(
+                    "shard {}: cannot record the source position of checkpoint {}: {e}",
+                    a.shard, id.0
+                ))
+            })?;
+            shards.push(ShardSnapshot { shard: a.shard, range: a.range, format, files, source_position });
+        }
+        let manifest = Manifest {
+            job: info.job.clone(),
+            checkpoint: id,
+            parent,
+            created_ms: now_ms(),
+            max_key_groups: info.max_key_groups,
+            backend: info.backend.clone(),
+            key: Some(info.key.clone()),
+            states,
+            shards,
+        };
+        protocol::publish(&mut *self.fs, &self.root, &manifest, &payloads)?;
+        let state_bytes = manifest.files().map(|f| f.size).sum();
+        Ok(Published { copied, reused, state_bytes })
+    }
+
+    /// Removes all but the `retain` newest published checkpoints and the shared files
+    /// only they referred to.
+    pub fn collect_garbage(&mut self, retain: usize) -> Result<(), Error> {
+        let plan = protocol::plan_gc(&*self.fs, &self.root, retain)?;
+        protocol::execute_gc(&mut *self.fs, &self.root, &plan)?;
+        Ok(())
+    }
+}

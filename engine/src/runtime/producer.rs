@@ -1,0 +1,167 @@
+//! A shard's producer: reads the shard's split of the source, runs the chained operators
+//! before `key_by`, and routes each record to the shard owning its key group. Records
+//! for itself go straight to the keyed operator; others are batched per peer and sent
+//! over the mesh. Between batches it answers checkpoint requests with barriers.
+use std::cell::RefCell;
+use std::sync::atomic::Ordering;
+
+use formats::keygroup::{key_group_of, shard_of};
+
+use crate::error::Error;
+use crate::function::KeyedProcessFunction;
+use crate::runtime::align::{Aligner, FAILURE_CHECK};
+use crate::runtime::mesh::{Batch, Msg};
+use crate::runtime::operator::{Operator, Routed};
+use crate::runtime::shard::{Senders, Shard};
+use crate::source::{SourceContext, Split};
+use crate::state::codec::Key;
+
+impl<S, T, K, P, O> Shard<S, T, K, P, O>
+where
+    S: Send + 'static,
+    T: Send + 'static,
+    K: Key,
+    P: KeyedProcessFunction<Key = K, In = T>,
+    O: 'static,
+{
+    async fn send(&self, senders: &Senders<K, T>, to: usize, msg: Msg<K, T>) -> bool {
+        let delivered = match senders.get(to) {
+            Some(Some(s)) => s.send(msg).await.is_ok(),
+            _ => true,
+        };
+        if !delivered {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        delivered
+    }
+
+    /// Ships the outboxes: this shard's own records to its operator, the others' as one
+    /// batch per peer. With `all`, every non-empty outbox goes; otherwise only full ones.
+    /// False when a peer is gone (see [`Self::send`]).
+    async fn ship(
+        &self,
+        senders: &Senders<K, T>,
+        op: &RefCell<Operator<P, O>>,
+        outboxes: &mut [Batch<K, T>],
+        all: bool,
+    ) -> Result<bool, Error> {
+        let (me, batch) = (self.id.0 as usize, self.cfg.batch_records);
+        for (j, ob) in outboxes.iter_mut().enumerate() {
+            if ob.is_empty() || (!all && ob.len() < batch) {
+                continue;
+            }
+            if j == me {
+                op.borrow_mut().process_batch(ob)?;
+            } else if !self.send(senders, j, Msg::Batch(std::mem::replace(ob, Vec::with_capacity(batch)))).await {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    pub async fn produce(
+        &self,
+        senders: &Senders<K, T>,
+        op: &RefCell<Operator<P, O>>,
+        align: &RefCell<Aligner>,
+    ) -> Result<(), Error> {
+        let p = &self.program;
+        let restored = match &self.cfg.restore {
+            Some(r) => r.splits_for(self.id.0, self.cfg.shards)?,
+            None => None,
+        };
+        let ctx = SourceContext {
+            shard: self.id,
+            shards: self.cfg.shards,
+            bad: self.cfg.bad_records.clone(),
+            stop: self.cfg.stop.clone(),
+            abort: self.failed.clone(),
+            restored,
+        };
+        let mut reader = p.source.open(&ctx)?;
+        let batch = self.cfg.batch_records;
+        let (n, g) = (self.cfg.shards, self.cfg.max_key_groups);
+        let me = self.id.0 as usize;
+        let mut input: Vec<S> = Vec::with_capacity(batch);
+        let mut outboxes: Vec<Batch<K, T>> = (0..n).map(|_| Vec::with_capacity(batch)).collect();
+        let mut key_bytes = Vec::new();
+        // Checkpoints already taken (before a restore) are not answered again.
+        let mut emitted = align.borrow().done();
+        let mut source_done = false;
+        loop {
+            if self.failed.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            if let Some(id) = self.barriers.pending(emitted) {
+                if !self.emit_barrier(senders, op, align, &mut outboxes, id, reader.position()).await? {
+                    return Ok(());
+                }
+                emitted = id;
+                continue;
+            }
+            if source_done {
+                let changed = self.barriers.listen();
+                if self.barriers.try_close(emitted) {
+                    return Ok(());
+                }
+                if self.barriers.pending(emitted).is_none() {
+                    futures_lite::future::or(changed, glommio::timer::sleep(FAILURE_CHECK)).await;
+                }
+                continue;
+            }
+            input.clear();
+            let more = reader.read(&mut input, batch).await? && !ctx.stopping();
+            // A short read means the source is not saturated: ship what we have now, so a
+            // slow source's records are not held back waiting for a full batch.
+            let short = input.len() < batch;
+            self.metrics.add_in(me, input.len() as u64);
+            for s in input.drain(..) {
+                (p.chain)(s, &mut |t| {
+                    let key = (p.key)(&t);
+                    key_bytes.clear();
+                    key.write_key(&mut key_bytes);
+                    let kg = key_group_of(&key_bytes, g);
+                    let owner = shard_of(kg, n, g).0 as usize;
+                    if let Some(ob) = outboxes.get_mut(owner) {
+                        ob.push(Routed { kg, key, value: t });
+                    }
+                });
+            }
+            if !self.ship(senders, op, &mut outboxes, !more || short).await? {
+                return Ok(());
+            }
+            if !more {
+                source_done = true;
+                self.barriers.source_finished();
+            }
+            glommio::yield_if_needed().await;
+        }
+    }
+
+    /// Checkpoint `id` at this producer: everything read before the barrier is shipped
+    /// before it, the barrier goes to every peer, and the producer arrives at its own
+    /// shard's aligner with the source position it recorded, then waits for the
+    /// snapshot. False when a peer is gone.
+    async fn emit_barrier(
+        &self,
+        senders: &Senders<K, T>,
+        op: &RefCell<Operator<P, O>>,
+        align: &RefCell<Aligner>,
+        outboxes: &mut [Batch<K, T>],
+        id: u64,
+        position: Option<Vec<Split>>,
+    ) -> Result<bool, Error> {
+        if !self.ship(senders, op, outboxes, true).await? {
+            return Ok(false);
+        }
+        let me = self.id.0 as usize;
+        for j in 0..self.cfg.shards as usize {
+            if j != me && !self.send(senders, j, Msg::Barrier(id)).await {
+                return Ok(false);
+            }
+        }
+        Aligner::arrive(align, op, id, Some(position));
+        Aligner::aligned(align, id).await;
+        Ok(true)
+    }
+}

@@ -1,0 +1,104 @@
+//! The setup phase of a run: everything a user can get wrong (job name, shard count,
+//! source, sink, data directory, the checkpoint to restore) is checked before any
+//! thread is started or any file is created. Errors here are setup errors (exit 2,
+//! never restarted).
+use std::path::PathBuf;
+
+use formats::keygroup;
+use formats::layout;
+
+use crate::error::Error;
+use crate::function::KeyedProcessFunction;
+use crate::graph::Program;
+use crate::runtime::config::RunConfig;
+use crate::state::backend::BackendKind;
+use crate::state::context::StateRegistry;
+
+/// Validates everything a user can get wrong before any thread or file is created.
+pub fn preflight<S: 'static, T, K, P: KeyedProcessFunction, O: 'static>(
+    p: &Program<S, T, K, P, O>,
+    cfg: &RunConfig,
+) -> Result<(), Error> {
+    layout::validate_job_name(&p.name).map_err(Error::Config)?;
+    keygroup::validate_shards(cfg.shards, cfg.max_key_groups).map_err(|e| Error::Config(e.to_string()))?;
+    if cfg.batch_records == 0 || cfg.channel_batches == 0 {
+        return Err(Error::Config("batch_records and channel_batches must be at least 1".into()));
+    }
+    check_restore(p, cfg)?;
+    p.source.check()?;
+    p.sink.check()
+}
+
+/// The checkpoint to restore must be this job's, with the same number of key groups,
+/// and every state in it declared by the job with the same descriptor. The job's states
+/// are what its process function's factory registers (run once here, on a scratch
+/// registry).
+fn check_restore<S, T, K, P: KeyedProcessFunction, O>(
+    p: &Program<S, T, K, P, O>,
+    cfg: &RunConfig,
+) -> Result<(), Error> {
+    let Some(r) = &cfg.restore else { return Ok(()) };
+    let (m, job) = (&r.manifest, p.name.as_str());
+    if m.job != job {
+        return Err(Error::Config(format!("checkpoint {} belongs to job {:?}, not {job:?}", m.checkpoint.0, m.job)));
+    }
+    if m.max_key_groups != cfg.max_key_groups {
+        return Err(Error::Config(format!(
+            "checkpoint {} has {} key groups, the job {}",
+            m.checkpoint.0, m.max_key_groups, cfg.max_key_groups
+        )));
+    }
+    let mut registry = StateRegistry::new();
+    (p.factory)(&mut registry)?;
+    let declared = registry.into_descriptors();
+    for d in &m.states {
+        match declared.iter().find(|j| j.name == d.name) {
+            None => {
+                return Err(Error::Config(format!(
+                    "checkpoint {}: state {:?} is in the snapshot but not declared by the job",
+                    m.checkpoint.0, d.name
+                )))
+            }
+            Some(j) if j != d => {
+                return Err(Error::Config(format!(
+                    "checkpoint {}: state {:?} has a different kind, encoding or TTL than the job declares",
+                    m.checkpoint.0, d.name
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the data directory can be created and written, before anything else is
+/// created. Only the RocksDB backend writes there.
+pub fn check_data_dir(cfg: &RunConfig) -> Result<(), Error> {
+    if cfg.backend != BackendKind::Rocksdb {
+        return Ok(());
+    }
+    let existed = cfg.data_dir.exists();
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| Error::io(&cfg.data_dir, e))?;
+    let probe = layout::write_probe_file(&cfg.data_dir, std::process::id());
+    let written = std::fs::write(&probe, b"").map_err(|e| Error::io(&cfg.data_dir, e));
+    // The probe is ours and empty; failing to remove it changes nothing for the run.
+    let _ = std::fs::remove_file(&probe);
+    if written.is_err() && !existed {
+        // Undo the directory we created for the probe; the write error is what matters.
+        let _ = std::fs::remove_dir(&cfg.data_dir);
+    }
+    written
+}
+
+/// Creates the job's working directory for RocksDB, replacing a stale one.
+pub fn prepare_work_dir(name: &str, cfg: &RunConfig) -> Result<Option<PathBuf>, Error> {
+    if cfg.backend != BackendKind::Rocksdb && !cfg.restore.as_ref().is_some_and(|r| r.needs_scratch()) {
+        return Ok(None);
+    }
+    let work = layout::work_dir(&cfg.data_dir, name);
+    if work.exists() {
+        std::fs::remove_dir_all(&work).map_err(|e| Error::io(&work, e))?;
+    }
+    std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
+    Ok(Some(work))
+}

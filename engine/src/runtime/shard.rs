@@ -1,0 +1,188 @@
+//! One shard: a glommio executor pinned to a core, running the whole job graph on its
+//! share of the input and owning a contiguous range of key groups.
+//!
+//! A producer task reads the shard's split of the source (`producer`); one receiver task
+//! per peer feeds that peer's batches to the shard's keyed operator. Because receivers
+//! never wait on anything but their channel, a producer blocked on a full channel cannot
+//! deadlock the mesh.
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::time::Instant;
+
+use formats::keygroup::{self, KeyGroupRange, ShardId};
+use formats::layout;
+use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
+
+use crate::error::Error;
+use crate::function::KeyedProcessFunction;
+use crate::graph::Program;
+use crate::runtime::align::Aligner;
+use crate::runtime::checkpoint::ack::Ack;
+use crate::runtime::checkpoint::barriers::Barriers;
+use crate::runtime::checkpoint::config::CheckpointMode;
+use crate::runtime::config::RunConfig;
+use crate::runtime::mesh::{Ends, Msg};
+use crate::runtime::metrics::Metrics;
+use crate::runtime::operator::Operator;
+use crate::state::backend::{Backend, BackendKind};
+use crate::state::cache::CachedBackend;
+use crate::state::codec::Key;
+use crate::state::context::StateRegistry;
+use crate::state::heap::HeapBackend;
+use crate::state::rocks::RocksBackend;
+
+/// A connected sender to each peer (None for the shard itself).
+pub type Senders<K, T> = [Option<ConnectedSender<Msg<K, T>>>];
+
+pub struct Shard<S, T, K, P: KeyedProcessFunction, O> {
+    pub id: ShardId,
+    pub program: Arc<Program<S, T, K, P, O>>,
+    pub cfg: RunConfig,
+    pub metrics: Arc<Metrics>,
+    /// Raised by whichever part of the job fails first; everyone stops.
+    pub failed: Arc<AtomicBool>,
+    /// The job's work directory (RocksDB instances, their checkpoints, restore scratch).
+    pub work: Option<PathBuf>,
+    pub barriers: Arc<Barriers>,
+    pub acks: Option<SyncSender<Ack>>,
+}
+
+impl<S, T, K, P, O> Shard<S, T, K, P, O>
+where
+    S: Send + 'static,
+    T: Send + 'static,
+    K: Key,
+    P: KeyedProcessFunction<Key = K, In = T>,
+    O: 'static,
+{
+    pub fn range(&self) -> KeyGroupRange {
+        keygroup::range_for_shard(self.id, self.cfg.shards, self.cfg.max_key_groups)
+    }
+
+    /// Runs the shard to its end; the first error is also logged and fails the job.
+    pub async fn run(self, ends: Ends<K, T>) -> Result<(), Error> {
+        // Connect every channel end concurrently before anything that can fail: a peer
+        // waits for its counterpart to connect, and a closed end is how failure spreads.
+        let tx: Vec<_> = ends.senders.into_iter().map(|s| s.map(|s| glommio::spawn_local(s.connect()))).collect();
+        let rx: Vec<_> = ends.receivers.into_iter().map(|r| glommio::spawn_local(r.connect())).collect();
+        let mut senders: Vec<Option<ConnectedSender<Msg<K, T>>>> = Vec::with_capacity(tx.len());
+        for t in tx {
+            senders.push(match t {
+                Some(t) => Some(t.await),
+                None => None,
+            });
+        }
+        let mut receivers: Vec<ConnectedReceiver<Msg<K, T>>> = Vec::with_capacity(rx.len());
+        for r in rx {
+            receivers.push(r.await);
+        }
+
+        let result = self.run_connected(senders, receivers).await;
+        if let Err(e) = &result {
+            tracing::error!(shard = self.id.0, error = %e, "shard failed");
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn open_backend(&self, registry: StateRegistry) -> Result<Box<dyn Backend>, Error> {
+        let descriptors = registry.into_descriptors();
+        Ok(match (&self.cfg.backend, &self.work) {
+            (BackendKind::Rocksdb, Some(work)) => {
+                let path = layout::shard_instance_dir(work, self.id);
+                let rocks = RocksBackend::open(&path, descriptors, &self.cfg.rocks, self.cfg.clock.clone())?;
+                Box::new(CachedBackend::new(rocks, self.cfg.rocks.cache_entries_max))
+            }
+            _ => Box::new(HeapBackend::new(descriptors)),
+        })
+    }
+
+    fn open_operator(&self) -> Result<Operator<P, O>, Error> {
+        let mut registry = StateRegistry::new();
+        let func = (self.program.factory)(&mut registry)?;
+        let mut backend = self.open_backend(registry)?;
+        if let Some(r) = &self.cfg.restore {
+            let started = Instant::now();
+            let entries = r.restore_into(&mut *backend, self.range(), self.work.as_deref(), self.id)?;
+            tracing::info!(shard = self.id.0, entries, ms = started.elapsed().as_millis() as u64, "state restored");
+        }
+        let sink = self.program.sink.open(self.id)?;
+        Ok(Operator::new(
+            self.id,
+            func,
+            backend,
+            sink,
+            self.program.post.clone(),
+            self.cfg.clock.clone(),
+            self.metrics.clone(),
+        ))
+    }
+
+    fn aligner(&self) -> Aligner {
+        let incremental = self.cfg.checkpoint.as_ref().is_some_and(|c| c.incremental);
+        Aligner::new(
+            self.id.0,
+            self.range(),
+            self.cfg.shards as usize,
+            self.cfg.restore.as_ref().map_or(0, |r| r.manifest.checkpoint.0),
+            self.cfg.checkpoint.as_ref().is_none_or(|c| c.mode == CheckpointMode::ExactlyOnce),
+            self.acks.clone(),
+            self.failed.clone(),
+            self.work.clone().filter(|_| incremental),
+        )
+    }
+
+    async fn run_connected(
+        &self,
+        senders: Vec<Option<ConnectedSender<Msg<K, T>>>>,
+        receivers: Vec<ConnectedReceiver<Msg<K, T>>>,
+    ) -> Result<(), Error> {
+        let op = Rc::new(RefCell::new(self.open_operator()?));
+        let align = Rc::new(RefCell::new(self.aligner()));
+        let tasks: Vec<_> = receivers
+            .into_iter()
+            .map(|r| {
+                let (op, align) = (op.clone(), align.clone());
+                glommio::spawn_local(async move {
+                    while let Some(msg) = r.recv().await {
+                        match msg {
+                            Msg::Batch(mut batch) => op.borrow_mut().process_batch(&mut batch)?,
+                            Msg::Barrier(id) => {
+                                Aligner::arrive(&align, &op, id, None);
+                                Aligner::aligned(&align, id).await;
+                            }
+                        }
+                    }
+                    Ok::<(), Error>(())
+                })
+            })
+            .collect();
+
+        let produced = self.produce(&senders, &op, &align).await;
+        // Closing our senders tells every peer we are done sending.
+        drop(senders);
+        let mut first_err = produced.err();
+        if first_err.is_some() {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        for t in tasks {
+            if let Err(e) = t.await {
+                self.failed.store(true, Ordering::Relaxed);
+                first_err.get_or_insert(e);
+            }
+        }
+        let mut op = op.borrow_mut();
+        if first_err.is_none() && !self.failed.load(Ordering::Relaxed) {
+            op.end_of_input()?;
+        }
+        let closed = op.sink.close();
+        match first_err {
+            Some(e) => Err(e),
+            None => closed,
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Snapshot files of a checkpoint (format `snapshot`, FORMAT.md §11): read block by
+//! block, only the blocks of the key groups asked for. Every entry's key group must be
+//! its block's: a file that says otherwise is corrupt, and nothing of it is trusted.
+use std::path::Path;
+
+use formats::keygroup::{KeyGroup, KeyGroupRange};
+use formats::snapshot::SnapshotReader;
+use formats::statekey;
+
+use crate::entries::Visit;
+use crate::error::ReadError;
+
+/// Visits every entry of the snapshot file at `path` whose key group lies in `clip`:
+/// `visit(state, key, value)`.
+pub fn for_each_in_snapshot(
+    path: &Path,
+    clip: KeyGroupRange,
+    visit: &mut Visit<'_>,
+) -> Result<(), ReadError> {
+    let bytes = std::fs::read(path).map_err(|e| ReadError::io(path, e))?;
+    for_each_in_snapshot_bytes(&bytes, path, clip, visit)
+}
+
+/// Like [`for_each_in_snapshot`], for a snapshot already in memory; `path` names it in
+/// errors.
+pub fn for_each_in_snapshot_bytes(
+    bytes: &[u8],
+    path: &Path,
+    clip: KeyGroupRange,
+    visit: &mut Visit<'_>,
+) -> Result<(), ReadError> {
+    let in_file = |e: formats::error::FormatError| ReadError::Format(e.in_file(path));
+    let rd = SnapshotReader::open(bytes).map_err(in_file)?;
+    for b in rd.index.blocks.iter().filter(|b| clip.contains(KeyGroup(b.key_group))) {
+        let state = rd.index.states.get(b.state as usize).ok_or_else(|| ReadError::Invalid {
+            path: path.to_owned(),
+            reason: format!("block of undeclared state {}", b.state),
+        })?;
+        let mut failed: Option<ReadError> = None;
+        rd.read_block(b, &mut |k, v| {
+            if failed.is_some() {
+                return;
+            }
+            let checked = match statekey::decode(k) {
+                Ok(sk) if sk.key_group.0 == b.key_group => visit(state, k, v),
+                Ok(sk) => Err(ReadError::Invalid {
+                    path: path.to_owned(),
+                    reason: format!("entry of key group {} in a block of key group {}", sk.key_group.0, b.key_group),
+                }),
+                Err(e) => Err(in_file(e)),
+            };
+            failed = checked.err();
+        })
+        .map_err(in_file)?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
