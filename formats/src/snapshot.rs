@@ -12,25 +12,176 @@
 //! ```
 use serde::{Deserialize, Serialize};
 
+use crate::cursor::Cursor;
 use crate::envelope::{self, Kind};
-use crate::keygroup::KeyGroupRange;
-use crate::value::StateDescriptor;
 use crate::error::FormatError;
-use crate::keygroup::KeyGroup;
+use crate::keygroup::{KeyGroup, KeyGroupRange};
+use crate::value::StateDescriptor;
 use crate::varint;
 
 pub const BLOCK_MAGIC: [u8; 4] = *b"SLBK";
 pub const FOOTER_MAGIC: [u8; 4] = *b"SLSN";
-pub const BLOCK_HEADER_LEN: usize = 32;
+
+// The block header, field by field (docs/FORMAT.md §11, "Block"). The reader takes the
+// fields in this order through a `Cursor`; the asserts below make the table contiguous,
+// so that order is these offsets.
+/// §11 block `magic`: `SLBK`.
+pub const BLOCK_MAGIC_OFFSET: usize = 0;
+pub const BLOCK_MAGIC_SIZE: usize = 4;
+/// §11 block `state`: index into the index's `states`, u32.
+pub const BLOCK_STATE_OFFSET: usize = 4;
+pub const BLOCK_STATE_SIZE: usize = 4;
+/// §11 block `key_group`: u16 (little-endian, unlike in a state key).
+pub const BLOCK_KEY_GROUP_OFFSET: usize = 8;
+pub const BLOCK_KEY_GROUP_SIZE: usize = 2;
+/// §11 block `reserved`: written 0, not checked by readers.
+pub const BLOCK_RESERVED_OFFSET: usize = 10;
+pub const BLOCK_RESERVED_SIZE: usize = 2;
+/// §11 block `entries`: number of entries in the payload, u32.
+pub const BLOCK_ENTRIES_OFFSET: usize = 12;
+pub const BLOCK_ENTRIES_SIZE: usize = 4;
+/// §11 block `raw_len`: decompressed payload size, u32, at most [`BLOCK_RAW_MAX`].
+pub const BLOCK_RAW_LEN_OFFSET: usize = 16;
+pub const BLOCK_RAW_LEN_SIZE: usize = 4;
+/// §11 block `stored_len`: size of the zstd frame after the header, u32.
+pub const BLOCK_STORED_LEN_OFFSET: usize = 20;
+pub const BLOCK_STORED_LEN_SIZE: usize = 4;
+/// §11 block `payload_crc`: crc32 of the stored (compressed) payload.
+pub const BLOCK_PAYLOAD_CRC_OFFSET: usize = 24;
+pub const BLOCK_PAYLOAD_CRC_SIZE: usize = 4;
+/// §11 block `header_crc`: crc32 of bytes `0..BLOCK_HEADER_CRC_OFFSET`.
 pub const BLOCK_HEADER_CRC_OFFSET: usize = 28;
+pub const BLOCK_HEADER_CRC_SIZE: usize = 4;
+/// §11: the payload starts right after the header.
+pub const BLOCK_HEADER_LEN: usize = 32;
+
+const _: () = assert!(BLOCK_MAGIC_OFFSET == 0 && BLOCK_MAGIC_SIZE == BLOCK_MAGIC.len());
+const _: () = assert!(BLOCK_STATE_OFFSET == BLOCK_MAGIC_OFFSET + BLOCK_MAGIC_SIZE);
+const _: () = assert!(BLOCK_KEY_GROUP_OFFSET == BLOCK_STATE_OFFSET + BLOCK_STATE_SIZE);
+const _: () = assert!(BLOCK_RESERVED_OFFSET == BLOCK_KEY_GROUP_OFFSET + BLOCK_KEY_GROUP_SIZE);
+const _: () = assert!(BLOCK_ENTRIES_OFFSET == BLOCK_RESERVED_OFFSET + BLOCK_RESERVED_SIZE);
+const _: () = assert!(BLOCK_RAW_LEN_OFFSET == BLOCK_ENTRIES_OFFSET + BLOCK_ENTRIES_SIZE);
+const _: () = assert!(BLOCK_STORED_LEN_OFFSET == BLOCK_RAW_LEN_OFFSET + BLOCK_RAW_LEN_SIZE);
+const _: () = assert!(BLOCK_PAYLOAD_CRC_OFFSET == BLOCK_STORED_LEN_OFFSET + BLOCK_STORED_LEN_SIZE);
+const _: () = assert!(BLOCK_HEADER_CRC_OFFSET == BLOCK_PAYLOAD_CRC_OFFSET + BLOCK_PAYLOAD_CRC_SIZE);
+const _: () = assert!(BLOCK_HEADER_LEN == BLOCK_HEADER_CRC_OFFSET + BLOCK_HEADER_CRC_SIZE);
+const _: () = assert!(BLOCK_HEADER_LEN == 32);
+// Each size is the width of the integer the cursor reads for it.
+const _: () = assert!(BLOCK_KEY_GROUP_SIZE == size_of::<u16>() && BLOCK_RESERVED_SIZE == size_of::<u16>());
+const _: () = assert!(BLOCK_STATE_SIZE == size_of::<u32>() && BLOCK_ENTRIES_SIZE == size_of::<u32>());
+const _: () = assert!(BLOCK_RAW_LEN_SIZE == size_of::<u32>() && BLOCK_STORED_LEN_SIZE == size_of::<u32>());
+const _: () = assert!(BLOCK_PAYLOAD_CRC_SIZE == size_of::<u32>() && BLOCK_HEADER_CRC_SIZE == size_of::<u32>());
+
+// The footer, the file's last bytes (docs/FORMAT.md §11, "Footer").
+/// §11 footer `magic`: `SLSN`.
+pub const FOOTER_MAGIC_OFFSET: usize = 0;
+pub const FOOTER_MAGIC_SIZE: usize = 4;
+/// §11 footer `index_offset`: where the index envelope starts, u64.
+pub const FOOTER_INDEX_OFFSET_OFFSET: usize = 4;
+pub const FOOTER_INDEX_OFFSET_SIZE: usize = 8;
+/// §11 footer `footer_crc`: crc32 of bytes `0..FOOTER_CRC_OFFSET` of the footer.
+pub const FOOTER_CRC_OFFSET: usize = 12;
+pub const FOOTER_CRC_SIZE: usize = 4;
+/// §11: the footer's length.
 pub const FOOTER_LEN: usize = 16;
+
+const _: () = assert!(FOOTER_MAGIC_OFFSET == 0 && FOOTER_MAGIC_SIZE == FOOTER_MAGIC.len());
+const _: () = assert!(FOOTER_INDEX_OFFSET_OFFSET == FOOTER_MAGIC_OFFSET + FOOTER_MAGIC_SIZE);
+const _: () = assert!(FOOTER_CRC_OFFSET == FOOTER_INDEX_OFFSET_OFFSET + FOOTER_INDEX_OFFSET_SIZE);
+const _: () = assert!(FOOTER_LEN == FOOTER_CRC_OFFSET + FOOTER_CRC_SIZE);
+const _: () = assert!(FOOTER_LEN == 16);
+const _: () = assert!(FOOTER_INDEX_OFFSET_SIZE == size_of::<u64>() && FOOTER_CRC_SIZE == size_of::<u32>());
+
 /// A block is cut once its raw entries reach this size.
 pub const BLOCK_RAW_TARGET: usize = 256 << 10;
-/// Largest raw block a reader accepts (a single entry may exceed the target).
+/// Largest raw block a reader accepts (a single entry may exceed the target). It also
+/// caps each key and value length in a block's entries.
 pub const BLOCK_RAW_MAX: usize = 80 << 20;
 pub const SNAPSHOT_VERSION: u16 = 1;
 const ZSTD_LEVEL: i32 = 1;
-const _: () = assert!(BLOCK_HEADER_CRC_OFFSET + 4 == BLOCK_HEADER_LEN);
+
+/// Copies `bytes` into `buf` at `offset`. Every call site passes a field's offset and a
+/// value of its size, which the asserts above keep inside the header or footer.
+fn put_field(buf: &mut [u8], offset: usize, bytes: &[u8]) {
+    if let Some(dst) = buf.get_mut(offset..offset + bytes.len()) {
+        dst.copy_from_slice(bytes);
+    }
+}
+
+/// The fields of a block header (§11), without the magic and the checksums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BlockHeader {
+    state: u32,
+    key_group: u16,
+    entries: u32,
+    raw_len: u32,
+    stored_len: u32,
+    payload_crc: u32,
+}
+
+impl BlockHeader {
+    fn encode(&self) -> [u8; BLOCK_HEADER_LEN] {
+        let mut h = [0u8; BLOCK_HEADER_LEN];
+        put_field(&mut h, BLOCK_MAGIC_OFFSET, &BLOCK_MAGIC);
+        put_field(&mut h, BLOCK_STATE_OFFSET, &self.state.to_le_bytes());
+        put_field(&mut h, BLOCK_KEY_GROUP_OFFSET, &self.key_group.to_le_bytes());
+        put_field(&mut h, BLOCK_RESERVED_OFFSET, &0u16.to_le_bytes());
+        put_field(&mut h, BLOCK_ENTRIES_OFFSET, &self.entries.to_le_bytes());
+        put_field(&mut h, BLOCK_RAW_LEN_OFFSET, &self.raw_len.to_le_bytes());
+        put_field(&mut h, BLOCK_STORED_LEN_OFFSET, &self.stored_len.to_le_bytes());
+        put_field(&mut h, BLOCK_PAYLOAD_CRC_OFFSET, &self.payload_crc.to_le_bytes());
+        let crc = crc32fast::hash(h.get(..BLOCK_HEADER_CRC_OFFSET).unwrap_or_default());
+        put_field(&mut h, BLOCK_HEADER_CRC_OFFSET, &crc.to_le_bytes());
+        h
+    }
+
+    /// Reads the header at the cursor and checks its magic and checksum before any
+    /// field is used.
+    fn decode(c: &mut Cursor<'_>) -> Result<Self, FormatError> {
+        let at = c.offset();
+        let h = c.take(BLOCK_HEADER_LEN, "snapshot block header")?;
+        let mut c = Cursor::with_base(h, at);
+        let magic: [u8; BLOCK_MAGIC_SIZE] = c.array("snapshot block magic")?;
+        let state = c.u32_le("snapshot block state")?;
+        let key_group = c.u16_le("snapshot block key group")?;
+        let _reserved = c.u16_le("snapshot block reserved")?;
+        let entries = c.u32_le("snapshot block entries")?;
+        let raw_len = c.u32_le("snapshot block raw_len")?;
+        let stored_len = c.u32_le("snapshot block stored_len")?;
+        let payload_crc = c.u32_le("snapshot block payload crc")?;
+        debug_assert_eq!(c.position(), BLOCK_HEADER_CRC_OFFSET);
+        let stored = c.u32_le("snapshot block header crc")?;
+        let computed = crc32fast::hash(h.get(..BLOCK_HEADER_CRC_OFFSET).unwrap_or_default());
+        if magic != BLOCK_MAGIC || stored != computed {
+            return Err(FormatError::Checksum { what: "snapshot block header", offset: at, stored, computed });
+        }
+        Ok(BlockHeader { state, key_group, entries, raw_len, stored_len, payload_crc })
+    }
+}
+
+fn encode_footer(index_offset: u64) -> [u8; FOOTER_LEN] {
+    let mut f = [0u8; FOOTER_LEN];
+    put_field(&mut f, FOOTER_MAGIC_OFFSET, &FOOTER_MAGIC);
+    put_field(&mut f, FOOTER_INDEX_OFFSET_OFFSET, &index_offset.to_le_bytes());
+    let crc = crc32fast::hash(f.get(..FOOTER_CRC_OFFSET).unwrap_or_default());
+    put_field(&mut f, FOOTER_CRC_OFFSET, &crc.to_le_bytes());
+    f
+}
+
+/// Reads the footer (a file's last [`FOOTER_LEN`] bytes, at file offset `at`) and
+/// returns the index offset, after checking magic and checksum.
+fn decode_footer(footer: &[u8], at: usize) -> Result<u64, FormatError> {
+    let mut c = Cursor::with_base(footer, at);
+    let magic: [u8; FOOTER_MAGIC_SIZE] = c.array("snapshot footer magic")?;
+    let index_offset = c.u64_le("snapshot footer index offset")?;
+    debug_assert_eq!(c.position(), FOOTER_CRC_OFFSET);
+    let stored = c.u32_le("snapshot footer crc")?;
+    let computed = crc32fast::hash(footer.get(..FOOTER_CRC_OFFSET).unwrap_or_default());
+    if magic != FOOTER_MAGIC || stored != computed {
+        return Err(FormatError::Checksum { what: "snapshot footer", offset: at, stored, computed });
+    }
+    Ok(index_offset)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockRef {
@@ -46,14 +197,6 @@ pub struct SnapshotIndex {
     pub states: Vec<StateDescriptor>,
     pub range: KeyGroupRange,
     pub blocks: Vec<BlockRef>,
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(at..at + 4) {
-        a.copy_from_slice(s);
-    }
-    u32::from_le_bytes(a)
 }
 
 /// Builds a snapshot. Entries must be added grouped by (state, key group), in key order
@@ -90,18 +233,15 @@ impl SnapshotWriter {
             reason: e.to_string(),
         })?;
         let offset = self.out.len() as u64;
-        let mut h = Vec::with_capacity(BLOCK_HEADER_LEN);
-        h.extend_from_slice(&BLOCK_MAGIC);
-        h.extend_from_slice(&state.to_le_bytes());
-        h.extend_from_slice(&kg.to_le_bytes());
-        h.extend_from_slice(&0u16.to_le_bytes());
-        h.extend_from_slice(&self.entries.to_le_bytes());
-        h.extend_from_slice(&(self.raw.len() as u32).to_le_bytes());
-        h.extend_from_slice(&(stored.len() as u32).to_le_bytes());
-        h.extend_from_slice(&crc32fast::hash(&stored).to_le_bytes());
-        let hcrc = crc32fast::hash(&h);
-        h.extend_from_slice(&hcrc.to_le_bytes());
-        self.out.extend_from_slice(&h);
+        let header = BlockHeader {
+            state,
+            key_group: kg,
+            entries: self.entries,
+            raw_len: self.raw.len() as u32,
+            stored_len: stored.len() as u32,
+            payload_crc: crc32fast::hash(&stored),
+        };
+        self.out.extend_from_slice(&header.encode());
         self.out.extend_from_slice(&stored);
         self.index.blocks.push(BlockRef {
             state,
@@ -161,14 +301,41 @@ impl SnapshotWriter {
             reason: e.to_string(),
         })?;
         self.out.extend_from_slice(&envelope::encode(Kind::SnapshotIndex, SNAPSHOT_VERSION, &body)?);
-        let mut f = Vec::with_capacity(FOOTER_LEN);
-        f.extend_from_slice(&FOOTER_MAGIC);
-        f.extend_from_slice(&index_offset.to_le_bytes());
-        let c = crc32fast::hash(&f);
-        f.extend_from_slice(&c.to_le_bytes());
-        self.out.extend_from_slice(&f);
+        self.out.extend_from_slice(&encode_footer(index_offset));
         Ok(self.out)
     }
+}
+
+/// Moves the offset of an error found in a part of a file that starts at `base` (the
+/// index envelope) to an offset in the whole file.
+fn at_file_offset(e: FormatError, base: usize) -> FormatError {
+    match e {
+        FormatError::Truncated { what, offset, needed, have } => {
+            FormatError::Truncated { what, offset: base.saturating_add(offset), needed, have }
+        }
+        FormatError::Invalid { what, offset, reason } => {
+            FormatError::Invalid { what, offset: base.saturating_add(offset), reason }
+        }
+        FormatError::Checksum { what, offset, stored, computed } => {
+            FormatError::Checksum { what, offset: base.saturating_add(offset), stored, computed }
+        }
+        e => e,
+    }
+}
+
+/// Calls `f(key, value)` for each entry of a decompressed block payload, `varint
+/// key_len, key, varint value_len, value` (§11), and returns how many there were.
+/// Offsets in errors are within the payload.
+fn decode_entries(raw: &[u8], f: &mut dyn FnMut(&[u8], &[u8])) -> Result<u32, FormatError> {
+    let mut c = Cursor::new(raw);
+    let mut seen = 0u32;
+    while !c.is_empty() {
+        let k = c.len_prefixed("snapshot key", BLOCK_RAW_MAX)?;
+        let v = c.len_prefixed("snapshot value", BLOCK_RAW_MAX)?;
+        f(k, v);
+        seen = seen.saturating_add(1);
+    }
+    Ok(seen)
 }
 
 /// Called with (state index, key, value) for each entry.
@@ -184,27 +351,28 @@ impl<'a> SnapshotReader<'a> {
     /// Checks the footer and the index (and that every block lies inside the file).
     pub fn open(bytes: &'a [u8]) -> Result<Self, FormatError> {
         let n = bytes.len();
-        if n < FOOTER_LEN {
-            return Err(FormatError::Truncated { what: "snapshot footer", offset: 0, needed: FOOTER_LEN, have: n });
-        }
-        let footer = bytes.get(n - FOOTER_LEN..).unwrap_or_default();
-        let stored = le32(footer, 12);
-        let computed = crc32fast::hash(footer.get(..12).unwrap_or_default());
-        if footer.get(..4) != Some(&FOOTER_MAGIC[..]) || stored != computed {
-            return Err(FormatError::Checksum { what: "snapshot footer", offset: n - FOOTER_LEN, stored, computed });
-        }
-        let mut o = [0u8; 8];
-        o.copy_from_slice(footer.get(4..12).unwrap_or(&[0; 8]));
-        let index_offset = u64::from_le_bytes(o);
-        if index_offset > (n - FOOTER_LEN) as u64 {
+        let footer_at = n.checked_sub(FOOTER_LEN).ok_or(FormatError::Truncated {
+            what: "snapshot footer",
+            offset: 0,
+            needed: FOOTER_LEN,
+            have: n,
+        })?;
+        let mut file = Cursor::new(bytes);
+        let blocks_and_index = file.take(footer_at, "snapshot")?;
+        let index_offset = decode_footer(file.rest(), footer_at)?;
+        let mut c = Cursor::new(blocks_and_index);
+        // Anything past the end (or past usize) is refused by the cursor.
+        let index_start = usize::try_from(index_offset).unwrap_or(usize::MAX);
+        if c.skip(index_start, "snapshot blocks").is_err() {
             return Err(FormatError::Invalid {
                 what: "snapshot footer",
-                offset: n - FOOTER_LEN,
+                offset: footer_at,
                 reason: format!("index offset {index_offset} past the end"),
             });
         }
-        let index_bytes = bytes.get(index_offset as usize..n - FOOTER_LEN).unwrap_or_default();
-        let (version, body) = envelope::decode(Kind::SnapshotIndex, index_bytes)?;
+        let index_bytes = c.rest();
+        let (version, body) =
+            envelope::decode(Kind::SnapshotIndex, index_bytes).map_err(|e| at_file_offset(e, index_start))?;
         if version != SNAPSHOT_VERSION {
             return Err(FormatError::Invalid {
                 what: "snapshot version",
@@ -236,21 +404,15 @@ impl<'a> SnapshotReader<'a> {
 
     /// Verifies and decodes one block, calling `f(key, value)` for each entry.
     pub fn read_block(&self, b: &BlockRef, f: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), FormatError> {
-        let at = b.offset as usize;
-        let block = self.bytes.get(at..at + b.len as usize).unwrap_or_default();
-        let h = block.get(..BLOCK_HEADER_LEN).unwrap_or_default();
-        let stored = le32(h, BLOCK_HEADER_CRC_OFFSET);
-        let computed = crc32fast::hash(h.get(..BLOCK_HEADER_CRC_OFFSET).unwrap_or_default());
-        if h.get(..4) != Some(&BLOCK_MAGIC[..]) || stored != computed {
-            return Err(FormatError::Checksum { what: "snapshot block header", offset: at, stored, computed });
-        }
-        let kg = u16::from_le_bytes([h.get(8).copied().unwrap_or(0), h.get(9).copied().unwrap_or(0)]);
-        let (state, entries, raw_len, stored_len) =
-            (le32(h, 4), le32(h, 12), le32(h, 16) as usize, le32(h, 20) as usize);
-        if state != b.state
-            || kg != b.key_group
-            || entries != b.entries
-            || BLOCK_HEADER_LEN + stored_len != b.len as usize
+        let at = usize::try_from(b.offset).unwrap_or(usize::MAX);
+        let mut file = Cursor::new(self.bytes);
+        file.skip(at, "snapshot blocks")?;
+        let mut block = Cursor::with_base(file.take(b.len as usize, "snapshot block")?, at);
+        let h = BlockHeader::decode(&mut block)?;
+        if h.state != b.state
+            || h.key_group != b.key_group
+            || h.entries != b.entries
+            || BLOCK_HEADER_LEN + h.stored_len as usize != b.len as usize
         {
             return Err(FormatError::Invalid {
                 what: "snapshot block",
@@ -258,6 +420,7 @@ impl<'a> SnapshotReader<'a> {
                 reason: "header disagrees with the index".into(),
             });
         }
+        let raw_len = h.raw_len as usize;
         if raw_len > BLOCK_RAW_MAX {
             return Err(FormatError::TooLarge {
                 what: "snapshot block",
@@ -265,14 +428,13 @@ impl<'a> SnapshotReader<'a> {
                 max: BLOCK_RAW_MAX as u64,
             });
         }
-        let payload = block.get(BLOCK_HEADER_LEN..).unwrap_or_default();
-        let stored = le32(h, 24);
+        let payload = block.rest();
         let computed = crc32fast::hash(payload);
-        if stored != computed {
+        if h.payload_crc != computed {
             return Err(FormatError::Checksum {
                 what: "snapshot block",
                 offset: at + BLOCK_HEADER_LEN,
-                stored,
+                stored: h.payload_crc,
                 computed,
             });
         }
@@ -288,32 +450,12 @@ impl<'a> SnapshotReader<'a> {
                 reason: format!("decompressed to {} bytes, header says {raw_len}", raw.len()),
             });
         }
-        let mut pos = 0usize;
-        let mut seen = 0u32;
-        let take = |pos: &mut usize, what: &'static str| -> Result<&[u8], FormatError> {
-            let (len, n) = varint::get(raw.get(*pos..).unwrap_or_default(), *pos)?;
-            let start = *pos + n;
-            let end = start.checked_add(usize::try_from(len).unwrap_or(usize::MAX)).filter(|e| *e <= raw.len());
-            let end = end.ok_or(FormatError::Truncated {
-                what,
-                offset: start,
-                needed: len as usize,
-                have: raw.len().saturating_sub(start),
-            })?;
-            *pos = end;
-            Ok(raw.get(start..end).unwrap_or_default())
-        };
-        while pos < raw.len() {
-            let k = take(&mut pos, "snapshot key")?;
-            let v = take(&mut pos, "snapshot value")?;
-            f(k, v);
-            seen += 1;
-        }
-        if seen != entries {
+        let seen = decode_entries(&raw, f)?;
+        if seen != h.entries {
             return Err(FormatError::Invalid {
                 what: "snapshot block",
                 offset: at,
-                reason: format!("{seen} entries, header says {entries}"),
+                reason: format!("{seen} entries, header says {}", h.entries),
             });
         }
         Ok(())
@@ -402,6 +544,109 @@ mod tests {
             let result = SnapshotReader::open(&f).and_then(|rd| rd.for_each_in(KeyGroupRange { start: 0, end: 16 }, &mut |_, _, _| {}));
             prop_assert!(result.is_err());
         }
+    }
+
+    fn sample() -> Vec<u8> {
+        let mut model = Model::new();
+        for (i, kg) in [0u16, 0, 3, 3, 3].iter().enumerate() {
+            model.insert((i as u32 % 2, *kg, vec![i as u8; i + 1]), vec![0xa0 + i as u8; 3 * i]);
+        }
+        write(&model, KeyGroupRange { start: 0, end: 4 })
+    }
+
+    #[test]
+    fn header_fields_sit_at_their_offsets() {
+        let h = BlockHeader {
+            state: 0x0403_0201,
+            key_group: 0x0605,
+            entries: 0x0a09_0807,
+            raw_len: 0x0e0d_0c0b,
+            stored_len: 0x1211_100f,
+            payload_crc: 0x1615_1413,
+        };
+        let bytes = h.encode();
+        let field = |offset: usize, size: usize| bytes.get(offset..offset + size).map(<[u8]>::to_vec);
+        assert_eq!(field(BLOCK_MAGIC_OFFSET, BLOCK_MAGIC_SIZE), Some(b"SLBK".to_vec()));
+        assert_eq!(field(BLOCK_STATE_OFFSET, BLOCK_STATE_SIZE), Some(vec![1, 2, 3, 4]));
+        assert_eq!(field(BLOCK_KEY_GROUP_OFFSET, BLOCK_KEY_GROUP_SIZE), Some(vec![5, 6]));
+        assert_eq!(field(BLOCK_RESERVED_OFFSET, BLOCK_RESERVED_SIZE), Some(vec![0, 0]));
+        assert_eq!(field(BLOCK_ENTRIES_OFFSET, BLOCK_ENTRIES_SIZE), Some(vec![7, 8, 9, 10]));
+        assert_eq!(field(BLOCK_RAW_LEN_OFFSET, BLOCK_RAW_LEN_SIZE), Some(vec![11, 12, 13, 14]));
+        assert_eq!(field(BLOCK_STORED_LEN_OFFSET, BLOCK_STORED_LEN_SIZE), Some(vec![15, 16, 17, 18]));
+        assert_eq!(field(BLOCK_PAYLOAD_CRC_OFFSET, BLOCK_PAYLOAD_CRC_SIZE), Some(vec![19, 20, 21, 22]));
+        let crc = crc32fast::hash(bytes.get(..BLOCK_HEADER_CRC_OFFSET).unwrap_or_default());
+        assert_eq!(field(BLOCK_HEADER_CRC_OFFSET, BLOCK_HEADER_CRC_SIZE), Some(crc.to_le_bytes().to_vec()));
+        assert_eq!(BlockHeader::decode(&mut Cursor::new(&bytes)).ok(), Some(h));
+
+        let f = encode_footer(0x0807_0605_0403_0201);
+        assert_eq!(f.get(FOOTER_MAGIC_OFFSET..FOOTER_MAGIC_OFFSET + FOOTER_MAGIC_SIZE), Some(&b"SLSN"[..]));
+        assert_eq!(
+            f.get(FOOTER_INDEX_OFFSET_OFFSET..FOOTER_INDEX_OFFSET_OFFSET + FOOTER_INDEX_OFFSET_SIZE),
+            Some(&[1, 2, 3, 4, 5, 6, 7, 8][..])
+        );
+        assert_eq!(decode_footer(&f, 0).ok(), Some(0x0807_0605_0403_0201));
+    }
+
+    /// A valid file cut anywhere inside a block, a block header, a block's entries or
+    /// the footer gives a typed `Truncated` error naming the part, never a panic or a
+    /// partial success.
+    #[test]
+    fn truncation_at_every_offset_is_a_typed_error() {
+        let file = sample();
+        let rd = SnapshotReader::open(&file).expect("open");
+        assert!(rd.index.blocks.len() >= 3);
+        for b in &rd.index.blocks {
+            let (at, len) = (b.offset as usize, b.len as usize);
+            for cut in at..at + len {
+                // The index still promises the whole block; the bytes end early.
+                let short = SnapshotReader { bytes: file.get(..cut).unwrap_or_default(), index: rd.index.clone() };
+                let e = short.read_block(b, &mut |_, _| {});
+                assert!(matches!(e, Err(FormatError::Truncated { what: "snapshot block", .. })), "cut {cut}: {e:?}");
+            }
+            let block = file.get(at..at + len).unwrap_or_default();
+            for cut in 0..BLOCK_HEADER_LEN {
+                let e = BlockHeader::decode(&mut Cursor::with_base(block.get(..cut).unwrap_or_default(), at));
+                assert!(
+                    matches!(e, Err(FormatError::Truncated { what: "snapshot block header", offset, .. }) if offset == at),
+                    "header cut {cut}: {e:?}"
+                );
+            }
+            let h = BlockHeader::decode(&mut Cursor::new(block)).expect("header");
+            let raw = zstd::bulk::decompress(block.get(BLOCK_HEADER_LEN..).unwrap_or_default(), h.raw_len as usize)
+                .expect("payload");
+            // Entry boundaries: a cut there is a shorter, valid payload.
+            let mut boundaries = vec![0];
+            let mut pos = 0;
+            decode_entries(&raw, &mut |k, v| {
+                pos += varint_len(k.len()) + k.len() + varint_len(v.len()) + v.len();
+                boundaries.push(pos);
+            })
+            .expect("entries");
+            for cut in 0..raw.len() {
+                let e = decode_entries(raw.get(..cut).unwrap_or_default(), &mut |_, _| {});
+                match boundaries.iter().position(|b| *b == cut) {
+                    Some(n) => assert_eq!(e.ok(), Some(n as u32), "cut {cut} at an entry boundary"),
+                    None => assert!(
+                        matches!(e, Err(FormatError::Truncated { what: "snapshot key" | "snapshot value", .. })),
+                        "entries cut {cut}: {e:?}"
+                    ),
+                }
+            }
+        }
+        for cut in 0..file.len() {
+            let e = SnapshotReader::open(file.get(..cut).unwrap_or_default());
+            if cut < FOOTER_LEN {
+                assert!(matches!(e, Err(FormatError::Truncated { what: "snapshot footer", .. })), "cut {cut}");
+            } else {
+                assert!(e.is_err(), "a file cut at {cut} must not open");
+            }
+        }
+    }
+
+    fn varint_len(n: usize) -> usize {
+        let mut b = Vec::new();
+        varint::put(&mut b, n as u64);
+        b.len()
     }
 
     #[test]
