@@ -4,12 +4,20 @@
 //! checkpoint; restore reads only the blocks of the key groups a shard now owns, which
 //! is what makes restoring onto another shard count a matter of clipping ranges.
 //!
+//! [`SnapshotWriter::to_writer`] streams a snapshot to any `std::io::Write`: blocks go
+//! out as they are cut, then the index and the footer, and `finish` returns the size
+//! and crc32 of what was written, so a caller can fill in a manifest entry without
+//! holding or re-reading the file. [`SnapshotWriter::new`] builds one in memory.
+//!
 //! ```text
 //! block*  index (envelope, kind 2)  footer
 //! block:  magic "SLBK" | state u32 | key_group u16 | reserved u16 | entries u32 |
 //!         raw_len u32 | stored_len u32 | payload_crc u32 | header_crc u32 | payload
 //! footer: magic "SLSN" | index_offset u64 | footer_crc u32
 //! ```
+use std::io::Write;
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use crate::cursor::Cursor;
@@ -199,10 +207,65 @@ pub struct SnapshotIndex {
     pub blocks: Vec<BlockRef>,
 }
 
-/// Builds a snapshot. Entries must be added grouped by (state, key group), in key order
-/// within a group; the writer checks this.
-pub struct SnapshotWriter {
-    out: Vec<u8>,
+/// What a streamed snapshot wrote: its length and the crc32 of all its bytes, the same
+/// as `crc32fast::hash` of the whole file (what a manifest's file entry records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotSummary {
+    pub size: u64,
+    pub crc32: u32,
+}
+
+/// The destination of a streamed snapshot: counts and checksums every byte it passes
+/// on, and refuses further writes after a failed one, so a torn file is never reported
+/// as complete.
+struct Sink<W> {
+    w: W,
+    /// Names the destination in I/O errors.
+    path: PathBuf,
+    size: u64,
+    crc: crc32fast::Hasher,
+    failed: bool,
+}
+
+impl<W: Write> Sink<W> {
+    fn check(&self) -> Result<(), FormatError> {
+        if self.failed {
+            return Err(FormatError::Invalid {
+                what: "snapshot writer",
+                offset: self.size as usize,
+                reason: format!("an earlier write to {} failed; the snapshot is incomplete", self.path.display()),
+            });
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), FormatError> {
+        self.check()?;
+        if let Err(e) = self.w.write_all(bytes) {
+            self.failed = true;
+            return Err(FormatError::io(&self.path, e));
+        }
+        self.crc.update(bytes);
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), FormatError> {
+        self.check()?;
+        self.w.flush().map_err(|e| {
+            self.failed = true;
+            FormatError::io(&self.path, e)
+        })
+    }
+}
+
+/// Writes a snapshot to any [`Write`] as it is built: each block goes to the writer
+/// when it is cut, so memory is bounded by one block ([`BLOCK_RAW_TARGET`] raw, plus
+/// the entry that crosses it, plus its compressed copy) and the index (one small entry
+/// per block). Entries must be added grouped by (state, key group), in key order within
+/// a group; the writer checks this. Made by [`SnapshotWriter::to_writer`].
+pub struct SnapshotStream<W: Write> {
+    sink: Sink<W>,
     index: SnapshotIndex,
     raw: Vec<u8>,
     current: Option<(u32, u16)>,
@@ -210,10 +273,11 @@ pub struct SnapshotWriter {
     last_key: Vec<u8>,
 }
 
-impl SnapshotWriter {
-    pub fn new(states: Vec<StateDescriptor>, range: KeyGroupRange) -> Self {
-        SnapshotWriter {
-            out: Vec::new(),
+impl<W: Write> SnapshotStream<W> {
+    /// A snapshot of `states` over `range` written to `w`; `path` names `w` in errors.
+    pub fn new(states: Vec<StateDescriptor>, range: KeyGroupRange, w: W, path: PathBuf) -> Self {
+        SnapshotStream {
+            sink: Sink { w, path, size: 0, crc: crc32fast::Hasher::new(), failed: false },
             index: SnapshotIndex { states, range, blocks: Vec::new() },
             raw: Vec::new(),
             current: None,
@@ -222,17 +286,22 @@ impl SnapshotWriter {
         }
     }
 
+    /// Bytes written to the destination so far (the offset of the next block).
+    pub fn written(&self) -> u64 {
+        self.sink.size
+    }
+
     fn cut(&mut self) -> Result<(), FormatError> {
         let Some((state, kg)) = self.current else { return Ok(()) };
         if self.entries == 0 {
             return Ok(());
         }
+        let offset = self.sink.size;
         let stored = zstd::bulk::compress(&self.raw, ZSTD_LEVEL).map_err(|e| FormatError::Invalid {
             what: "snapshot block",
-            offset: self.out.len(),
+            offset: offset as usize,
             reason: e.to_string(),
         })?;
-        let offset = self.out.len() as u64;
         let header = BlockHeader {
             state,
             key_group: kg,
@@ -241,8 +310,8 @@ impl SnapshotWriter {
             stored_len: stored.len() as u32,
             payload_crc: crc32fast::hash(&stored),
         };
-        self.out.extend_from_slice(&header.encode());
-        self.out.extend_from_slice(&stored);
+        self.sink.write(&header.encode())?;
+        self.sink.write(&stored)?;
         self.index.blocks.push(BlockRef {
             state,
             key_group: kg,
@@ -256,6 +325,7 @@ impl SnapshotWriter {
     }
 
     pub fn add(&mut self, state: u32, kg: KeyGroup, key: &[u8], value: &[u8]) -> Result<(), FormatError> {
+        self.sink.check()?;
         let group = (state, kg.0);
         let bad = |reason: String| FormatError::Invalid { what: "snapshot entry order", offset: 0, reason };
         if !self.index.range.contains(kg) {
@@ -282,6 +352,15 @@ impl SnapshotWriter {
         if self.raw.len() >= BLOCK_RAW_TARGET {
             self.cut()?;
         }
+        // A block a reader would refuse is never written (§11: raw_len <= BLOCK_RAW_MAX).
+        let framed = varint::len(key.len() as u64) + key.len() + varint::len(value.len() as u64) + value.len();
+        if self.raw.len().saturating_add(framed) > BLOCK_RAW_MAX {
+            return Err(FormatError::TooLarge {
+                what: "snapshot entry",
+                len: framed as u64,
+                max: BLOCK_RAW_MAX as u64,
+            });
+        }
         varint::put(&mut self.raw, key.len() as u64);
         self.raw.extend_from_slice(key);
         varint::put(&mut self.raw, value.len() as u64);
@@ -292,17 +371,56 @@ impl SnapshotWriter {
         Ok(())
     }
 
-    pub fn finish(mut self) -> Result<Vec<u8>, FormatError> {
+    /// Writes the last block, the index and the footer, flushes the destination, and
+    /// returns it with the size and crc32 of everything written. It does not fsync: the
+    /// caller owns the file and its durability.
+    pub fn finish(self) -> Result<SnapshotSummary, FormatError> {
+        self.finish_into_inner().map(|(summary, _)| summary)
+    }
+
+    fn finish_into_inner(mut self) -> Result<(SnapshotSummary, W), FormatError> {
         self.cut()?;
-        let index_offset = self.out.len() as u64;
+        let index_offset = self.sink.size;
         let body = serde_json::to_vec(&self.index).map_err(|e| FormatError::Invalid {
             what: "snapshot index",
             offset: 0,
             reason: e.to_string(),
         })?;
-        self.out.extend_from_slice(&envelope::encode(Kind::SnapshotIndex, SNAPSHOT_VERSION, &body)?);
-        self.out.extend_from_slice(&encode_footer(index_offset));
-        Ok(self.out)
+        self.sink.write(&envelope::encode(Kind::SnapshotIndex, SNAPSHOT_VERSION, &body)?)?;
+        self.sink.write(&encode_footer(index_offset))?;
+        self.sink.flush()?;
+        let summary = SnapshotSummary { size: self.sink.size, crc32: self.sink.crc.finalize() };
+        Ok((summary, self.sink.w))
+    }
+}
+
+/// Builds a snapshot in memory: a [`SnapshotStream`] over a `Vec<u8>`, for callers that
+/// want the whole file as bytes. [`SnapshotWriter::to_writer`] streams instead.
+pub struct SnapshotWriter {
+    inner: SnapshotStream<Vec<u8>>,
+}
+
+impl SnapshotWriter {
+    pub fn new(states: Vec<StateDescriptor>, range: KeyGroupRange) -> Self {
+        SnapshotWriter { inner: SnapshotStream::new(states, range, Vec::new(), PathBuf::from("<memory>")) }
+    }
+
+    /// A writer that streams each block to `w` as it is cut; `path` names `w` in errors.
+    pub fn to_writer<W: Write>(
+        states: Vec<StateDescriptor>,
+        range: KeyGroupRange,
+        w: W,
+        path: PathBuf,
+    ) -> SnapshotStream<W> {
+        SnapshotStream::new(states, range, w, path)
+    }
+
+    pub fn add(&mut self, state: u32, kg: KeyGroup, key: &[u8], value: &[u8]) -> Result<(), FormatError> {
+        self.inner.add(state, kg, key, value)
+    }
+
+    pub fn finish(self) -> Result<Vec<u8>, FormatError> {
+        self.inner.finish_into_inner().map(|(_, bytes)| bytes)
     }
 }
 
@@ -477,6 +595,7 @@ mod tests {
     use crate::value::{StateKind, ValueEncoding};
     use proptest::prelude::*;
     use std::collections::BTreeMap;
+    use std::path::Path;
 
     fn states(n: usize) -> Vec<StateDescriptor> {
         (0..n)
@@ -618,7 +737,7 @@ mod tests {
             let mut boundaries = vec![0];
             let mut pos = 0;
             decode_entries(&raw, &mut |k, v| {
-                pos += varint_len(k.len()) + k.len() + varint_len(v.len()) + v.len();
+                pos += varint::len(k.len() as u64) + k.len() + varint::len(v.len() as u64) + v.len();
                 boundaries.push(pos);
             })
             .expect("entries");
@@ -643,10 +762,120 @@ mod tests {
         }
     }
 
-    fn varint_len(n: usize) -> usize {
-        let mut b = Vec::new();
-        varint::put(&mut b, n as u64);
-        b.len()
+    /// A destination that takes at most `chunk` bytes per `write` call (so `write_all`
+    /// loops), records what it got in a shared buffer, and fails once `fail_after` bytes
+    /// were taken.
+    struct Chunked {
+        got: std::rc::Rc<std::cell::RefCell<Vec<u8>>>,
+        chunk: usize,
+        fail_after: Option<usize>,
+    }
+
+    impl Write for Chunked {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut got = self.got.borrow_mut();
+            let room = self.fail_after.map_or(usize::MAX, |n| n.saturating_sub(got.len()));
+            if room == 0 {
+                return Err(std::io::Error::other("disk full"));
+            }
+            let n = buf.len().min(self.chunk).min(room);
+            got.extend_from_slice(buf.get(..n).unwrap_or_default());
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn stream(model: &Model, range: KeyGroupRange, w: Chunked) -> Result<SnapshotSummary, FormatError> {
+        let mut s = SnapshotWriter::to_writer(states(3), range, w, PathBuf::from("/ck/shard-0.snapshot"));
+        for ((st, kg, k), v) in model.iter().filter(|((_, kg, _), _)| range.contains(KeyGroup(*kg))) {
+            s.add(*st, KeyGroup(*kg), k, v)?;
+        }
+        s.finish()
+    }
+
+    proptest! {
+        /// Invariant: streaming a snapshot writes exactly the bytes the in-memory writer
+        /// returns, however the destination splits its writes, and the summary is the
+        /// size and crc32 of those bytes.
+        #[test]
+        fn streaming_is_byte_identical(model in entries(), chunk in 1usize..5000, start in 0u16..8) {
+            let range = KeyGroupRange { start, end: 16 };
+            let whole = write(&model, range);
+            let got = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+            let summary = stream(&model, range, Chunked { got: got.clone(), chunk, fail_after: None }).expect("stream");
+            prop_assert!(*got.borrow() == whole, "streamed bytes differ");
+            prop_assert_eq!(summary, SnapshotSummary { size: whole.len() as u64, crc32: crc32fast::hash(&whole) });
+        }
+    }
+
+    #[test]
+    fn blocks_reach_the_destination_as_they_are_cut() {
+        let got = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let w = Chunked { got: got.clone(), chunk: usize::MAX, fail_after: None };
+        let mut s = SnapshotWriter::to_writer(states(1), KeyGroupRange { start: 0, end: 1 }, w, PathBuf::from("f"));
+        let mut i = 0u32;
+        while got.borrow().is_empty() {
+            s.add(0, KeyGroup(0), &i.to_be_bytes(), &[i as u8; 100]).expect("add");
+            i += 1;
+            assert!((i as usize) * 100 <= 2 * BLOCK_RAW_TARGET, "a full block was held back");
+        }
+        assert_eq!(s.written(), got.borrow().len() as u64);
+        let summary = s.finish().expect("finish");
+        let bytes = got.borrow().clone();
+        assert_eq!(summary.size, bytes.len() as u64);
+        let mut n = 0;
+        SnapshotReader::open(&bytes)
+            .and_then(|rd| rd.for_each_in(KeyGroupRange { start: 0, end: 1 }, &mut |_, _, _| n += 1))
+            .expect("read");
+        assert_eq!(n, i);
+    }
+
+    #[test]
+    fn a_failed_write_is_an_io_error_naming_the_path_and_poisons_the_writer() {
+        let mut model = Model::new();
+        for i in 0..2000u32 {
+            model.insert((0, (i % 4) as u16, i.to_be_bytes().to_vec()), vec![i as u8; 300]);
+        }
+        let range = KeyGroupRange { start: 0, end: 16 };
+        let whole = write(&model, range);
+        for fail_after in [0, 1, 100, whole.len() / 2, whole.len() - 20, whole.len() - 1] {
+            let got = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+            let w = Chunked { got, chunk: 7, fail_after: Some(fail_after) };
+            let mut s = SnapshotWriter::to_writer(states(3), range, w, PathBuf::from("/ck/shard-0.snapshot"));
+            let mut first = None;
+            for ((st, kg, k), v) in &model {
+                if let Err(e) = s.add(*st, KeyGroup(*kg), k, v) {
+                    first = Some(e);
+                    break;
+                }
+            }
+            let e = match first {
+                Some(e) => {
+                    // Poisoned: nothing more is accepted, and finish never reports success.
+                    let again = s.add(2, KeyGroup(15), b"z", b"");
+                    assert!(matches!(again, Err(FormatError::Invalid { what: "snapshot writer", .. })), "{again:?}");
+                    assert!(s.finish().is_err());
+                    e
+                }
+                None => s.finish().expect_err("the destination failed"),
+            };
+            assert!(
+                matches!(&e, FormatError::Io { path, .. } if path == Path::new("/ck/shard-0.snapshot")),
+                "fail after {fail_after}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_entry_no_reader_would_accept_is_refused() {
+        let mut w = SnapshotWriter::new(states(1), KeyGroupRange { start: 0, end: 1 });
+        let huge = vec![0u8; BLOCK_RAW_MAX];
+        let e = w.add(0, KeyGroup(0), b"k", &huge);
+        assert!(matches!(e, Err(FormatError::TooLarge { what: "snapshot entry", .. })), "{e:?}");
+        w.add(0, KeyGroup(0), b"l", b"fits").expect("the writer is still usable");
+        assert!(w.finish().is_ok());
     }
 
     #[test]

@@ -423,6 +423,20 @@ fn v1_checkpoint_decodes_to_its_exact_contents() {
 fn snapshot_writer_still_writes_v1_bytes() {
     let fixture = read(&formats::layout::resolve(&root("v1"), &v1_snapshot_path()));
     assert!(v1_snapshot_bytes() == fixture, "the snapshot writer's output differs from the v1 fixture");
+    // Streamed, too, with the size and crc32 the v1 manifest recorded for the file.
+    let mut streamed = Vec::new();
+    let mut w = SnapshotWriter::to_writer(
+        v1_states(),
+        KeyGroupRange { start: 0, end: G as u16 },
+        &mut streamed,
+        PathBuf::from(v1_snapshot_path()),
+    );
+    for (s, k, v) in v1_entries() {
+        w.add(s, statekey::decode(&k).expect("state key").key_group, &k, &v).expect("add");
+    }
+    let summary = w.finish().expect("finish");
+    assert!(streamed == fixture, "the streaming writer's output differs from the v1 fixture");
+    assert_eq!((summary.size, summary.crc32), (2753, 2_235_592_252));
 }
 
 fn v2_expected() -> Manifest {
