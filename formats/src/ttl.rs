@@ -1,9 +1,11 @@
 //! Time-to-live. A value of a state with TTL is stored behind an 8-byte header: the
 //! expiry instant in milliseconds since the Unix epoch, little-endian (docs/FORMAT.md §5).
 //! A value whose expiry is at or before "now" is never returned.
+use crate::cursor::Cursor;
 use crate::error::FormatError;
 
 pub const TTL_HEADER_LEN: usize = 8;
+const _: () = assert!(TTL_HEADER_LEN == size_of::<u64>());
 
 /// When the expiry of a value is pushed forward (as Flink's `StateTtlConfig.UpdateType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -33,10 +35,9 @@ pub fn put_header(out: &mut Vec<u8>, expiry_ms: u64) {
 
 /// Splits a stored value into (expiry_ms, payload).
 pub fn split(buf: &[u8]) -> Result<(u64, &[u8]), FormatError> {
-    match buf.split_first_chunk::<TTL_HEADER_LEN>() {
-        Some((h, rest)) => Ok((u64::from_le_bytes(*h), rest)),
-        None => Err(FormatError::Truncated { what: "ttl header", offset: 0, needed: TTL_HEADER_LEN, have: buf.len() }),
-    }
+    let mut c = Cursor::new(buf);
+    let expiry_ms = c.u64_le("ttl header")?;
+    Ok((expiry_ms, c.rest()))
 }
 
 /// Overwrites the expiry of a stored value in place (a read that pushes the expiry
