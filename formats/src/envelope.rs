@@ -14,42 +14,46 @@
 //! A reader checks the header checksum before it trusts `body_len`, caps the length,
 //! requires the file to end exactly after the trailer, and checks the body checksum
 //! before anything parses the body.
+use crate::cursor::Cursor;
 use crate::error::FormatError;
 
 pub const MAGIC: [u8; 4] = *b"SLUI";
+// One constant per header field (docs/FORMAT.md §8); the asserts below keep them
+// contiguous, which is the order `decode` reads them in through a `Cursor`.
+/// §8 `magic`: `SLUI`.
 pub const MAGIC_OFFSET: usize = 0;
+pub const MAGIC_SIZE: usize = 4;
+/// §8 `kind`: u16, see [`Kind`].
 pub const KIND_OFFSET: usize = 4;
+pub const KIND_SIZE: usize = 2;
+/// §8 `version`: u16, the version of the body's format.
 pub const VERSION_OFFSET: usize = 6;
+pub const VERSION_SIZE: usize = 2;
+/// §8 `body_len`: u32, at most [`BODY_LEN_MAX`].
 pub const BODY_LEN_OFFSET: usize = 8;
+pub const BODY_LEN_SIZE: usize = 4;
+/// §8 `header_crc`: crc32 of bytes `0..HEADER_CRC_OFFSET`.
 pub const HEADER_CRC_OFFSET: usize = 12;
+pub const HEADER_CRC_SIZE: usize = 4;
+/// §8: the body starts right after the header.
 pub const HEADER_LEN: usize = 16;
+/// §8 `body_crc`: crc32 of the body, right after it.
 pub const TRAILER_LEN: usize = 4;
 /// Bodies above this size are refused before any allocation.
 pub const BODY_LEN_MAX: usize = 16 << 20;
-const _: () = assert!(HEADER_LEN == HEADER_CRC_OFFSET + 4);
-const _: () = assert!(BODY_LEN_OFFSET + 4 == HEADER_CRC_OFFSET);
+const _: () = assert!(MAGIC_OFFSET == 0 && MAGIC_SIZE == MAGIC.len());
+const _: () = assert!(KIND_OFFSET == MAGIC_OFFSET + MAGIC_SIZE && KIND_SIZE == size_of::<u16>());
+const _: () = assert!(VERSION_OFFSET == KIND_OFFSET + KIND_SIZE && VERSION_SIZE == size_of::<u16>());
+const _: () = assert!(BODY_LEN_OFFSET == VERSION_OFFSET + VERSION_SIZE && BODY_LEN_SIZE == size_of::<u32>());
+const _: () = assert!(HEADER_CRC_OFFSET == BODY_LEN_OFFSET + BODY_LEN_SIZE && HEADER_CRC_SIZE == size_of::<u32>());
+const _: () = assert!(HEADER_LEN == HEADER_CRC_OFFSET + HEADER_CRC_SIZE && HEADER_LEN == 16);
+const _: () = assert!(TRAILER_LEN == size_of::<u32>());
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u16)]
 pub enum Kind {
     CheckpointManifest = 1,
     SnapshotIndex = 2,
-}
-
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    let mut a = [0u8; 2];
-    if let Some(s) = b.get(at..at + 2) {
-        a.copy_from_slice(s);
-    }
-    u16::from_le_bytes(a)
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(at..at + 4) {
-        a.copy_from_slice(s);
-    }
-    u32::from_le_bytes(a)
 }
 
 pub fn encode(kind: Kind, version: u16, body: &[u8]) -> Result<Vec<u8>, FormatError> {
@@ -78,15 +82,21 @@ pub fn decode(kind: Kind, bytes: &[u8]) -> Result<(u16, &[u8]), FormatError> {
             have: bytes.len(),
         });
     }
-    if bytes.get(MAGIC_OFFSET..MAGIC_OFFSET + 4) != Some(&MAGIC[..]) {
+    let mut c = Cursor::new(bytes);
+    let magic: [u8; MAGIC_SIZE] = c.array("envelope magic")?;
+    if magic != MAGIC {
         return Err(FormatError::Invalid { what: "envelope magic", offset: 0, reason: "not a sluice file".into() });
     }
-    let stored = u32_at(bytes, HEADER_CRC_OFFSET);
+    let found_kind = c.u16_le("envelope kind")?;
+    let version = c.u16_le("envelope version")?;
+    let len = c.u32_le("envelope body length")? as usize;
+    debug_assert_eq!(c.position(), HEADER_CRC_OFFSET);
+    let stored = c.u32_le("envelope header crc")?;
+    // Nothing read so far is trusted until the header checksum matches.
     let computed = crc32fast::hash(bytes.get(..HEADER_CRC_OFFSET).unwrap_or_default());
     if stored != computed {
         return Err(FormatError::Checksum { what: "envelope header", offset: HEADER_CRC_OFFSET, stored, computed });
     }
-    let found_kind = u16_at(bytes, KIND_OFFSET);
     if found_kind != kind as u16 {
         return Err(FormatError::Invalid {
             what: "envelope kind",
@@ -94,7 +104,6 @@ pub fn decode(kind: Kind, bytes: &[u8]) -> Result<(u16, &[u8]), FormatError> {
             reason: format!("expected {}, found {found_kind}", kind as u16),
         });
     }
-    let len = u32_at(bytes, BODY_LEN_OFFSET) as usize;
     if len > BODY_LEN_MAX {
         return Err(FormatError::TooLarge { what: "envelope body", len: len as u64, max: BODY_LEN_MAX as u64 });
     }
@@ -106,13 +115,13 @@ pub fn decode(kind: Kind, bytes: &[u8]) -> Result<(u16, &[u8]), FormatError> {
             reason: format!("header says {total} bytes, file has {}", bytes.len()),
         });
     }
-    let body = bytes.get(HEADER_LEN..HEADER_LEN + len).unwrap_or_default();
-    let stored = u32_at(bytes, HEADER_LEN + len);
+    let body = c.take(len, "envelope body")?;
+    let stored = c.u32_le("envelope body crc")?;
     let computed = crc32fast::hash(body);
     if stored != computed {
         return Err(FormatError::Checksum { what: "envelope body", offset: HEADER_LEN + len, stored, computed });
     }
-    Ok((u16_at(bytes, VERSION_OFFSET), body))
+    Ok((version, body))
 }
 
 #[cfg(test)]

@@ -4,11 +4,14 @@
 //! here: how a key maps to a key group and a key group to a shard ([`keygroup`]), how a
 //! state key is laid out ([`statekey`]), how values, list elements and TTL headers are
 //! encoded ([`value`], [`ttl`]), where files go ([`layout`]), and the one helper that
-//! publishes a file so that it survives a crash ([`publish`]). No glommio, no RocksDB:
+//! publishes a file so that it survives a crash ([`publish`]). Every fixed-width field
+//! and length-prefixed part is read through one [`cursor::Cursor`], which returns a
+//! typed truncation error instead of slicing past the end. No glommio, no RocksDB:
 //! this crate is fuzzable and property-testable on its own.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 pub mod checkpoint;
+pub mod cursor;
 pub mod envelope;
 pub mod error;
 pub mod fs;

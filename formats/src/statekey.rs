@@ -7,6 +7,7 @@
 //! The key group comes first so a key-group range is a byte range (rescaling clips by
 //! range). Lengths make the prefix up to the namespace unambiguous, so map-state entries
 //! of one key are exactly the keys that start with that prefix.
+use crate::cursor::Cursor;
 use crate::error::FormatError;
 use crate::keygroup::KeyGroup;
 use crate::varint;
@@ -38,33 +39,14 @@ pub struct StateKey<'a> {
     pub user_key: &'a [u8],
 }
 
-fn take<'a>(buf: &'a [u8], pos: &mut usize, what: &'static str) -> Result<&'a [u8], FormatError> {
-    let rest = buf.get(*pos..).unwrap_or_default();
-    let (len, n) = varint::get(rest, *pos)?;
-    if len > KEY_LEN_MAX as u64 {
-        return Err(FormatError::TooLarge { what, len, max: KEY_LEN_MAX as u64 });
-    }
-    let start = *pos + n;
-    let end = start + len as usize;
-    let bytes = buf.get(start..end).ok_or(FormatError::Truncated {
-        what,
-        offset: start,
-        needed: len as usize,
-        have: buf.len().saturating_sub(start),
-    })?;
-    *pos = end;
-    Ok(bytes)
-}
-
+/// Splits a state key into its parts. Lengths are capped at [`KEY_LEN_MAX`] before any
+/// slice is taken; a short buffer is a `Truncated` error naming the part.
 pub fn decode(buf: &[u8]) -> Result<StateKey<'_>, FormatError> {
-    let kg = match buf {
-        [a, b, ..] => u16::from_be_bytes([*a, *b]),
-        _ => return Err(FormatError::Truncated { what: "key group", offset: 0, needed: 2, have: buf.len() }),
-    };
-    let mut pos = 2;
-    let key = take(buf, &mut pos, "key")?;
-    let namespace = take(buf, &mut pos, "namespace")?;
-    Ok(StateKey { key_group: KeyGroup(kg), key, namespace, user_key: buf.get(pos..).unwrap_or_default() })
+    let mut c = Cursor::new(buf);
+    let key_group = KeyGroup(c.u16_be("key group")?);
+    let key = c.len_prefixed("key", KEY_LEN_MAX)?;
+    let namespace = c.len_prefixed("namespace", KEY_LEN_MAX)?;
+    Ok(StateKey { key_group, key, namespace, user_key: c.rest() })
 }
 
 #[cfg(test)]
@@ -99,5 +81,29 @@ mod tests {
     fn rejects_truncation() {
         assert!(matches!(decode(&[0]), Err(FormatError::Truncated { .. })));
         assert!(matches!(decode(&[0, 1, 5, b'a']), Err(FormatError::Truncated { .. })));
+    }
+
+    #[test]
+    fn truncation_at_every_offset_names_the_part() {
+        let mut buf = Vec::new();
+        encode_prefix(&mut buf, KeyGroup(7), b"key", b"ns");
+        // 2 (key group) + 1 + 3 (key) + 1 + 2 (namespace): each cut falls in one part.
+        for cut in 0..buf.len() {
+            let part = match cut {
+                0..=1 => "key group",
+                2..=5 => "key",
+                _ => "namespace",
+            };
+            let e = decode(buf.get(..cut).unwrap_or_default());
+            assert!(matches!(e, Err(FormatError::Truncated { what, .. }) if what == part), "cut {cut}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn lengths_are_capped_before_slicing() {
+        let mut buf = vec![0, 0];
+        varint::put(&mut buf, KEY_LEN_MAX as u64 + 1);
+        let e = decode(&buf);
+        assert!(matches!(e, Err(FormatError::TooLarge { what: "key", .. })), "{e:?}");
     }
 }

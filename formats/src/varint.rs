@@ -13,6 +13,12 @@ pub fn put(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// How many bytes [`put`] writes for `v`.
+pub fn len(v: u64) -> usize {
+    let bits = 64 - v.leading_zeros() as usize;
+    bits.div_ceil(7).max(1)
+}
+
 /// Decodes a varint at the start of `buf`; returns the value and the bytes consumed.
 /// `offset` is only used to report where a bad encoding sits in a larger buffer.
 pub fn get(buf: &[u8], offset: usize) -> Result<(u64, usize), FormatError> {
@@ -47,6 +53,7 @@ mod tests {
             let n = buf.len();
             buf.extend_from_slice(&tail);
             prop_assert_eq!(get(&buf, 0).ok(), Some((v, n)));
+            prop_assert_eq!(len(v), n);
         }
     }
 
