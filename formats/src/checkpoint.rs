@@ -29,6 +29,63 @@ pub struct Payload {
     pub bytes: Vec<u8>,
 }
 
+/// Bugs the tests plant on purpose, one switch each, to prove that the crash-image and
+/// failure-injection tests below catch them (docs/CHECKPOINTING.md, "Planted bugs").
+/// Only this crate's own test build can turn one on, and only for the calling thread;
+/// in every other build [`canary::planted`] is a constant `false`.
+mod canary {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Canary {
+        /// Files are written without fsync before their rename (or, owned files, at all).
+        SkipFileFsync,
+        /// Step 3 (fsync every directory written to) is skipped.
+        SkipDirFsync,
+        /// `abort` also removes `shared/`, which older checkpoints borrow from.
+        AbortClearsShared,
+    }
+
+    #[cfg(test)]
+    thread_local! {
+        static PLANTED: std::cell::Cell<Option<Canary>> = const { std::cell::Cell::new(None) };
+    }
+
+    #[cfg(test)]
+    pub(crate) fn planted(c: Canary) -> bool {
+        PLANTED.with(|p| p.get() == Some(c))
+    }
+
+    #[cfg(not(test))]
+    pub(crate) fn planted(_: Canary) -> bool {
+        false
+    }
+
+    /// Runs `f` with no canary planted, then plants again what was planted: the state a
+    /// test starts from is built correctly, so only the operations under test are wrong.
+    #[cfg(test)]
+    pub(crate) fn paused<R>(f: impl FnOnce() -> R) -> R {
+        let was = PLANTED.with(|p| p.replace(None));
+        let r = f();
+        PLANTED.with(|p| p.set(was));
+        r
+    }
+
+    /// Runs `f` with `c` planted on this thread.
+    #[cfg(test)]
+    pub(crate) fn with<R>(c: Canary, f: impl FnOnce() -> R) -> R {
+        struct Unplant;
+        impl Drop for Unplant {
+            fn drop(&mut self) {
+                PLANTED.with(|p| p.set(None));
+            }
+        }
+        PLANTED.with(|p| p.set(Some(c)));
+        let _unplant = Unplant;
+        f()
+    }
+}
+
+use canary::{planted, Canary};
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FormatError + '_ {
     move |e| FormatError::io(path, e)
 }
@@ -49,7 +106,9 @@ fn tmp_sibling(p: &Path) -> PathBuf {
 fn write_durable(fs: &mut dyn Fs, p: &Path, bytes: &[u8]) -> Result<(), FormatError> {
     let tmp = tmp_sibling(p);
     fs.write(&tmp, bytes).map_err(io(&tmp))?;
-    fs.sync_file(&tmp).map_err(io(&tmp))?;
+    if !planted(Canary::SkipFileFsync) {
+        fs.sync_file(&tmp).map_err(io(&tmp))?;
+    }
     fs.rename(&tmp, p).map_err(io(p))
 }
 
@@ -135,7 +194,9 @@ pub fn publish(fs: &mut dyn Fs, root: &Path, m: &Manifest, payloads: &[Payload])
                 }
             }
             fs.write(&path, &p.bytes).map_err(io(&path))?;
-            fs.sync_file(&path).map_err(io(&path))?;
+            if !planted(Canary::SkipFileFsync) {
+                fs.sync_file(&path).map_err(io(&path))?;
+            }
         }
         if let Some(parent) = path.parent() {
             dirs.insert(parent.to_path_buf());
@@ -146,10 +207,12 @@ pub fn publish(fs: &mut dyn Fs, root: &Path, m: &Manifest, payloads: &[Payload])
     if m.files().any(|f| f.path.starts_with(&format!("{}/", layout::SHARED_DIR))) {
         dirs.insert(shared.clone());
     }
-    for d in dirs.iter().rev() {
+    for d in dirs.iter().rev().filter(|_| !planted(Canary::SkipDirFsync)) {
         fs.sync_dir(d).map_err(io(d))?;
     }
-    fs.sync_dir(&chk).map_err(io(&chk))?;
+    if !planted(Canary::SkipDirFsync) {
+        fs.sync_dir(&chk).map_err(io(&chk))?;
+    }
 
     let mp = layout::manifest_path(root, m.checkpoint);
     write_durable(fs, &mp, &encoded)?;
@@ -165,6 +228,10 @@ pub fn abort(fs: &mut dyn Fs, root: &Path, id: CheckpointId) -> Result<(), Forma
     if fs.exists(&chk) {
         fs.remove_dir_all(&chk).map_err(io(&chk))?;
         fs.sync_dir(root).map_err(io(root))?;
+    }
+    let shared = layout::shared_dir(root);
+    if planted(Canary::AbortClearsShared) && fs.exists(&shared) {
+        fs.remove_dir_all(&shared).map_err(io(&shared))?;
     }
     Ok(())
 }
@@ -387,13 +454,22 @@ mod tests {
         fs.sync_dir(Path::new("/ck")).expect("sync");
         fs.sync_dir(Path::new("/")).expect("sync");
         let (m1, p1) = checkpoint(1, false);
-        publish(&mut fs, &root(), &m1, &p1).expect("publish 1");
+        canary::paused(|| publish(&mut fs, &root(), &m1, &p1)).expect("publish 1");
         fs.clear_history();
         fs
     }
 
     fn latest_id(fs: &SimFs) -> Option<u64> {
         latest(fs, &root(), Verify::Checksums).expect("discover").latest.map(|m| m.checkpoint.0)
+    }
+
+    /// The crash table's last row: once `publish` has returned, a crash under any loss
+    /// model restores checkpoint 2 (the images of the last operation are the last three).
+    fn assert_published_survives(images: &[(String, LossModel, SimFs)]) {
+        let last = images.len().saturating_sub(crate::simfs::LOSS_MODELS.len());
+        for (step, model, img) in images.get(last..).unwrap_or_default() {
+            assert_eq!(latest_id(img), Some(2), "crash after {step:?}, the end of the publish, under {model:?}");
+        }
     }
 
     #[test]
@@ -420,6 +496,7 @@ mod tests {
             assert!(matches!(got, Some(1) | Some(2)), "crash after {step:?} under {model:?}: restored {got:?}");
             *seen.entry((format!("{model:?}"), got)).or_insert(0) += 1;
         }
+        assert_published_survives(&images);
         // Not vacuous: each model sees both outcomes.
         for m in [LossModel::KeepAll, LossModel::DropUnsyncedData, LossModel::DropUnsyncedDataAndNames] {
             assert!(
@@ -598,6 +675,7 @@ mod tests {
             outcomes.insert(got);
         }
         assert_eq!(outcomes.len(), 2, "both outcomes occur");
+        assert_published_survives(&images);
     }
 
     #[test]
@@ -617,5 +695,35 @@ mod tests {
             latest(&fs, &root(), Verify::Sizes).expect("discover").latest.is_some(),
             "sizes alone cannot see a flipped bit"
         );
+    }
+
+    #[test]
+    fn planted_bugs_are_caught() {
+        // Pins: the crash-image and failure-injection tests have teeth. Each canary of
+        // `canary::Canary`, planted alone, makes the test named next to it fail; the
+        // tests pass unplanted (they run on their own above).
+        let cases: [(Canary, &str, fn()); 5] = [
+            (Canary::SkipFileFsync, "crash images of a publish", every_crash_image_of_a_publish_restores_old_or_new),
+            (
+                Canary::SkipFileFsync,
+                "crash images of an incremental publish",
+                every_crash_image_of_an_incremental_publish_restores_old_or_new,
+            ),
+            (Canary::SkipDirFsync, "crash images of a publish", every_crash_image_of_a_publish_restores_old_or_new),
+            (
+                Canary::SkipDirFsync,
+                "crash images of an incremental publish",
+                every_crash_image_of_an_incremental_publish_restores_old_or_new,
+            ),
+            (
+                Canary::AbortClearsShared,
+                "failed incremental checkpoints",
+                a_failed_incremental_checkpoint_never_breaks_the_previous_one,
+            ),
+        ];
+        for (c, what, test) in cases {
+            let caught = canary::with(c, || std::panic::catch_unwind(test));
+            assert!(caught.is_err(), "{c:?} planted, yet the {what} test passed");
+        }
     }
 }
