@@ -1,6 +1,7 @@
 //! sluice's engine: a thread-per-core keyed dataflow (glommio), keyed state on RocksDB
 //! or the heap, and the pieces the `sluice` binary is made of.
 pub mod badrecord;
+pub mod canary;
 pub mod clock;
 pub mod error;
 pub mod function;
