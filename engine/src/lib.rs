@@ -9,6 +9,7 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod badrecord;
+mod canary;
 mod clock;
 mod error;
 mod function;
@@ -49,7 +50,7 @@ pub use testing::StateHarness;
 #[cfg(feature = "internals")]
 pub mod internals {
     pub use crate::runtime::checkpoint::incremental::SharedFiles;
-    pub use crate::state::backend::{Backend, StateId};
+    pub use crate::state::backend::{Backend, StateId, Visit};
     pub use crate::state::cache::CachedBackend;
     pub use crate::state::rocks::RocksBackend;
     pub use crate::state::snapshot::collect;

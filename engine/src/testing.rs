@@ -45,6 +45,22 @@ impl StateHarness {
         Ok(StateHarness { backend, clock, scratch: Scratch::default(), prefix: Vec::new() })
     }
 
+    /// Like [`open`](Self::open), with the backend passed through `wrap` first. Tests
+    /// plant bugs this way (a wrapper that drops deletes, say) to prove that a model
+    /// comparison notices them.
+    pub fn open_wrapped(
+        kind: BackendKind,
+        registry: StateRegistry,
+        dir: Option<&Path>,
+        cache_entries_max: usize,
+        clock: Arc<dyn Clock>,
+        wrap: impl FnOnce(Box<dyn Backend>) -> Box<dyn Backend>,
+    ) -> Result<Self, Error> {
+        let mut h = Self::open(kind, registry, dir, cache_entries_max, clock)?;
+        h.backend = wrap(h.backend);
+        Ok(h)
+    }
+
     /// Runs `f` with state scoped to `key` (as the engine would for a record of `key`).
     pub fn with_key<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Context<'_>) -> R) -> R {
         let kg = key_group_of(key, KEY_GROUPS_DEFAULT);

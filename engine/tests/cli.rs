@@ -12,10 +12,15 @@ struct Run {
 }
 
 fn sluice(dir: &Path, args: &[&str]) -> Run {
+    sluice_logging(dir, args, "warn")
+}
+
+/// [`sluice`] with the log filter `level` (`info` shows each published checkpoint).
+fn sluice_logging(dir: &Path, args: &[&str], level: &str) -> Run {
     let out: Output = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(args)
         .current_dir(dir)
-        .env("SLUICE_LOG", "warn")
+        .env("SLUICE_LOG", level)
         .output()
         .expect("run sluice");
     Run {
@@ -218,6 +223,8 @@ fn fail_on_bad_record_stops_with_the_position() {
 
 #[test]
 fn bad_job_files_name_file_line_and_field() {
+    // Pins: a bad job file exits 2 naming `file:line` and the offending field or the
+    // TOML syntax error; no expectation is empty (an empty string is always contained).
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     write(d, "in.csv", "user,amount\na,1\n");
@@ -239,9 +246,10 @@ fn bad_job_files_name_file_line_and_field() {
             "job.toml:2",
             "job.name",
         ),
-        ("[job\nname = 1".to_string(), "job.toml:1", ""),
+        ("[job\nname = 1".to_string(), "job.toml:1:5", "invalid table header"),
     ];
     for (text, at, words) in cases {
+        assert!(!words.is_empty() && !at.is_empty(), "an empty expectation is always contained");
         write(d, "job.toml", &text);
         let r = sluice(d, &["run", "job.toml"]);
         assert_eq!(r.code, 2, "bad job file exits 2:\n{text}\n{}", r.stderr);
@@ -406,10 +414,20 @@ fn restore_refuses_non_checkpoints_corruption_and_other_jobs() {
     assert_eq!(std::fs::read_dir(&root).expect("ls").count(), before, "nothing modified");
 }
 
+/// The `N` of the summary line "job t finished: N records in, ...".
+fn records_in(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| l.split_once("finished: ").and_then(|(_, rest)| rest.split(' ').next()?.parse().ok()))
+        .unwrap_or_else(|| panic!("no summary line in: {stderr}"))
+}
+
 #[test]
 fn restore_continues_a_file_job_onto_another_shard_count() {
     // Pins: a file source resumes from its checkpointed byte positions after a restart
     // with a different shard count; the final counts equal a single uninterrupted run.
+    // The checkpoint restored is proven mid-input (some bytes read, some not, per its
+    // manifest) and the resumed run reads only the rest.
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     // Large enough that the job outlives several 1 ms checkpoint intervals.
@@ -421,23 +439,42 @@ fn restore_continues_a_file_job_onto_another_shard_count() {
         "count",
         None,
         "kind = \"file\"\npath = \"out.jsonl\"",
-    ) + "\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 1\nretain = 3\n";
+    ) + "\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 1\nretain = 1000\n";
     write(d, "job.toml", &spec);
     let r = sluice(d, &["run", "job.toml", "--shards", "3", "--no-pin"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let full = read_results(&d.join("out.jsonl"), "count");
-    // Restore from the oldest retained checkpoint (mid-input) with 2 shards.
+    let full_records = records_in(&r.stderr);
+    // Every retained checkpoint, with the input bytes its splits still had to read.
     let root = d.join("ck").join("t");
-    let mut ids: Vec<u64> = std::fs::read_dir(&root)
-        .expect("ls")
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().strip_prefix("chk-").and_then(|n| n.parse().ok()))
+    let fs = formats::fs::StdFs;
+    let ids = formats::checkpoint::checkpoint_ids(&fs, &root).expect("ids");
+    let unread: Vec<(u64, u64)> = ids
+        .iter()
+        .map(|id| {
+            let m = formats::checkpoint::load(&fs, &root, *id, formats::checkpoint::Verify::Checksums).expect("intact");
+            let mut left = 0;
+            for s in &m.shards {
+                let splits: Vec<engine::Split> =
+                    serde_json::from_value(s.source_position.clone()).expect("file splits");
+                left += splits.iter().map(|sp| sp.end.saturating_sub(sp.next)).sum::<u64>();
+            }
+            (id.0, left)
+        })
         .collect();
-    ids.sort_unstable();
-    let oldest = root.join(format!("chk-{}", ids.first().expect("a checkpoint")));
-    let r = sluice(d, &["run", "job.toml", "--shards", "2", "--no-pin", "--from", oldest.to_str().expect("utf8")]);
+    // Restore, with 2 shards, the checkpoint nearest the middle of the input.
+    let len = text.len() as u64;
+    let &(id, left) = unread.iter().min_by_key(|(_, left)| left.abs_diff(len / 2)).expect("a checkpoint");
+    assert!(
+        0 < left && left < len,
+        "checkpoint {id} was taken mid-input: {left} of {len} bytes unread; all: {unread:?}"
+    );
+    let chk = root.join(format!("chk-{id}"));
+    let r = sluice(d, &["run", "job.toml", "--shards", "2", "--no-pin", "--from", chk.to_str().expect("utf8")]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(read_results(&d.join("out.jsonl"), "count"), full);
+    let resumed = records_in(&r.stderr);
+    assert!(0 < resumed && resumed < full_records, "the resumed run read only the rest: {resumed} of {full_records}");
 }
 
 #[test]
@@ -459,28 +496,104 @@ fn checkpoint_timeouts_beyond_tolerance_fail_the_job() {
     );
 }
 
+/// How many "checkpoint published" lines a run logged (at `info`).
+fn published_checkpoints(stderr: &str) -> usize {
+    stderr.lines().filter(|l| l.contains("checkpoint published")).count()
+}
+
 #[test]
 fn cleanup_delete_removes_checkpoints_after_a_clean_end() {
+    // Pins: checkpoints are retained after a clean end by default and removed with
+    // `cleanup = "delete"`; both runs are proven to have published checkpoints (a run
+    // that took none would pass the deletion check vacuously).
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
+    // Throttled to about half a second, so checkpoints are taken even on a loaded machine.
     let base = job(
-        "kind = \"generator\"\ncount = 300000\nkeys = 100",
+        "kind = \"generator\"\ncount = 300000\nkeys = 100\nrate_per_s = 600000",
         "key",
         "count",
         None,
         "kind = \"file\"\npath = \"out.jsonl\"",
     );
     write(d, "keep.toml", base.clone() + "\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 1\n");
-    let r = sluice(d, &["run", "keep.toml", "--shards", "2", "--no-pin"]);
+    let r = sluice_logging(d, &["run", "keep.toml", "--shards", "2", "--no-pin"], "info");
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(d.join("ck").join("t").exists(), "retained by default");
+    assert!(published_checkpoints(&r.stderr) > 0, "the retaining run checkpointed: {}", r.stderr);
+    let kept =
+        formats::checkpoint::latest(&formats::fs::StdFs, &d.join("ck").join("t"), formats::checkpoint::Verify::Sizes)
+            .expect("discover");
+    assert!(kept.latest.is_some(), "retained by default: a published checkpoint remains");
     write(
         d,
         "delete.toml",
         base.replace("name = \"t\"", "name = \"u\"")
             + "\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 1\ncleanup = \"delete\"\n",
     );
-    let r = sluice(d, &["run", "delete.toml", "--shards", "2", "--no-pin"]);
+    let r = sluice_logging(d, &["run", "delete.toml", "--shards", "2", "--no-pin"], "info");
     assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(published_checkpoints(&r.stderr) > 0, "the deleting run checkpointed: {}", r.stderr);
     assert!(!d.join("ck").join("u").exists(), "deleted after a clean end");
+}
+
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    // Pins: with stderr not a terminal (a pipe here; journald or a file in production),
+    // log lines carry no ANSI escape codes.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write(
+        d,
+        "job.toml",
+        job("kind = \"generator\"\ncount = 1000\nkeys = 3", "key", "count", None, "kind = \"stdout\""),
+    );
+    let r = sluice_logging(d, &["run", "job.toml", "--shards", "1", "--no-pin"], "info");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("INFO") && r.stderr.contains("starting"), "info lines were logged: {}", r.stderr);
+    assert!(!r.stderr.contains("\x1b["), "no ANSI codes on a pipe: {:?}", r.stderr);
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    // Pins: `--log-format json` (a global option, before or after the subcommand) makes
+    // every stderr line a JSON object with `level` and `message`, the end-of-job summary
+    // and a failing job's error included, without ANSI codes.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write(
+        d,
+        "job.toml",
+        job("kind = \"generator\"\ncount = 1000\nkeys = 3", "key", "count", None, "kind = \"stdout\""),
+    );
+    let parse = |stderr: &str| -> Vec<serde_json::Value> {
+        assert!(!stderr.contains("\x1b["), "no ANSI codes: {stderr:?}");
+        stderr
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}"));
+                assert!(v["level"].is_string() && v["message"].is_string(), "level and message: {l}");
+                v
+            })
+            .collect()
+    };
+    for args in [
+        &["--log-format", "json", "run", "job.toml", "--shards", "1", "--no-pin"][..],
+        &["run", "job.toml", "--shards", "1", "--no-pin", "--log-format", "json"][..],
+    ] {
+        let r = sluice_logging(d, args, "info");
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let lines = parse(&r.stderr);
+        assert!(lines.iter().any(|v| v["message"] == "starting" && v["level"] == "INFO"), "{}", r.stderr);
+        let done = lines.iter().find(|v| v["message"] == "job finished").unwrap_or_else(|| panic!("{}", r.stderr));
+        assert_eq!(done["records_in"], 1000, "{done}");
+    }
+    write(d, "bad.toml", "[job\nname = 1");
+    let r = sluice_logging(d, &["--log-format", "json", "run", "bad.toml"], "info");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let lines = parse(&r.stderr);
+    assert!(
+        lines.iter().any(|v| v["level"] == "ERROR" && v["error"].as_str().is_some_and(|e| e.contains("bad.toml:1"))),
+        "{}",
+        r.stderr
+    );
 }

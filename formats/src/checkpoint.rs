@@ -31,6 +31,8 @@ pub struct Payload {
     pub bytes: Vec<u8>,
 }
 
+use crate::canary::{planted, Canary};
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FormatError + '_ {
     move |e| FormatError::io(path, e)
 }
@@ -173,7 +175,9 @@ fn write_and_commit(fs: &mut dyn Fs, root: &Path, m: &Manifest, payloads: &[Payl
                 }
             }
             fs.write(&path, &p.bytes).map_err(io(&path))?;
-            fs.sync_file(&path).map_err(io(&path))?;
+            if !planted(Canary::SkipFileFsync) {
+                fs.sync_file(&path).map_err(io(&path))?;
+            }
         }
         if let Some(parent) = path.parent() {
             dirs.insert(parent.to_path_buf());
@@ -190,10 +194,12 @@ fn write_and_commit(fs: &mut dyn Fs, root: &Path, m: &Manifest, payloads: &[Payl
             dirs.insert(parent.to_path_buf());
         }
     }
-    for d in dirs.iter().rev() {
+    for d in dirs.iter().rev().filter(|_| !planted(Canary::SkipDirFsync)) {
         fs.sync_dir(d).map_err(io(d))?;
     }
-    fs.sync_dir(&chk).map_err(io(&chk))?;
+    if !planted(Canary::SkipDirFsync) {
+        fs.sync_dir(&chk).map_err(io(&chk))?;
+    }
 
     let mp = layout::manifest_path(root, m.checkpoint);
     publish::write_durable(fs, &mp, &encoded)?;
@@ -245,6 +251,10 @@ pub fn abort(fs: &mut dyn Fs, root: &Path, id: CheckpointId) -> Result<(), Forma
     if fs.exists(&chk) {
         fs.remove_dir_all(&chk).map_err(io(&chk))?;
         fs.sync_dir(root).map_err(io(root))?;
+    }
+    let shared = layout::shared_dir(root);
+    if planted(Canary::AbortClearsShared) && fs.exists(&shared) {
+        fs.remove_dir_all(&shared).map_err(io(&shared))?;
     }
     Ok(())
 }
@@ -410,6 +420,7 @@ mod tests {
     //! every operation of publishing checkpoint 2 (and of garbage collection) under all
     //! three loss models; restore must find checkpoint 1 or 2, intact, in 100% of images.
     use super::*;
+    use crate::canary;
     use crate::keygroup::KeyGroupRange;
     use crate::simfs::{LossModel, SimFs};
 
@@ -467,13 +478,22 @@ mod tests {
         fs.sync_dir(Path::new("/ck")).expect("sync");
         fs.sync_dir(Path::new("/")).expect("sync");
         let (m1, p1) = checkpoint(1, false);
-        publish(&mut fs, &root(), &m1, &p1).expect("publish 1");
+        canary::paused(|| publish(&mut fs, &root(), &m1, &p1)).expect("publish 1");
         fs.clear_history();
         fs
     }
 
     fn latest_id(fs: &SimFs) -> Option<u64> {
         latest(fs, &root(), Verify::Checksums).expect("discover").latest.map(|m| m.checkpoint.0)
+    }
+
+    /// The crash table's last row: once `publish` has returned, a crash under any loss
+    /// model restores checkpoint 2 (the images of the last operation are the last three).
+    fn assert_published_survives(images: &[(String, LossModel, SimFs)]) {
+        let last = images.len().saturating_sub(crate::simfs::LOSS_MODELS.len());
+        for (step, model, img) in images.get(last..).unwrap_or_default() {
+            assert_eq!(latest_id(img), Some(2), "crash after {step:?}, the end of the publish, under {model:?}");
+        }
     }
 
     #[test]
@@ -500,6 +520,7 @@ mod tests {
             assert!(matches!(got, Some(1) | Some(2)), "crash after {step:?} under {model:?}: restored {got:?}");
             *seen.entry((format!("{model:?}"), got)).or_insert(0) += 1;
         }
+        assert_published_survives(&images);
         // Not vacuous: each model sees both outcomes.
         for m in [LossModel::KeepAll, LossModel::DropUnsyncedData, LossModel::DropUnsyncedDataAndNames] {
             assert!(
@@ -679,6 +700,7 @@ mod tests {
             outcomes.insert(got);
         }
         assert_eq!(outcomes.len(), 2, "both outcomes occur");
+        assert_published_survives(&images);
     }
 
     #[test]
@@ -698,5 +720,35 @@ mod tests {
             latest(&fs, &root(), Verify::Sizes).expect("discover").latest.is_some(),
             "sizes alone cannot see a flipped bit"
         );
+    }
+
+    #[test]
+    fn planted_bugs_are_caught() {
+        // Pins: the crash-image and failure-injection tests have teeth. Each canary of
+        // `canary::Canary`, planted alone, makes the test named next to it fail; the
+        // tests pass unplanted (they run on their own above).
+        let cases: [(Canary, &str, fn()); 5] = [
+            (Canary::SkipFileFsync, "crash images of a publish", every_crash_image_of_a_publish_restores_old_or_new),
+            (
+                Canary::SkipFileFsync,
+                "crash images of an incremental publish",
+                every_crash_image_of_an_incremental_publish_restores_old_or_new,
+            ),
+            (Canary::SkipDirFsync, "crash images of a publish", every_crash_image_of_a_publish_restores_old_or_new),
+            (
+                Canary::SkipDirFsync,
+                "crash images of an incremental publish",
+                every_crash_image_of_an_incremental_publish_restores_old_or_new,
+            ),
+            (
+                Canary::AbortClearsShared,
+                "failed incremental checkpoints",
+                a_failed_incremental_checkpoint_never_breaks_the_previous_one,
+            ),
+        ];
+        for (c, what, test) in cases {
+            let caught = canary::with(c, || std::panic::catch_unwind(test));
+            assert!(caught.is_err(), "{c:?} planted, yet the {what} test passed");
+        }
     }
 }

@@ -10,6 +10,7 @@
 //! this crate is fuzzable and property-testable on its own.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+mod canary;
 pub mod checkpoint;
 pub mod cursor;
 pub mod envelope;

@@ -7,8 +7,8 @@
 //! byte concatenation, which is what lets RocksDB append with a merge operator.
 use serde::{Deserialize, Serialize};
 
-use crate::ttl::{self, TtlConfig};
 use crate::error::FormatError;
+use crate::ttl::{self, TtlConfig};
 use crate::varint;
 
 /// Largest single encoded value or list element accepted by a reader.

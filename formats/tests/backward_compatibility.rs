@@ -259,7 +259,11 @@ fn generate_fixtures() {
             let mut files = Vec::new();
             for (local, bytes) in v2_instance_files(shard) {
                 if formats::layout::is_shared_file(&local) {
-                    files.push(checkpoint::put_shared(&mut fs, &r, &local, &bytes).expect("put shared").0);
+                    files.push(
+                        checkpoint::put_shared(&mut fs, &r, &local, &mut &bytes[..], Path::new(&local))
+                            .expect("put shared")
+                            .0,
+                    );
                 } else {
                     let path = formats::layout::owned_file_path(id, shard, &local);
                     files.push(FileRef::of(&path, &bytes));

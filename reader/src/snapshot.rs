@@ -12,11 +12,7 @@ use crate::error::ReadError;
 
 /// Visits every entry of the snapshot file at `path` whose key group lies in `clip`:
 /// `visit(state, key, value)`.
-pub fn for_each_in_snapshot(
-    path: &Path,
-    clip: KeyGroupRange,
-    visit: &mut Visit<'_>,
-) -> Result<(), ReadError> {
+pub fn for_each_in_snapshot(path: &Path, clip: KeyGroupRange, visit: &mut Visit<'_>) -> Result<(), ReadError> {
     let bytes = std::fs::read(path).map_err(|e| ReadError::io(path, e))?;
     for_each_in_snapshot_bytes(&bytes, path, clip, visit)
 }

@@ -12,25 +12,64 @@ fn statetool(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn key_group_agrees_with_formats() {
-    let (code, out, _) = statetool(&["key-group", "alice", "bob", "--shards", "4", "--json"]);
-    assert_eq!(code, 0);
-    for (line, key) in out.lines().zip(["alice", "bob"]) {
-        let v: serde_json::Value = serde_json::from_str(line).expect("json");
-        let kg = formats::keygroup::key_group_of(key.as_bytes(), 128);
-        assert_eq!(v["key_group"], u64::from(kg.0));
-        assert_eq!(v["shard"], u64::from(formats::keygroup::shard_of(kg, 4, 128).0));
-    }
+    // Pins: `key-group --json` prints exactly one line per key, in argument order, with
+    // the key group and shard `formats` computes (empty or partial output fails), and the
+    // table form holds the same rows under a header.
+    let keys = ["alice", "bob", "carol"];
+    let want: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|key| {
+            let kg = formats::keygroup::key_group_of(key.as_bytes(), 128);
+            serde_json::json!({
+                "key": key,
+                "key_group": kg.0,
+                "shard": formats::keygroup::shard_of(kg, 4, 128).0,
+            })
+        })
+        .collect();
+    let mut args = vec!["key-group"];
+    args.extend(keys);
+    args.extend(["--shards", "4", "--json"]);
+    let (code, out, err) = statetool(&args);
+    assert_eq!(code, 0, "{err}");
+    let got: Vec<serde_json::Value> =
+        out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}"))).collect();
+    assert_eq!(got, want, "{out:?}");
+
+    args.pop();
+    let (code, out, err) = statetool(&args);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<String>> = out.lines().map(|l| l.split_whitespace().map(String::from).collect()).collect();
+    let mut want_rows = vec![vec!["key".to_string(), "key_group".into(), "shard".into()]];
+    want_rows.extend(want.iter().map(|v| {
+        vec![v["key"].as_str().unwrap_or_default().to_string(), v["key_group"].to_string(), v["shard"].to_string()]
+    }));
+    assert_eq!(rows, want_rows, "{out:?}");
 }
 
 #[test]
 fn ranges_table_and_json() {
+    // Pins: one row per shard, each with the range `formats` assigns, in both forms.
+    let want: Vec<(u32, u16, u16)> = (0..3u32)
+        .map(|i| {
+            let r = formats::keygroup::range_for_shard(formats::ShardId(i as u16), 3, 128);
+            (i, r.start, r.end)
+        })
+        .collect();
     let (code, out, _) = statetool(&["ranges", "--shards", "3"]);
     assert_eq!(code, 0);
-    assert_eq!(out.lines().nth(1).map(|l| l.split_whitespace().collect::<Vec<_>>()), Some(vec!["0", "0", "42", "42"]));
+    let rows: Vec<Vec<String>> = out.lines().map(|l| l.split_whitespace().map(String::from).collect()).collect();
+    let mut want_rows = vec![vec!["shard".to_string(), "start".into(), "end".into(), "key_groups".into()]];
+    want_rows
+        .extend(want.iter().map(|(i, s, e)| vec![i.to_string(), s.to_string(), e.to_string(), (e - s).to_string()]));
+    assert_eq!(rows, want_rows, "{out}");
+    assert_eq!(rows.get(1).map(|r| r.join(" ")), Some("0 0 42 42".to_string()));
     let (code, out, _) = statetool(&["ranges", "--shards", "3", "--json"]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
-    assert_eq!(v[2]["end"], 128);
+    let want_json: Vec<serde_json::Value> =
+        want.iter().map(|(i, s, e)| serde_json::json!({ "shard": i, "start": s, "end": e })).collect();
+    assert_eq!(v, serde_json::Value::Array(want_json));
 }
 
 #[test]
@@ -138,9 +177,20 @@ mod checkpoints {
     #[test]
     fn dump_renders_values_and_filters() {
         let (_d, root) = setup();
+        // Pins: dump prints every entry of the newest checkpoint once, with its value.
         let (code, out, _) = statetool(&["dump", root.to_str().expect("utf8")]);
         assert_eq!(code, 0);
-        assert_eq!(out.lines().count(), 10);
+        let mut got: Vec<(String, i64)> = out
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+                (v["key"].as_str().expect("key").to_owned(), v["value"].as_i64().expect("value"))
+            })
+            .collect();
+        got.sort();
+        let mut want: Vec<(String, i64)> = (0..10).map(|i| (format!("k{i}"), 2 * i)).collect();
+        want.sort();
+        assert_eq!(got, want, "{out}");
         let (code, out, _) = statetool(&["dump", root.to_str().expect("utf8"), "--key", "k7"]);
         assert_eq!(code, 0);
         let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one json line");

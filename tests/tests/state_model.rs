@@ -6,13 +6,12 @@
 //! returns; expired values are never returned; `OnReadAndWrite` extends the life of a
 //! value on read, `OnCreateAndWrite` does not.
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use engine::ManualClock;
-use engine::StateHarness;
+use engine::internals::{Backend, StateId, Visit};
 use engine::{AggregateFunction, AggregatingState, ListState, MapState, ReducingState, ValueState};
-use engine::{BackendKind, StateRegistry};
+use engine::{BackendKind, ManualClock, StateError, StateHarness, StateRegistry};
 use formats::ttl::{TtlConfig, TtlUpdate};
+use formats::value::StateDescriptor;
 use proptest::prelude::*;
 
 const TTL_MS: u64 = 100;
@@ -153,11 +152,20 @@ fn key(k: u8) -> Vec<u8> {
 }
 
 fn run(kind: BackendKind, cache: usize, ops: &[Op]) -> Result<(), TestCaseError> {
+    run_planted(kind, cache, None, ops)
+}
+
+/// [`run`] with, when `plant` is given, the backend wrapped in a deliberately wrong one.
+fn run_planted(kind: BackendKind, cache: usize, plant: Option<Plant>, ops: &[Op]) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = ManualClock::new(1_000_000);
     let mut reg = StateRegistry::new();
     let s = declare(&mut reg);
-    let mut h = StateHarness::open(kind, reg, Some(dir.path()), cache, clock.clone()).expect("open");
+    let mut h = StateHarness::open_wrapped(kind, reg, Some(dir.path()), cache, clock.clone(), |inner| match plant {
+        Some(plant) => Box::new(Planted { inner, plant }),
+        None => inner,
+    })
+    .expect("open");
     let mut m = Model { now: 1_000_000, ..Default::default() };
     for (i, op) in ops.iter().enumerate() {
         let ctx_msg = format!("op {i}: {op:?} on {kind} cache={cache}");
@@ -328,20 +336,97 @@ proptest! {
     }
 }
 
-/// The harness has teeth: a model that forgets TTL disagrees with every backend.
+/// A bug planted in a backend, to prove the model comparison has teeth.
+#[derive(Debug, Clone, Copy)]
+enum Plant {
+    /// Deletes (single keys and prefixes) are silently dropped.
+    DropDeletes,
+    /// Values of TTL'd value states are stored with an expiry 1 ms late, as if expiry
+    /// were checked with `<` instead of `<=`.
+    TtlOneMsLate,
+}
+
+/// Delegates to `inner` except where `plant` says otherwise. Batches go through the
+/// trait's default methods, that is through `put` and `delete` below.
+struct Planted {
+    inner: Box<dyn Backend>,
+    plant: Plant,
+}
+
+impl Backend for Planted {
+    fn get(&mut self, state: StateId, key: &[u8], out: &mut Vec<u8>) -> Result<bool, StateError> {
+        self.inner.get(state, key, out)
+    }
+    fn put(&mut self, state: StateId, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+        let desc = self.inner.descriptors().get(state.0 as usize);
+        let ttl_value = desc.is_some_and(|d| d.ttl.is_some() && d.kind == formats::value::StateKind::Value);
+        match (self.plant, value.split_first_chunk::<8>()) {
+            (Plant::TtlOneMsLate, Some((expiry, rest))) if ttl_value => {
+                let mut late = (u64::from_le_bytes(*expiry) + 1).to_le_bytes().to_vec();
+                late.extend_from_slice(rest);
+                self.inner.put(state, key, &late)
+            }
+            _ => self.inner.put(state, key, value),
+        }
+    }
+    fn delete(&mut self, state: StateId, key: &[u8]) -> Result<(), StateError> {
+        match self.plant {
+            Plant::DropDeletes => Ok(()),
+            Plant::TtlOneMsLate => self.inner.delete(state, key),
+        }
+    }
+    fn append(&mut self, state: StateId, key: &[u8], framed: &[u8]) -> Result<(), StateError> {
+        self.inner.append(state, key, framed)
+    }
+    fn scan_prefix(&mut self, state: StateId, prefix: &[u8], visit: &mut Visit<'_>) -> Result<(), StateError> {
+        self.inner.scan_prefix(state, prefix, visit)
+    }
+    fn delete_prefix(&mut self, state: StateId, prefix: &[u8]) -> Result<(), StateError> {
+        match self.plant {
+            Plant::DropDeletes => Ok(()),
+            Plant::TtlOneMsLate => self.inner.delete_prefix(state, prefix),
+        }
+    }
+    fn flush(&mut self) -> Result<(), StateError> {
+        self.inner.flush()
+    }
+    fn descriptors(&self) -> &[StateDescriptor] {
+        self.inner.descriptors()
+    }
+}
+
 #[test]
-fn planted_bug_is_caught() {
-    for kind in [BackendKind::Heap, BackendKind::Rocksdb] {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let clock = ManualClock::new(0);
-        let mut reg = StateRegistry::new();
-        let s = declare(&mut reg);
-        let mut h = StateHarness::open(kind, reg, Some(dir.path()), 0, clock.clone() as Arc<_>).expect("open");
-        h.with_key(b"k", |c| s.value_cw.set(c, "x".into())).expect("set");
-        clock.advance_ms(TTL_MS);
-        let got = h.with_key(b"k", |c| s.value_cw.get(c)).expect("get");
-        let forgetful_model = Some("x".to_string());
-        assert_ne!(got, forgetful_model, "{kind}: expired value must not be returned");
-        assert_eq!(got, None);
+fn planted_bugs_are_caught() {
+    // Pins: the model comparison has teeth. A backend that drops deletes, or keeps a TTL'd
+    // value 1 ms past its expiry, disagrees with the model on every backend, both on a
+    // short sequence that exercises the bug and (for dropped deletes) on the random
+    // sequences the property tests draw; the same short sequences pass unplanted.
+    let clear_then_get = [Op::ValueSet(0, 5), Op::ValueClear(0), Op::ValueGet(0)];
+    let map_remove_then_get =
+        [Op::MapPut(1, "a".into(), 3), Op::MapRemove(1, "a".into()), Op::MapEntries(1), Op::MapGet(1, "a".into())];
+    let read_at_expiry = [Op::CwSet(2, "x".into()), Op::Advance(TTL_MS), Op::CwGet(2)];
+    for (kind, cache) in [(BackendKind::Heap, 0), (BackendKind::Rocksdb, 0), (BackendKind::Rocksdb, 3)] {
+        for (plant, ops) in [
+            (Plant::DropDeletes, &clear_then_get[..]),
+            (Plant::DropDeletes, &map_remove_then_get[..]),
+            (Plant::TtlOneMsLate, &read_at_expiry[..]),
+        ] {
+            assert!(run(kind, cache, ops).is_ok(), "{kind} cache={cache}: {ops:?} passes unplanted");
+            let caught = run_planted(kind, cache, Some(plant), ops);
+            assert!(caught.is_err(), "{kind} cache={cache}: {plant:?} not caught by {ops:?}");
+        }
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+            cases: 64,
+            failure_persistence: None,
+            // The first failing sequence is proof enough; shrinking it would only cost time.
+            max_shrink_iters: 0,
+            ..ProptestConfig::default()
+        });
+        let found = runner
+            .run(&prop::collection::vec(op(), 1..120), |ops| run_planted(kind, cache, Some(Plant::DropDeletes), &ops));
+        assert!(
+            matches!(found, Err(proptest::test_runner::TestError::Fail(..))),
+            "{kind} cache={cache}: the random sequences never caught dropped deletes"
+        );
     }
 }

@@ -12,8 +12,18 @@ use engine::{available_cores, pipeline, BackendKind, CheckpointConfig, JobError,
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "Thread-per-core stream processor with keyed state")]
 struct Cli {
+    /// Log lines on stderr: `text` for people (coloured only on a terminal), `json` for
+    /// log shippers (one JSON object per line). The filter is SLUICE_LOG (default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -65,7 +75,7 @@ struct RunArgs {
     from: Option<PathBuf>,
 }
 
-fn run(args: RunArgs) -> Result<(), JobError> {
+fn run(args: RunArgs, log_format: LogFormat) -> Result<(), JobError> {
     let mut plan = pipeline::load(&args.job).map_err(JobError::Setup)?;
     if args.fail_on_bad_record {
         plan.fail_on_bad_record = true;
@@ -117,6 +127,20 @@ fn run(args: RunArgs) -> Result<(), JobError> {
         let _ = std::fs::remove_dir_all(&data_dir);
     }
     let report = result?;
+    if log_format == LogFormat::Json {
+        tracing::info!(
+            job = %plan.name,
+            records_in = report.records_in,
+            records_out = report.records_out,
+            bad_records = report.bad_records,
+            elapsed_s = report.elapsed.as_secs_f64(),
+            records_per_s = report.records_per_s(),
+            shards,
+            backend = %args.state_backend,
+            "job finished"
+        );
+        return Ok(());
+    }
     eprintln!(
         "job {} finished: {} records in, {} out, {} bad, {:.2} s, {:.0} records/s ({} shards, {})",
         plan.name,
@@ -131,28 +155,51 @@ fn run(args: RunArgs) -> Result<(), JobError> {
     Ok(())
 }
 
+/// Logs go to stderr. Colour codes only when stderr is a terminal (and NO_COLOR is not
+/// set): journald, files and pipes get plain text. `json` writes one object per line
+/// with the event's fields at the top level (`timestamp`, `level`, `message`, `target`,
+/// and the event's own fields).
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    match format {
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            logs.with_ansi(colour).init();
+        }
+        LogFormat::Json => logs.json().flatten_event(true).with_ansi(false).init(),
+    }
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into()))
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Run(a) => run(a),
+        Command::Run(a) => run(a, cli.log_format),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                eprintln!("  caused by: {s}");
-                src = s.source();
-            }
-            ExitCode::from(match e {
+            let code = ExitCode::from(match e {
                 JobError::Setup(_) => 2,
                 JobError::Run(_) => 1,
-            })
+            });
+            let mut causes = Vec::new();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                causes.push(s.to_string());
+                src = s.source();
+            }
+            if cli.log_format == LogFormat::Json {
+                tracing::error!(error = %e, causes = %causes.join("; "), "exiting with an error");
+                return code;
+            }
+            eprintln!("error: {e}");
+            for c in causes {
+                eprintln!("  caused by: {c}");
+            }
+            code
         }
     }
 }

@@ -151,7 +151,10 @@ where
         id: u64,
         position: Option<Vec<Split>>,
     ) -> Result<bool, Error> {
-        if !self.ship(senders, op, outboxes, true).await? {
+        // The planted bug sends the barrier first: records read before it then land
+        // after it, outside checkpoint `id` (the kill loop must see them lost).
+        let barrier_first = crate::canary::planted("barrier-before-outboxes");
+        if !barrier_first && !self.ship(senders, op, outboxes, true).await? {
             return Ok(false);
         }
         let me = self.id.0 as usize;
@@ -159,6 +162,9 @@ where
             if j != me && !self.send(senders, j, Msg::Barrier(id)).await {
                 return Ok(false);
             }
+        }
+        if barrier_first && !self.ship(senders, op, outboxes, true).await? {
+            return Ok(false);
         }
         Aligner::arrive(align, op, id, Some(position));
         Aligner::aligned(align, id).await;

@@ -63,7 +63,7 @@ impl Slot {
             return Ok(None);
         }
         if t.update == TtlUpdate::OnReadAndWrite {
-            ctx.scratch.val[..ttl::TTL_HEADER_LEN].copy_from_slice(&t.expiry_for(now).to_le_bytes());
+            ttl::rewrite_header(&mut ctx.scratch.val, t.expiry_for(now))?;
             ctx.backend.put(self.id, key, &ctx.scratch.val)?;
         }
         Ok(Some(ttl::TTL_HEADER_LEN))
