@@ -112,10 +112,6 @@ impl<B: Backend> CachedBackend<B> {
         }
         Ok(())
     }
-
-    pub fn inner_mut(&mut self) -> &mut B {
-        &mut self.inner
-    }
 }
 
 impl<B: Backend> Backend for CachedBackend<B> {

@@ -147,10 +147,6 @@ impl RocksBackend {
         Ok(RocksBackend { db, instance: new_instance_id(), names, descriptors, write, sst, path: path.to_owned() })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn cf(&self, s: StateId) -> &ColumnFamily {
         // Every registered state got its column family at open; a miss is an engine bug.
         let name = self.names.get(s.0 as usize).unwrap_or_else(|| panic!("unknown state id {}", s.0));

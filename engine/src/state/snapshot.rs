@@ -3,7 +3,10 @@
 //! [`Backend`], so a snapshot taken from RocksDB restores into the heap and back, onto
 //! any shard count.
 use formats::keygroup::KeyGroupRange;
-use formats::snapshot::SnapshotWriter;
+use std::io::Write;
+use std::path::PathBuf;
+
+use formats::snapshot::{SnapshotSummary, SnapshotWriter};
 use formats::statekey;
 
 use super::backend::{Backend, StateId};
@@ -47,14 +50,6 @@ impl Entries {
         self.arena.get(at..at + e.2 as usize).unwrap_or_default()
     }
 
-    pub fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
-    }
-
     /// State keys start with the big-endian key group, so key order is (key group, key)
     /// order. RocksDB scans come sorted; hash maps do not.
     fn sort(&mut self) {
@@ -71,12 +66,11 @@ impl Entries {
 }
 
 impl Collected {
-    pub fn entries(&self) -> usize {
-        self.states.iter().map(Entries::len).sum()
-    }
-
-    pub fn encode(self) -> Result<Vec<u8>, StateError> {
-        let mut w = SnapshotWriter::new(self.descriptors, self.range);
+    /// Encodes the entries as a snapshot file into `out`, block by block as they are
+    /// cut (memory: one block), and returns its size and crc32. `path` names `out` in
+    /// errors.
+    pub fn write_to<W: Write>(self, out: W, path: PathBuf) -> Result<SnapshotSummary, StateError> {
+        let mut w = SnapshotWriter::to_writer(self.descriptors, self.range, out, path);
         for (i, entries) in self.states.iter().enumerate() {
             for e in &entries.index {
                 let (k, v) = (entries.key(e), entries.value(e));
@@ -85,6 +79,13 @@ impl Collected {
             }
         }
         Ok(w.finish()?)
+    }
+
+    /// The whole snapshot file in memory (tests, and the harness).
+    pub fn encode(self) -> Result<Vec<u8>, StateError> {
+        let mut out = Vec::new();
+        self.write_to(&mut out, PathBuf::from("<memory>"))?;
+        Ok(out)
     }
 }
 

@@ -10,7 +10,7 @@
 //! a new writer.
 use std::path::PathBuf;
 
-use formats::checkpoint::{self as protocol, Payload};
+use formats::checkpoint::{self as protocol, OwnedFile};
 use formats::fs::{Fs, StdFs};
 use formats::id::CheckpointId;
 use formats::layout;
@@ -20,6 +20,7 @@ use super::ack::{Ack, ShardState};
 use super::config::CheckpointConfig;
 use super::incremental::SharedFiles;
 use crate::error::Error;
+use crate::state::snapshot::Collected;
 
 /// Everything the coordinator needs to write manifests.
 pub struct JobInfo {
@@ -31,6 +32,7 @@ pub struct JobInfo {
 }
 
 /// What publishing a checkpoint wrote.
+#[derive(Debug)]
 pub struct Published {
     /// Bytes written for this checkpoint (owned files and new shared files).
     pub copied: u64,
@@ -114,17 +116,15 @@ impl Writer {
         let mut shards = Vec::new();
         let (mut copied, mut reused) = (0u64, 0u64);
         let states = acks.first().map(|a| a.states.clone()).unwrap_or_default();
+        protocol::begin(&mut *self.fs, &self.root, id)?;
         for a in acks {
             let state = a.snapshot.map_err(|e| {
                 Error::Executor(format!("shard {} could not snapshot checkpoint {}: {e}", a.shard, id.0))
             })?;
             let (format, files) = match state {
                 ShardState::Full(collected) => {
-                    let bytes = collected.encode()?;
-                    let path = layout::snapshot_file_path(id, a.shard);
-                    let file = FileRef::of(&path, &bytes);
+                    let file = self.stream_snapshot(id, a.shard, collected)?;
                     copied += file.size;
-                    payloads.push(Payload { path, bytes });
                     (ShardFormat::Snapshot, vec![file])
                 }
                 ShardState::Rocksdb { dir, instance } => {
@@ -154,9 +154,20 @@ impl Writer {
             states,
             shards,
         };
-        protocol::publish(&mut *self.fs, &self.root, &manifest, &payloads)?;
+        protocol::commit(&mut *self.fs, &self.root, &manifest, &payloads)?;
         let state_bytes = manifest.files().map(|f| f.size).sum();
         Ok(Published { copied, reused, state_bytes })
+    }
+
+    /// Encodes heap shard `shard`'s copied entries into its snapshot file of checkpoint
+    /// `id`, streaming block by block through the file system (no whole-file buffer).
+    fn stream_snapshot(&mut self, id: CheckpointId, shard: u16, collected: Collected) -> Result<FileRef, Error> {
+        let path = layout::snapshot_file_path(id, shard);
+        let mut file = OwnedFile::create(&mut *self.fs, &self.root, &path)?;
+        let label = file.path().to_owned();
+        let summary = collected.write_to(&mut file, label)?;
+        file.finish()?;
+        Ok(FileRef { path, size: summary.size, crc32: summary.crc32, local: None })
     }
 
     /// Removes all but the `retain` newest published checkpoints and the shared files
@@ -165,5 +176,84 @@ impl Writer {
         let plan = protocol::plan_gc(&*self.fs, &self.root, retain)?;
         protocol::execute_gc(&mut *self.fs, &self.root, &plan)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use formats::checkpoint::{self as protocol, Verify};
+    use formats::fs::{FaultFs, FaultOp, StdFs};
+    use formats::keygroup::{KeyGroup, KeyGroupRange};
+    use formats::value::{StateDescriptor, StateKind, ValueEncoding};
+
+    use super::*;
+    use crate::runtime::checkpoint::config::FsFactory;
+    use crate::state::backend::{Backend, StateId};
+    use crate::state::heap::HeapBackend;
+    use crate::state::snapshot;
+
+    const RANGE: KeyGroupRange = KeyGroupRange { start: 0, end: 4 };
+
+    fn info() -> JobInfo {
+        JobInfo { job: "job".into(), key: ValueEncoding::U64, max_key_groups: 4, backend: "heap".into(), shards: 1 }
+    }
+
+    /// A heap shard's ack of checkpoint `id`, holding `id` entries.
+    fn ack(id: u64) -> Ack {
+        let d = StateDescriptor {
+            name: "v".into(),
+            kind: StateKind::Value,
+            value: ValueEncoding::U64,
+            user_key: None,
+            ttl: None,
+        };
+        let mut b = HeapBackend::new(vec![d.clone()]);
+        for k in 0..id {
+            let mut key = Vec::new();
+            formats::statekey::encode_prefix(&mut key, KeyGroup((k % 4) as u16), &k.to_be_bytes(), &[]);
+            b.put(StateId(0), &key, &k.to_le_bytes()).expect("put");
+        }
+        let collected = snapshot::collect(&mut b, RANGE).expect("collect");
+        Ack {
+            shard: 0,
+            id,
+            range: RANGE,
+            states: vec![d],
+            snapshot: Ok(ShardState::Full(collected)),
+            splits: None,
+            sync: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn after_an_fsync_error_the_writer_publishes_nothing_until_reopened() {
+        // Pins redb's PreviousIo rule: once an fsync of a publish failed, the writer
+        // refuses every later publish without touching the disk (no retried fsync that
+        // could report success over lost pages), and a reopened writer publishes again.
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut cfg = CheckpointConfig::new(tmp.path().to_path_buf(), Duration::from_secs(1));
+        let syncs = Arc::new(AtomicUsize::new(0));
+        let counter = syncs.clone();
+        // Sync 0 is begin's fsync of the root; sync 1 is the streamed snapshot's fsync.
+        cfg.fs = Some(FsFactory(Arc::new(move || Box::new(FaultFs::new(StdFs, FaultOp::Sync, 1, counter.clone())))));
+        let mut w = Writer::open(&cfg, "job").expect("open");
+        let first = w.publish(&info(), CheckpointId(1), None, vec![ack(1)]).expect_err("the injected fsync error");
+        assert!(first.is_io(), "{first}");
+        assert!(w.poisoned().is_some(), "an fsync error poisons the writer");
+        let syncs_before = syncs.load(Ordering::SeqCst);
+        let second = w.publish(&info(), CheckpointId(2), None, vec![ack(2)]).expect_err("refused");
+        assert!(second.to_string().contains("publishes nothing"), "{second}");
+        assert_eq!(syncs.load(Ordering::SeqCst), syncs_before, "a poisoned writer does not touch the disk");
+        let root = layout::checkpoint_root(tmp.path(), "job");
+        assert!(!layout::checkpoint_dir(&root, CheckpointId(1)).exists(), "the failed attempt is aborted");
+        assert!(!layout::checkpoint_dir(&root, CheckpointId(2)).exists(), "the refused one wrote nothing");
+        let mut reopened = Writer::open(&cfg, "job").expect("reopen");
+        reopened.publish(&info(), CheckpointId(3), None, vec![ack(3)]).expect("a reopened writer publishes");
+        let latest = protocol::latest(&StdFs, &root, Verify::Checksums).expect("discover").latest.expect("published");
+        assert_eq!(latest.checkpoint, CheckpointId(3));
     }
 }
