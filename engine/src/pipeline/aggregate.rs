@@ -1,6 +1,6 @@
 //! The keyed function of a TOML job: one aggregate per key, kept in keyed state.
+use super::plan::{AggregateKind, Emit};
 use super::records::{Field, Input};
-use super::spec::{AggregateKind, Emit};
 use crate::error::Error;
 use crate::function::KeyedProcessFunction;
 use crate::state::{Context, MapState, StateRegistry, ValueState};

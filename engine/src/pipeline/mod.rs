@@ -1,6 +1,7 @@
 //! Jobs written as TOML files: a source, a key field, one aggregate, a sink. No Rust.
 //! See docs/OPERATIONS.md for the file's fields.
 pub mod aggregate;
+pub mod plan;
 pub mod records;
 pub mod spec;
 pub mod table;

@@ -2,7 +2,7 @@
 //! the aggregated field are extracted; anything that cannot be is a bad record.
 use std::sync::Arc;
 
-use super::spec::{AggregateKind, CsvPlan, Format};
+use super::plan::{AggregateKind, CsvPlan, Format};
 use crate::source::LineParser;
 
 /// The aggregated field of a record.
