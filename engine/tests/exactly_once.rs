@@ -30,20 +30,6 @@ fn job(d: &Path, count: u64) -> std::path::PathBuf {
     p
 }
 
-/// A tiny deterministic PRNG (xorshift), so a failing run can be repeated by seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 fn in_progress(root: &Path) -> bool {
     std::fs::read_dir(root).is_ok_and(|rd| {
         rd.flatten()
@@ -55,10 +41,10 @@ fn published(root: &Path) -> bool {
     std::fs::read_dir(root).is_ok_and(|rd| rd.flatten().any(|e| e.path().join("_manifest").exists()))
 }
 
-fn sluice(d: &Path, job: &Path, root: &Path, rng: &mut Rng) -> Command {
+fn sluice(d: &Path, job: &Path, root: &Path, rng: &mut fastrand::Rng) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    let shards = 1 + rng.below(3);
-    let backend = if rng.below(2) == 0 { "heap" } else { "rocksdb" };
+    let shards = 1 + rng.u64(..3);
+    let backend = if rng.bool() { "heap" } else { "rocksdb" };
     c.args([
         "run",
         job.to_str().unwrap_or_default(),
@@ -81,7 +67,8 @@ fn sluice(d: &Path, job: &Path, root: &Path, rng: &mut Rng) -> Command {
 fn no_update_lost_or_doubled_across_kill_9() {
     let cycles: u64 = std::env::var("SLUICE_KILL_CYCLES").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     let seed: u64 = std::env::var("SLUICE_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_cafe);
-    let mut rng = Rng(seed | 1);
+    // Seeded, so a failing run can be repeated with SLUICE_KILL_SEED (the seed is printed).
+    let mut rng = fastrand::Rng::with_seed(seed);
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let count = cycles * RECORDS_PER_CYCLE + 2_000_000;
@@ -90,8 +77,8 @@ fn no_update_lost_or_doubled_across_kill_9() {
     let (mut kills, mut during_checkpoint, mut finished_early) = (0u64, 0u64, 0u64);
     for _ in 0..cycles {
         let mut child = sluice(d, &job, &root, &mut rng).spawn().expect("spawn sluice");
-        let aim = rng.below(100) < 50;
-        let deadline = Instant::now() + Duration::from_millis(if aim { 3000 } else { 50 + rng.below(600) });
+        let aim = rng.u64(..100) < 50;
+        let deadline = Instant::now() + Duration::from_millis(if aim { 3000 } else { 50 + rng.u64(..600) });
         let mut caught = false;
         while Instant::now() < deadline {
             if aim && in_progress(&root) {
