@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use engine::pipeline::records::{parser, split_csv};
-use engine::pipeline::spec::{parse, AggregateKind, CsvPlan, Format};
+use engine::pipeline::spec::{parse, AggregateKind, CsvPlan, Format, ValueType};
 use proptest::prelude::*;
 
 proptest! {
@@ -20,13 +20,25 @@ proptest! {
     }
 
     #[test]
+    fn numbers_never_panic(text in "[-+0-9.eE_ ]{0,40}|.{0,40}") {
+        for ty in [ValueType::Int, ValueType::Decimal, ValueType::Float] {
+            if let Ok(n) = engine::pipeline::Number::parse(ty, &text) {
+                let _ = n.checked_add(n);
+                let _ = n.to_json();
+            }
+        }
+    }
+
+    #[test]
     fn line_parsers_never_panic(line in proptest::collection::vec(any::<u8>(), 0..80)) {
         let csv = CsvPlan { delimiter: b',', columns: vec!["a".into(), "b".into()], header: false };
         for format in [Format::Lines, Format::Words, Format::Csv, Format::Json] {
             for agg in [AggregateKind::Count, AggregateKind::Sum, AggregateKind::DistinctCount] {
-                let p = parser(format, &csv, "a", agg, Some("b"));
-                let mut out = Vec::new();
-                let _ = p(&line, &mut out);
+                for ty in [ValueType::Int, ValueType::Decimal, ValueType::Float] {
+                    let p = parser(format, &csv, "a", agg, ty, Some("b"));
+                    let mut out = Vec::new();
+                    let _ = p(&line, &mut out);
+                }
             }
         }
     }

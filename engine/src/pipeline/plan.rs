@@ -70,3 +70,26 @@ pub enum Emit {
     /// One output per input record: the key's new aggregate.
     Updates,
 }
+
+/// How the aggregated field's values are read and added up (`[aggregate] type`).
+/// See docs/OPERATIONS.md, "Numbers", for the rule applied when the job names none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueType {
+    /// Whole numbers, i64; a sum that leaves the i64 range is a bad record.
+    Int,
+    /// Exact decimals of up to 28 significant digits (rust_decimal).
+    Decimal,
+    /// IEEE 754 doubles, rounded as floats are.
+    Float,
+}
+
+impl ValueType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueType::Int => "int",
+            ValueType::Decimal => "decimal",
+            ValueType::Float => "float",
+        }
+    }
+}

@@ -1,15 +1,20 @@
 //! Parsing input lines of a TOML job into (key, value) records. Only the key field and
 //! the aggregated field are extracted; anything that cannot be is a bad record.
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::plan::{AggregateKind, CsvPlan, Format};
+use serde_json::value::RawValue;
+
+use super::number::Number;
+use super::plan::{AggregateKind, CsvPlan, Format, ValueType};
 use crate::source::LineParser;
 
 /// The aggregated field of a record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Field {
     None,
-    Num(f64),
+    Num(Number),
     Text(String),
 }
 
@@ -66,34 +71,53 @@ pub fn split_csv(line: &str, delimiter: u8) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn value_of(raw: Option<&str>, agg: AggregateKind, field: &str) -> Result<Field, String> {
+fn value_of(raw: Option<&str>, agg: AggregateKind, ty: ValueType, field: &str) -> Result<Field, String> {
     if !agg.needs_field() {
         return Ok(Field::None);
     }
     let raw = raw.ok_or_else(|| format!("missing field {field:?}"))?;
     if agg.numeric() {
-        let v: f64 = raw.trim().parse().map_err(|_| format!("field {field:?}: {raw:?} is not a number"))?;
-        if !v.is_finite() {
-            return Err(format!("field {field:?}: {raw:?} is not a finite number"));
-        }
-        Ok(Field::Num(v))
+        Number::parse(ty, raw).map(Field::Num).map_err(|e| format!("field {field:?}: {e}"))
     } else {
         Ok(Field::Text(raw.to_owned()))
     }
 }
 
-fn json_scalar(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        serde_json::Value::Bool(b) => Some(b.to_string()),
+/// The members of one JSON object, each kept as the text it was written as.
+type JsonObject<'a> = HashMap<Cow<'a, str>, &'a RawValue>;
+
+/// Looks up `a.b.c` in a JSON object.
+fn json_path<'a>(top: &JsonObject<'a>, path: &str) -> Option<&'a RawValue> {
+    let mut parts = path.split('.');
+    let mut cur: &'a RawValue = top.get(parts.next()?)?;
+    for part in parts {
+        let inner: JsonObject<'a> = serde_json::from_str(cur.get()).ok()?;
+        cur = inner.get(part)?;
+    }
+    Some(cur)
+}
+
+/// A string's text, a boolean's `true` or `false`, a number as its exact text as written
+/// (`as_written`, for values: `0.10` and `1e3` stay exact) or as serde_json reprints it
+/// (for keys: `1.50` and `1.5` are one key); `None` for null, arrays and objects.
+fn json_scalar(v: &RawValue, as_written: bool) -> Option<String> {
+    let t = v.get();
+    match t.as_bytes().first()? {
+        b'"' => serde_json::from_str(t).ok(),
+        b't' | b'f' => Some(t.to_owned()),
+        b'-' | b'0'..=b'9' if as_written => Some(t.to_owned()),
+        b'-' | b'0'..=b'9' => serde_json::from_str::<serde_json::Number>(t).ok().map(|n| n.to_string()),
         _ => None,
     }
 }
 
-/// Looks up `a.b.c` in a JSON object.
-fn json_path<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
-    path.split('.').try_fold(v, |v, part| v.get(part))
+/// Parses one line as a JSON object; a line of valid JSON that is not an object has no
+/// fields, so it is reported as missing the key.
+fn json_object<'a>(line: &'a [u8], key: &str) -> Result<JsonObject<'a>, String> {
+    serde_json::from_slice(line).map_err(|e| match serde_json::from_slice::<serde::de::IgnoredAny>(line) {
+        Ok(_) => format!("missing field {key:?}"),
+        Err(_) => format!("invalid JSON: {e}"),
+    })
 }
 
 /// Splits text into lowercase words (runs of letters, digits and apostrophes).
@@ -107,7 +131,14 @@ pub fn words(line: &str, out: &mut Vec<Input>) {
 }
 
 /// Builds the line parser of a file or TCP source.
-pub fn parser(format: Format, csv: &CsvPlan, key: &str, agg: AggregateKind, value: Option<&str>) -> LineParser<Input> {
+pub fn parser(
+    format: Format,
+    csv: &CsvPlan,
+    key: &str,
+    agg: AggregateKind,
+    ty: ValueType,
+    value: Option<&str>,
+) -> LineParser<Input> {
     let key = key.to_owned();
     let value = value.unwrap_or_default().to_owned();
     match format {
@@ -133,36 +164,40 @@ pub fn parser(format: Format, csv: &CsvPlan, key: &str, agg: AggregateKind, valu
                     return Err(format!("expected {} columns, found {}", cols.len(), fields.len()));
                 }
                 let k = fields.get(ki).cloned().unwrap_or_default();
-                let v = value_of(vi.and_then(|i| fields.get(i)).map(String::as_str), agg, &value)?;
+                let v = value_of(vi.and_then(|i| fields.get(i)).map(String::as_str), agg, ty, &value)?;
                 out.push(Input { key: k, value: v });
                 Ok(())
             })
         }
         Format::Json => Arc::new(move |line, out| {
-            let v: serde_json::Value = serde_json::from_slice(line).map_err(|e| format!("invalid JSON: {e}"))?;
+            let v = json_object(line, &key)?;
             let k = json_path(&v, &key).ok_or_else(|| format!("missing field {key:?}"))?;
-            let k = json_scalar(k).ok_or_else(|| format!("field {key:?} is not a string, number or boolean"))?;
+            let k = json_scalar(k, false).ok_or_else(|| format!("field {key:?} is not a string, number or boolean"))?;
             let raw = if agg.needs_field() {
                 let f = json_path(&v, &value).ok_or_else(|| format!("missing field {value:?}"))?;
-                Some(json_scalar(f).ok_or_else(|| format!("field {value:?} is not a string, number or boolean"))?)
+                Some(
+                    json_scalar(f, true)
+                        .ok_or_else(|| format!("field {value:?} is not a string, number or boolean"))?,
+                )
             } else {
                 None
             };
-            out.push(Input { key: k, value: value_of(raw.as_deref(), agg, &value)? });
+            out.push(Input { key: k, value: value_of(raw.as_deref(), agg, ty, &value)? });
             Ok(())
         }),
     }
 }
 
 /// The generator's record for sequence number `seq`: key `seq % keys`, value `seq % 100`.
-pub fn generated(seq: u64, keys: u64, agg: AggregateKind, value_field: Option<&str>) -> Input {
+pub fn generated(seq: u64, keys: u64, agg: AggregateKind, ty: ValueType, value_field: Option<&str>) -> Input {
     let key = (seq % keys).to_string();
     let value = match value_field {
         None => Field::None,
-        Some("seq") if agg.numeric() => Field::Num(seq as f64),
+        Some("seq") if agg.numeric() => Field::Num(Number::from_u64(ty, seq)),
         Some("seq") => Field::Text(seq.to_string()),
+        Some("key") if agg.numeric() => Field::Num(Number::from_u64(ty, seq % keys)),
         Some("key") => Field::Text(key.clone()),
-        Some(_) if agg.numeric() => Field::Num((seq % 100) as f64),
+        Some(_) if agg.numeric() => Field::Num(Number::from_u64(ty, seq % 100)),
         Some(_) => Field::Text((seq % 100).to_string()),
     };
     Input { key, value }

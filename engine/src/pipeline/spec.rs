@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-pub use super::plan::{AggregateKind, CsvPlan, Emit, Format};
+pub use super::plan::{AggregateKind, CsvPlan, Emit, Format, ValueType};
 use crate::error::Error;
 use crate::runtime::checkpoint::{CheckpointConfig, CheckpointMode, Cleanup};
 use crate::runtime::restart::RestartStrategy;
@@ -105,6 +105,8 @@ struct RawKey {
 struct RawAggregate {
     kind: Spanned<AggregateKind>,
     field: Option<Spanned<String>>,
+    #[serde(rename = "type")]
+    value_type: Option<Spanned<ValueType>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,6 +154,9 @@ pub struct JobPlan {
     pub key_field: String,
     pub aggregate: AggregateKind,
     pub value_field: Option<String>,
+    /// The type values of `value_field` are read and aggregated in: the job's `type`,
+    /// else [`default_type`].
+    pub value_type: ValueType,
     pub emit: Emit,
     pub sink: SinkKind,
     pub sink_path: Option<PathBuf>,
@@ -229,7 +234,7 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
     let source = source_plan(&cx, &raw.source)?;
     let known = known_fields(&source);
     let key_field = check_field(&cx, known.as_deref(), &raw.key.get_ref().field, "key.field")?;
-    let (aggregate, value_field) = aggregate_plan(&cx, &raw.aggregate, known.as_deref())?;
+    let (aggregate, value_field, value_type) = aggregate_plan(&cx, &raw.aggregate, known.as_deref())?;
     let out = output_plan(&cx, &raw.sink, raw.output.as_ref())?;
     let errors = raw.errors.as_ref();
     let checkpoint = raw.checkpoint.as_ref().map(|c| checkpoint_plan(&cx, c.get_ref())).transpose()?;
@@ -242,6 +247,7 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
         key_field,
         aggregate,
         value_field,
+        value_type,
         emit: out.emit,
         sink: out.sink,
         sink_path: out.sink_path,
@@ -353,12 +359,23 @@ fn check_field(cx: &Ctx<'_>, known: Option<&[String]>, f: &Spanned<String>, name
     }
 }
 
-/// `[aggregate]`: the kind and, for every kind but count, the field it reads.
+/// The type of an aggregate's values when the job names none: counts are ints, and
+/// sum, min, max and average are decimals, which hold integers and decimal text such as
+/// `0.1` exactly (docs/OPERATIONS.md, "Numbers", says why).
+pub fn default_type(aggregate: AggregateKind) -> ValueType {
+    match aggregate {
+        AggregateKind::Sum | AggregateKind::Min | AggregateKind::Max | AggregateKind::Average => ValueType::Decimal,
+        AggregateKind::Count | AggregateKind::DistinctCount | AggregateKind::Sequence => ValueType::Int,
+    }
+}
+
+/// `[aggregate]`: the kind, for every kind but count the field it reads, and the type of
+/// that field's values.
 fn aggregate_plan(
     cx: &Ctx<'_>,
     raw: &Spanned<RawAggregate>,
     known: Option<&[String]>,
-) -> Result<(AggregateKind, Option<String>), Error> {
+) -> Result<(AggregateKind, Option<String>, ValueType), Error> {
     let agg = raw.get_ref();
     let aggregate = *agg.kind.get_ref();
     let value_field = match (&agg.field, aggregate.needs_field()) {
@@ -369,7 +386,19 @@ fn aggregate_plan(
         (Some(f), false) => return Err(cx.err(f.span(), "aggregate.field", "count takes no field")),
         (None, false) => None,
     };
-    Ok((aggregate, value_field))
+    let value_type = match &agg.value_type {
+        Some(t)
+            if !matches!(
+                aggregate,
+                AggregateKind::Sum | AggregateKind::Min | AggregateKind::Max | AggregateKind::Average
+            ) =>
+        {
+            return Err(cx.err(t.span(), "aggregate.type", "only sum, min, max and average take a type"))
+        }
+        Some(t) => *t.get_ref(),
+        None => default_type(aggregate),
+    };
+    Ok((aggregate, value_field, value_type))
 }
 
 /// `[sink]` and `[output]` resolved together: `top` depends on both.

@@ -3,7 +3,7 @@ use std::sync::{Arc, Mutex};
 
 use formats::ShardId;
 
-use super::{number_json, Output};
+use super::Output;
 use crate::error::Error;
 use crate::sink::{CollectSink, Sink, SinkFactory};
 
@@ -26,7 +26,7 @@ pub fn render(rows: &mut [Output], top: usize, field: &str) -> String {
     let kw = shown.iter().map(|r| r.key.chars().count()).max().unwrap_or(0).max(3);
     let mut s = format!("{:>4}  {:<kw$}  {:>12}\n", "rank", "key", field);
     for (i, r) in shown.iter().enumerate() {
-        s.push_str(&format!("{:>4}  {:<kw$}  {:>12}\n", i + 1, r.key, number_json(r.value)));
+        s.push_str(&format!("{:>4}  {:<kw$}  {:>12}\n", i + 1, r.key, r.value.to_string()));
     }
     s
 }
