@@ -240,6 +240,7 @@ fn bad_job_files_name_file_line_and_field() {
             "job.name",
         ),
         ("[job\nname = 1".to_string(), "job.toml:1", ""),
+        (job(good_source, "user", "count", None, "kind = \"stdout\"\ntop = 100001"), "job.toml:18:7", "at most 100000"),
     ];
     for (text, at, words) in cases {
         write(d, "job.toml", &text);

@@ -168,6 +168,9 @@ pub struct JobPlan {
     pub restart: Option<RestartStrategy>,
 }
 
+/// Largest `sink.top`: the top-N table keeps this many rows per shard.
+pub const TOP_ROWS_MAX: usize = 100_000;
+
 struct Ctx<'a> {
     file: &'a Path,
     text: &'a str,
@@ -426,6 +429,13 @@ fn output_plan(cx: &Ctx<'_>, raw: &Spanned<RawSink>, output: Option<&Spanned<Raw
                 "needs a stdout sink, emit = \"final\" and a value of at least 1",
             ));
         }
+    }
+    if let Some(t) = sink.top.as_ref().filter(|t| *t.get_ref() > TOP_ROWS_MAX) {
+        return Err(cx.err(
+            t.span(),
+            "sink.top",
+            format!("at most {TOP_ROWS_MAX}: each shard keeps that many rows in memory"),
+        ));
     }
     Ok(OutputPlan { emit, sink: *sink.kind.get_ref(), sink_path, top: sink.top.as_ref().map(|t| *t.get_ref()) })
 }
