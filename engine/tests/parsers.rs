@@ -19,6 +19,18 @@ proptest! {
         let _ = split_csv(&line, b',');
     }
 
+    /// Invariant: a row of arbitrary fields, quoted as RFC 4180 says (a field holding
+    /// the delimiter or a quote is quoted, its quotes doubled), splits back into exactly
+    /// those fields.
+    #[test]
+    fn csv_round_trip(fields in proptest::collection::vec("[^\r\n]{0,8}", 1..8), quote_all in any::<bool>()) {
+        let line: Vec<String> = fields
+            .iter()
+            .map(|f| if quote_all || f.contains([',', '"']) { format!("\"{}\"", f.replace('"', "\"\"")) } else { f.clone() })
+            .collect();
+        prop_assert_eq!(split_csv(&line.join(","), b',').expect("well-formed"), fields);
+    }
+
     #[test]
     fn numbers_never_panic(text in "[-+0-9.eE_ ]{0,40}|.{0,40}") {
         for ty in [ValueType::Int, ValueType::Decimal, ValueType::Float] {
