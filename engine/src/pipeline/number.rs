@@ -171,6 +171,10 @@ fn exact_decimal_add(a: Decimal, b: Decimal) -> Option<Decimal> {
 /// Plain (`-12.50`) or scientific (`1.25e-3`, as JSON writes numbers) decimal text,
 /// exactly; `None` if it is not a number or cannot be held without rounding.
 fn parse_decimal(t: &str) -> Option<Decimal> {
+    // rust_decimal takes `1_000` as 1000; int and float do not, and neither does JSON.
+    if t.contains('_') {
+        return None;
+    }
     let Some((mantissa, exponent)) = t.split_once(['e', 'E']) else {
         return Decimal::from_str_exact(t).ok();
     };
@@ -259,7 +263,7 @@ mod tests {
         assert_eq!(dec("1.25e-3").to_string(), "0.00125");
         assert_eq!(dec("-12E2").to_string(), "-1200");
         assert_eq!(dec(" 0.10 ").to_string(), "0.1");
-        for bad in ["abc", "NaN", "1e999", "0.12345678901234567890123456789", "", "1e"] {
+        for bad in ["abc", "NaN", "1e999", "0.12345678901234567890123456789", "", "1e", "1_000"] {
             assert!(Number::parse(ValueType::Decimal, bad).is_err(), "{bad:?}");
         }
         assert!(Number::parse(ValueType::Int, "1.5").is_err());

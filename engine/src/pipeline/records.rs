@@ -51,10 +51,10 @@ impl CsvFields {
     }
 }
 
-/// A csv_core reader and its buffers. Building a reader compiles its DFA, which costs
-/// more than parsing a line, so each thread (each shard) keeps one and resets it per
-/// line. The `csv` crate's `Reader` builds one per input, which for one-line inputs
-/// made a CSV job 12 to 20 times slower (docs/PERFORMANCE.md, "CSV parsing").
+/// A csv_core reader and its buffers, one per thread (each shard), reused line after
+/// line: a record's end leaves the reader ready for the next one. A `csv::Reader` is
+/// made per input (parser, DFA and buffer); made per line, it left a CSV job 12 to 20
+/// times slower (docs/PERFORMANCE.md, "CSV parsing").
 struct CsvSplitter {
     delimiter: u8,
     reader: csv_core::Reader,
