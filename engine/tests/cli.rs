@@ -247,6 +247,7 @@ fn bad_job_files_name_file_line_and_field() {
             "job.name",
         ),
         ("[job\nname = 1".to_string(), "job.toml:1:5", "invalid table header"),
+        (job(good_source, "user", "count", None, "kind = \"stdout\"\ntop = 100001"), "job.toml:18:7", "at most 100000"),
     ];
     for (text, at, words) in cases {
         assert!(!words.is_empty() && !at.is_empty(), "an empty expectation is always contained");
@@ -596,4 +597,205 @@ fn json_logs_are_one_object_per_line() {
         "{}",
         r.stderr
     );
+}
+/// The output file's lines, sorted: the exact text, not numbers read back as f64.
+fn sorted_lines(path: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(path).expect("output").lines().map(String::from).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn sums_are_exact_in_every_output() {
+    // Pins issue 8's examples through the binary: 9007199254740993 + 1 = 9007199254740994
+    // and 0.1 + 0.2 = 0.3 (decimal, the default), exactly, in the file sink, on stdout and
+    // in the top-N table, from CSV and from JSON; `type = "float"` keeps f64 sums.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write(d, "in.csv", "k,v\na,9007199254740993\nb,0.1\na,1\nb,0.2\n");
+    write(d, "in.jsonl", "{\"k\":\"a\",\"v\":9007199254740993}\n{\"k\":\"b\",\"v\":0.1}\n{\"k\":\"a\",\"v\":1}\n{\"k\":\"b\",\"v\":0.20}\n");
+    let csv = "kind = \"file\"\npath = \"in.csv\"\nformat = \"csv\"\nheader = true";
+    let json = "kind = \"file\"\npath = \"in.jsonl\"\nformat = \"json\"";
+    let exact = [r#"{"key":"a","sum":9007199254740994}"#, r#"{"key":"b","sum":0.3}"#];
+    for source in [csv, json] {
+        for backend in ["heap", "rocksdb"] {
+            write(d, "job.toml", job(source, "k", "sum", Some("v"), "kind = \"file\"\npath = \"out.jsonl\""));
+            let r = sluice(d, &["run", "job.toml", "--shards", "2", "--no-pin", "--state-backend", backend]);
+            assert_eq!(r.code, 0, "{}", r.stderr);
+            assert_eq!(sorted_lines(&d.join("out.jsonl")), exact, "{source} {backend}");
+        }
+    }
+    write(d, "job.toml", job(csv, "k", "sum", Some("v"), "kind = \"stdout\""));
+    let r = sluice(d, &["run", "job.toml", "--shards", "2", "--no-pin"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut lines: Vec<&str> = r.stdout.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, exact, "stdout");
+    write(d, "job.toml", job(csv, "k", "sum", Some("v"), "kind = \"stdout\"\ntop = 2"));
+    let r = sluice(d, &["run", "job.toml", "--shards", "2", "--no-pin"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rows: Vec<Vec<&str>> = r.stdout.lines().skip(1).take(2).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows, [["1", "a", "9007199254740994"], ["2", "b", "0.3"]], "{}", r.stdout);
+    write(d, "job.toml", job(csv, "k", "sum", Some("v\"\ntype = \"float"), "kind = \"file\"\npath = \"out.jsonl\""));
+    let r = sluice(d, &["run", "job.toml", "--shards", "1", "--no-pin"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        sorted_lines(&d.join("out.jsonl")),
+        [r#"{"key":"a","sum":9007199254740992.0}"#, r#"{"key":"b","sum":0.30000000000000004}"#],
+        "floats stay floats (and round) when the job says so"
+    );
+}
+
+#[test]
+fn int_min_max_average_and_distinct_print_exact_values() {
+    // Pins: int sums are exact i64s; min and max keep the field's type; an average is the
+    // exact sum over the count as a decimal, rounded to the 29 significant digits a
+    // decimal holds; counts are ints.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write(d, "in.csv", "k,v\na,9007199254740993\na,1\na,-0.5\n");
+    let src = "kind = \"file\"\npath = \"in.csv\"\nformat = \"csv\"\nheader = true";
+    for (agg, field, want) in [
+        ("min", "v", r#"{"key":"a","min":-0.5}"#),
+        ("max", "v", r#"{"key":"a","max":9007199254740993}"#),
+        ("average", "v", r#"{"key":"a","average":3002399751580331.1666666666667}"#),
+        ("distinct_count", "v", r#"{"key":"a","distinct_count":3}"#),
+        ("count", "", r#"{"key":"a","count":3}"#),
+    ] {
+        let field = (!field.is_empty()).then_some(field);
+        write(d, "job.toml", job(src, "k", agg, field, "kind = \"file\"\npath = \"out.jsonl\""));
+        let r = sluice(d, &["run", "job.toml", "--shards", "1", "--no-pin"]);
+        assert_eq!(r.code, 0, "{agg}: {}", r.stderr);
+        assert_eq!(sorted_lines(&d.join("out.jsonl")), [want], "{agg}");
+    }
+    write(d, "in.csv", "k,v\na,9007199254740993\na,1\n");
+    write(d, "job.toml", job(src, "k", "sum", Some("v\"\ntype = \"int"), "kind = \"file\"\npath = \"out.jsonl\""));
+    let r = sluice(d, &["run", "job.toml", "--shards", "1", "--no-pin"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(sorted_lines(&d.join("out.jsonl")), [r#"{"key":"a","sum":9007199254740994}"#]);
+}
+
+#[test]
+fn sum_overflow_is_a_bad_record_naming_the_key() {
+    // Pins: an int sum never wraps: the record that would overflow is a bad record of its
+    // key (counted, dead-lettered, skipped), or stops the job with fail_on_bad_record;
+    // a decimal sum past 96 bits is refused the same way.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let src = "kind = \"file\"\npath = \"in.csv\"\nformat = \"csv\"\nheader = true";
+    write(d, "in.csv", format!("k,v\nbig,{}\nbig,1\nsmall,1\nbig,-1\n", i64::MAX));
+    let spec = job(src, "k", "sum", Some("v\"\ntype = \"int"), "kind = \"file\"\npath = \"out.jsonl\"")
+        + "\n[errors]\ndead_letter = \"bad.jsonl\"\n";
+    write(d, "job.toml", &spec);
+    // One shard: a file is read in per-shard byte ranges, so only one shard keeps the
+    // records of a key in file order (max, then +1 overflows, then -1).
+    let r = sluice(d, &["run", "job.toml", "--shards", "1", "--no-pin"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("1 bad"), "{}", r.stderr);
+    let want = [format!(r#"{{"key":"big","sum":{}}}"#, i64::MAX - 1), r#"{"key":"small","sum":1}"#.to_string()];
+    assert_eq!(sorted_lines(&d.join("out.jsonl")), want, "the overflowing record is skipped, nothing wraps");
+    let dead: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(d.join("bad.jsonl")).expect("dead letters").trim()).expect("json");
+    assert_eq!(dead["position"], "key \"big\"", "{dead}");
+    assert_eq!(dead["source"], "the sum aggregate", "{dead}");
+    let reason = dead["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(&format!("leaves the range of type int: {} + 1", i64::MAX)), "{reason}");
+
+    let r = sluice(d, &["run", "job.toml", "--shards", "1", "--no-pin", "--fail-on-bad-record"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("key \"big\"") && r.stderr.contains("leaves the range of type int"), "{}", r.stderr);
+
+    write(d, "in.csv", "k,v\nbig,79228162514264337593543950335\nbig,1\n");
+    write(d, "job.toml", job(src, "k", "sum", Some("v"), "kind = \"file\"\npath = \"out.jsonl\""));
+    let r = sluice(d, &["run", "job.toml", "--shards", "1", "--no-pin", "--fail-on-bad-record"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("key \"big\"") && r.stderr.contains("range of type decimal"), "{}", r.stderr);
+}
+
+#[test]
+fn bad_value_types_name_file_line_and_column() {
+    // Pins: an unknown `type` and a `type` on an aggregate that takes none are job-file
+    // errors (exit 2) naming file:line:column and the field; a value that is not of the
+    // type is a bad record saying which type.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write(d, "in.csv", "user,amount\na,1.5\n");
+    let src = "kind = \"file\"\npath = \"in.csv\"\nformat = \"csv\"\nheader = true";
+    for (text, at, words) in [
+        (
+            job(src, "user", "sum", Some("amount\"\ntype = \"money"), "kind = \"stdout\""),
+            "job.toml:16:8",
+            "unknown variant `money`, expected one of `int`, `decimal`, `float`",
+        ),
+        (
+            job(src, "user", "distinct_count", Some("amount\"\ntype = \"int"), "kind = \"stdout\""),
+            "job.toml:16:8",
+            "field `aggregate.type`: only sum, min, max and average take a type",
+        ),
+        (
+            job(src, "user", "sum", Some("amount"), "kind = \"stdout\"")
+                .replace("field = \"amount\"", "field = \"amount\"\ntype = 3"),
+            "job.toml:16:8",
+            "wanted string or table",
+        ),
+    ] {
+        write(d, "job.toml", &text);
+        let r = sluice(d, &["run", "job.toml"]);
+        assert_eq!(r.code, 2, "{text}\n{}", r.stderr);
+        assert!(r.stderr.contains(at) && r.stderr.contains(words), "expected {at} and {words:?} in: {}", r.stderr);
+    }
+    write(d, "job.toml", job(src, "user", "sum", Some("amount\"\ntype = \"int"), "kind = \"stdout\""));
+    let r = sluice(d, &["run", "job.toml", "--fail-on-bad-record"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("field \"amount\": \"1.5\" is not a number of type int"), "{}", r.stderr);
+}
+
+#[test]
+fn decimal_sums_survive_a_checkpoint_and_restore() {
+    // Pins: a decimal state is checkpointed and restored exactly (both backends): a run
+    // restored from the final checkpoint of a finished run prints the same exact sums.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    // Large enough that checkpoints are taken before the input ends.
+    const ROWS: u64 = 300_000;
+    let rows: String = (0..ROWS).map(|i| format!("k{},0.{:02}\n", i % 7, i % 100)).collect();
+    write(d, "in.csv", format!("k,v\n{rows}"));
+    let src = "kind = \"file\"\npath = \"in.csv\"\nformat = \"csv\"\nheader = true";
+    for backend in ["heap", "rocksdb"] {
+        let spec = job(src, "k", "sum", Some("v"), "kind = \"file\"\npath = \"out.jsonl\"")
+            + &format!("\n[checkpoint]\ndir = \"ck-{backend}\"\ninterval_ms = 1\n");
+        write(d, "job.toml", &spec);
+        let r = sluice(d, &["run", "job.toml", "--shards", "2", "--no-pin", "--state-backend", backend]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let first = sorted_lines(&d.join("out.jsonl"));
+        let want: Vec<String> = (0..7)
+            .map(|k| {
+                let cents: u64 = (0..ROWS).filter(|i| i % 7 == k).map(|i| i % 100).sum();
+                let text = match cents % 100 {
+                    0 => format!("{}", cents / 100),
+                    c if c % 10 == 0 => format!("{}.{}", cents / 100, c / 10),
+                    c => format!("{}.{c:02}", cents / 100),
+                };
+                format!(r#"{{"key":"k{k}","sum":{text}}}"#)
+            })
+            .collect();
+        assert_eq!(first, want, "{backend}");
+        let root = d.join(format!("ck-{backend}")).join("t");
+        let r = sluice(
+            d,
+            &[
+                "run",
+                "job.toml",
+                "--shards",
+                "1",
+                "--no-pin",
+                "--state-backend",
+                backend,
+                "--from",
+                root.to_str().expect("utf8"),
+            ],
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(sorted_lines(&d.join("out.jsonl")), want, "{backend}: restored");
+    }
 }

@@ -38,20 +38,6 @@ fn job(d: &Path, count: u64) -> std::path::PathBuf {
     p
 }
 
-/// A tiny deterministic PRNG (xorshift), so a failing run can be repeated by seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// The log filter of every run: warnings, plus the coordinator's checkpoint lines.
 const LOG_FILTER: &str = "warn,engine::runtime::checkpoint=info";
 
@@ -104,10 +90,10 @@ fn published(root: &Path) -> bool {
 }
 
 /// A run of the job with its log (JSON lines) going to `log`, with `canary` planted.
-fn sluice(d: &Path, job: &Path, root: &Path, rng: &mut Rng, log: &Path, canary: Option<&str>) -> Command {
+fn sluice(d: &Path, job: &Path, root: &Path, rng: &mut fastrand::Rng, log: &Path, canary: Option<&str>) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    let shards = 1 + rng.below(3);
-    let backend = if rng.below(2) == 0 { "heap" } else { "rocksdb" };
+    let shards = 1 + rng.u64(..3);
+    let backend = if rng.bool() { "heap" } else { "rocksdb" };
     c.args([
         "--log-format",
         "json",
@@ -150,7 +136,8 @@ struct Outcome {
 /// planted in every run (the `canaries` feature reads it).
 fn kill_loop(cycles: u64, canary: Option<&str>) -> Outcome {
     let seed: u64 = std::env::var("SLUICE_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_cafe);
-    let mut rng = Rng(seed | 1);
+    // Seeded, so a failing run can be repeated with SLUICE_KILL_SEED (the seed is printed).
+    let mut rng = fastrand::Rng::with_seed(seed);
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let count = cycles * RECORDS_PER_CYCLE + 2_000_000;
@@ -162,8 +149,8 @@ fn kill_loop(cycles: u64, canary: Option<&str>) -> Outcome {
     for _ in 0..cycles {
         let mut child = sluice(d, &job, &root, &mut rng, &log_path, canary).spawn().expect("spawn sluice");
         let mut log = CheckpointLog::new(log_path.clone());
-        let aim = rng.below(100) < 50;
-        let deadline = Instant::now() + Duration::from_millis(if aim { 3000 } else { 50 + rng.below(600) });
+        let aim = rng.u64(..100) < 50;
+        let deadline = Instant::now() + Duration::from_millis(if aim { 3000 } else { 50 + rng.u64(..600) });
         while Instant::now() < deadline {
             if aim && log.in_progress() {
                 break;

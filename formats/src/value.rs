@@ -43,6 +43,95 @@ pub enum ValueEncoding {
     Bytes,
     /// MessagePack, as written by `rmp_serde` with named struct fields.
     MsgPack,
+    /// An exact decimal number, [`DECIMAL_LEN`] bytes: see [`Decimal`] (FORMAT.md §4.2).
+    Decimal,
+}
+
+/// Bytes of a [`ValueEncoding::Decimal`] value.
+pub const DECIMAL_LEN: usize = 16;
+/// Largest scale (digits after the point) of a decimal value.
+pub const DECIMAL_SCALE_MAX: u32 = 28;
+/// Bits 16..=23 of a decimal's flags word: the scale.
+const DECIMAL_SCALE_SHIFT: u32 = 16;
+/// Bit 31 of a decimal's flags word: the sign.
+const DECIMAL_SIGN_BIT: u32 = 1 << 31;
+/// The bits of the flags word that carry something; the others must be zero.
+const DECIMAL_FLAGS_USED: u32 = DECIMAL_SIGN_BIT | (0xff << DECIMAL_SCALE_SHIFT);
+const _: () = assert!(DECIMAL_LEN == 4 + 12);
+
+/// An exact decimal, `(-1)^negative × mantissa / 10^scale`, as stored (FORMAT.md §4.2):
+///
+/// | offset | size | name | meaning |
+/// |---|---|---|---|
+/// | 0 | 4 | flags | u32 LE: bits 16..=23 scale (0..=28), bit 31 sign, others 0 |
+/// | 4 | 12 | mantissa | 96-bit unsigned integer, little-endian |
+///
+/// This is the layout of `rust_decimal::Decimal::serialize`, written out here so that a
+/// reader needs no decimal library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decimal {
+    pub negative: bool,
+    /// Digits after the decimal point, at most [`DECIMAL_SCALE_MAX`].
+    pub scale: u32,
+    /// Below 2^96.
+    pub mantissa: u128,
+}
+
+impl Decimal {
+    /// Largest mantissa plus one.
+    pub const MANTISSA_END: u128 = 1 << 96;
+
+    /// Encodes; `None` if the scale or the mantissa is out of range. Zero is stored
+    /// without a sign.
+    pub fn encode(&self) -> Option<[u8; DECIMAL_LEN]> {
+        if self.scale > DECIMAL_SCALE_MAX || self.mantissa >= Self::MANTISSA_END {
+            return None;
+        }
+        let sign = if self.negative && self.mantissa != 0 { DECIMAL_SIGN_BIT } else { 0 };
+        let flags = sign | (self.scale << DECIMAL_SCALE_SHIFT);
+        let mut out = [0u8; DECIMAL_LEN];
+        let (head, tail) = out.split_at_mut(4);
+        head.copy_from_slice(&flags.to_le_bytes());
+        tail.copy_from_slice(self.mantissa.to_le_bytes().get(..12)?);
+        Some(out)
+    }
+
+    /// Decodes, refusing a wrong length, a scale above 28 and set reserved bits.
+    pub fn decode(b: &[u8]) -> Result<Decimal, FormatError> {
+        let invalid = |reason: String| FormatError::Invalid { what: "decimal value", offset: 0, reason };
+        let b: &[u8; DECIMAL_LEN] =
+            b.try_into().map_err(|_| invalid(format!("expected {DECIMAL_LEN} bytes, found {}", b.len())))?;
+        let (head, tail) = b.split_at(4);
+        let flags = u32::from_le_bytes(head.try_into().map_err(|_| invalid("short flags".into()))?);
+        if flags & !DECIMAL_FLAGS_USED != 0 {
+            return Err(invalid(format!("reserved flag bits set: {flags:#010x}")));
+        }
+        let scale = (flags >> DECIMAL_SCALE_SHIFT) & 0xff;
+        if scale > DECIMAL_SCALE_MAX {
+            return Err(invalid(format!("scale {scale} above {DECIMAL_SCALE_MAX}")));
+        }
+        let mut m = [0u8; 16];
+        m.get_mut(..12).ok_or_else(|| invalid("short mantissa".into()))?.copy_from_slice(tail);
+        Ok(Decimal { negative: flags & DECIMAL_SIGN_BIT != 0, scale, mantissa: u128::from_le_bytes(m) })
+    }
+
+    /// The exact value as decimal text, without trailing zeros after the point and
+    /// without a sign on zero: `-12.5`, `0.3`, `9007199254740994`.
+    pub fn to_text(&self) -> String {
+        let digits = self.mantissa.to_string();
+        let scale = self.scale as usize;
+        // At least one digit before the point.
+        let digits =
+            if digits.len() <= scale { format!("{}{digits}", "0".repeat(scale + 1 - digits.len())) } else { digits };
+        let (int, frac) = digits.split_at(digits.len() - scale);
+        let frac = frac.trim_end_matches('0');
+        let sign = if self.negative && self.mantissa != 0 { "-" } else { "" };
+        if frac.is_empty() {
+            format!("{sign}{int}")
+        } else {
+            format!("{sign}{int}.{frac}")
+        }
+    }
 }
 
 /// Everything a reader needs to know about one state (stored per state in manifests).
@@ -93,6 +182,9 @@ pub fn render_json(enc: &ValueEncoding, b: &[u8]) -> Result<serde_json::Value, F
             offset: 0,
             reason: e.to_string(),
         })?,
+        // A string, not a JSON number: a `serde_json::Value` number is an i64, u64 or f64,
+        // and most JSON readers round numbers to f64, which would lose digits.
+        ValueEncoding::Decimal => J::String(Decimal::decode(b)?.to_text()),
     })
 }
 
@@ -174,6 +266,40 @@ mod tests {
         assert!(matches!(render_json(&ValueEncoding::I64, &[1, 2]), Err(FormatError::Invalid { .. })));
         let mp = rmp_serde::to_vec_named(&serde_json::json!({"sum": 3.5, "count": 2})).expect("encode");
         assert_eq!(render_json(&ValueEncoding::MsgPack, &mp).expect("mp"), serde_json::json!({"sum": 3.5, "count": 2}));
+    }
+
+    /// Pins FORMAT.md §4.2 byte for byte: flags (scale in bits 16..=23, sign in bit 31),
+    /// then the 96-bit mantissa; rendered as the exact decimal text, in a JSON string.
+    #[test]
+    fn decimal_layout_and_rendering() {
+        // -12.50: mantissa 1250, scale 2, negative.
+        let golden = [0x00, 0x00, 0x02, 0x80, 0xe2, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let d = Decimal { negative: true, scale: 2, mantissa: 1250 };
+        assert_eq!(d.encode(), Some(golden));
+        assert_eq!(Decimal::decode(&golden).expect("valid"), d);
+        assert_eq!(render_json(&ValueEncoding::Decimal, &golden).expect("decimal"), serde_json::json!("-12.5"));
+        let text = |negative, scale, mantissa| Decimal { negative, scale, mantissa }.to_text();
+        assert_eq!(text(false, 1, 3), "0.3");
+        assert_eq!(text(false, 0, 9_007_199_254_740_994), "9007199254740994");
+        assert_eq!(text(true, 0, 0), "0");
+        assert_eq!(text(false, 28, 1), "0.0000000000000000000000000001");
+        assert_eq!(text(false, 3, 1000), "1");
+        let max = Decimal { negative: false, scale: 0, mantissa: Decimal::MANTISSA_END - 1 };
+        assert_eq!(max.to_text(), "79228162514264337593543950335");
+        assert_eq!(Decimal::decode(&max.encode().expect("in range")).expect("valid"), max);
+        assert_eq!(Decimal { negative: false, scale: 29, mantissa: 1 }.encode(), None);
+        assert_eq!(Decimal { negative: false, scale: 0, mantissa: Decimal::MANTISSA_END }.encode(), None);
+        let mut bad_scale = golden;
+        if let Some(b) = bad_scale.get_mut(2) {
+            *b = 29;
+        }
+        assert!(matches!(Decimal::decode(&bad_scale), Err(FormatError::Invalid { .. })));
+        let mut reserved = golden;
+        if let Some(b) = reserved.first_mut() {
+            *b = 1;
+        }
+        assert!(matches!(Decimal::decode(&reserved), Err(FormatError::Invalid { .. })));
+        assert!(matches!(Decimal::decode(golden.get(..15).unwrap_or_default()), Err(FormatError::Invalid { .. })));
     }
 
     #[test]

@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
         ValueEncoding::Utf8,
         ValueEncoding::Bytes,
         ValueEncoding::MsgPack,
+        ValueEncoding::Decimal,
     ];
     let kinds = [StateKind::Value, StateKind::List, StateKind::Map];
     let desc = StateDescriptor {

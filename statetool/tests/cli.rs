@@ -109,6 +109,20 @@ mod checkpoints {
     /// Publishes checkpoint `id` of job `job` (one shard, state "count") holding
     /// `(key bytes, count)` entries, with keys encoded as `key`.
     fn publish_one(root: &std::path::Path, job: &str, id: u64, key: ValueEncoding, rows: &[(Vec<u8>, i64)]) {
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = rows.iter().map(|(k, v)| (k.clone(), v.to_le_bytes().to_vec())).collect();
+        publish_states(root, job, id, key, states(), &rows);
+    }
+
+    /// Publishes checkpoint `id` of job `job` (one shard) holding `(key bytes, encoded
+    /// value)` entries of the first of `states`.
+    fn publish_states(
+        root: &std::path::Path,
+        job: &str,
+        id: u64,
+        key: ValueEncoding,
+        states: Vec<StateDescriptor>,
+        rows: &[(Vec<u8>, Vec<u8>)],
+    ) {
         let range = KeyGroupRange { start: 0, end: 128 };
         let mut entries: Vec<(u16, Vec<u8>, Vec<u8>)> = rows
             .iter()
@@ -116,11 +130,11 @@ mod checkpoints {
                 let kg = formats::keygroup::key_group_of(k, 128);
                 let mut sk = Vec::new();
                 formats::statekey::encode_prefix(&mut sk, kg, k, b"");
-                (kg.0, sk, v.to_le_bytes().to_vec())
+                (kg.0, sk, v.clone())
             })
             .collect();
         entries.sort();
-        let mut w = SnapshotWriter::new(states(), range);
+        let mut w = SnapshotWriter::new(states.clone(), range);
         for (kg, k, v) in &entries {
             w.add(0, KeyGroup(*kg), k, v).expect("add");
         }
@@ -134,7 +148,7 @@ mod checkpoints {
             max_key_groups: 128,
             backend: "heap".into(),
             key: Some(key),
-            states: states(),
+            states,
             shards: vec![ShardSnapshot {
                 shard: 0,
                 range,
@@ -210,6 +224,54 @@ mod checkpoints {
         assert_eq!(code, 0);
         let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one line");
         assert_eq!((v["key"].as_u64(), v["value"].as_i64()), (Some(77), Some(5)));
+    }
+
+    #[test]
+    fn dump_renders_decimal_state_exactly() {
+        // Pins FORMAT.md §4.2 through statetool: a `decimal` state (the pipeline's exact
+        // sums) is listed as such by inspect and dumped as exact decimal text in a JSON
+        // string, digits a double would lose included.
+        let d = tempfile::tempdir().expect("tempdir");
+        let root = d.path().join("sums");
+        std::fs::create_dir(&root).expect("mkdir");
+        let sum = StateDescriptor {
+            name: "sum".into(),
+            kind: StateKind::Value,
+            value: ValueEncoding::Decimal,
+            user_key: None,
+            ttl: None,
+        };
+        let dec = |negative, scale, mantissa| {
+            formats::value::Decimal { negative, scale, mantissa }.encode().expect("in range").to_vec()
+        };
+        let rows = [
+            (b"a".to_vec(), dec(false, 0, 9_007_199_254_740_994)),
+            (b"b".to_vec(), dec(false, 2, 30)),
+            (b"c".to_vec(), dec(true, 28, 79_228_162_514_264_337_593_543_950_335)),
+        ];
+        publish_states(&root, "sums", 1, ValueEncoding::Utf8, vec![sum], &rows);
+        let (code, out, err) = statetool(&["inspect", root.to_str().expect("utf8")]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["sum", "value", "decimal", "-"]),
+            "{out}"
+        );
+        let (code, out, err) = statetool(&["dump", root.to_str().expect("utf8")]);
+        assert_eq!(code, 0, "{err}");
+        let mut got: Vec<(String, serde_json::Value)> = out
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+            .map(|v| (v["key"].as_str().unwrap_or_default().to_owned(), v["value"].clone()))
+            .collect();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            got,
+            [
+                ("a".to_owned(), serde_json::json!("9007199254740994")),
+                ("b".to_owned(), serde_json::json!("0.3")),
+                ("c".to_owned(), serde_json::json!("-7.9228162514264337593543950335")),
+            ]
+        );
     }
 
     #[test]

@@ -32,21 +32,15 @@ impl KeyedProcessFunction for Count {
 /// blank lines, and CRLF endings.
 fn corpus(lines: usize) -> String {
     let vocab: Vec<String> = (0..5000).map(|i| format!("w{i}")).collect();
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rng = fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15);
     let mut s = String::new();
     for l in 0..lines {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let words = (x % 17) as usize;
+        let words = rng.usize(..17);
         for w in 0..words {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let r = (x % 5000) as usize;
+            let r = rng.usize(..5000);
             let idx = r * r / 5000; // skewed towards small indices
             if w > 0 {
-                s.push(if x.is_multiple_of(3) { ',' } else { ' ' });
+                s.push(if rng.u8(..3) == 0 { ',' } else { ' ' });
             }
             s.push_str(&vocab[idx]);
         }

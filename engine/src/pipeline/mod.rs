@@ -1,13 +1,18 @@
 //! Jobs written as TOML files: a source, a key field, one aggregate, a sink. No Rust.
 //! See docs/OPERATIONS.md for the file's fields.
 pub mod aggregate;
+pub mod number;
+pub mod plan;
 pub mod records;
 pub mod spec;
 pub mod table;
 
 use std::sync::Arc;
 
+use serde_json::value::RawValue;
+
 pub use aggregate::{Aggregate, Output};
+pub use number::Number;
 pub use spec::{load, JobPlan};
 
 use crate::badrecord::BadRecords;
@@ -23,41 +28,57 @@ use records::Input;
 use spec::{SinkKind, SourcePlan};
 use table::TopTable;
 
-/// Formats a number as JSON: integers without a fraction.
-pub fn number_json(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 9.0e15 {
-        format!("{}", v as i64)
-    } else {
-        serde_json::Number::from_f64(v).map_or_else(|| "null".into(), |n| n.to_string())
+/// One output line: `{"key": .., "<aggregate>": <value>}`, the value as the exact JSON
+/// number [`Number::to_json`] writes.
+struct Line<'a> {
+    key: &'a str,
+    field: &'static str,
+    value: Box<RawValue>,
+}
+
+impl serde::Serialize for Line<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("key", self.key)?;
+        m.serialize_entry(self.field, &self.value)?;
+        m.end()
     }
+}
+
+/// The `sequence` aggregate's line.
+#[derive(serde::Serialize)]
+struct SequenceLine<'a> {
+    key: &'a str,
+    count: u64,
+    max: u64,
+    sum: u64,
 }
 
 fn json_line(field: &'static str) -> impl Fn(&Output, &mut String) + Send + Sync + 'static {
     move |o, buf| {
-        let key = serde_json::Value::String(o.key.clone());
-        match &o.extra {
-            Some(s) => {
-                buf.push_str(&format!("{{\"key\":{key},\"count\":{},\"max\":{},\"sum\":{}}}", s.count, s.max, s.sum))
-            }
-            None => buf.push_str(&format!("{{\"key\":{key},\"{field}\":{}}}", number_json(o.value))),
-        }
+        let line = match &o.extra {
+            Some(s) => serde_json::to_string(&SequenceLine { key: &o.key, count: s.count, max: s.max, sum: s.sum }),
+            None => serde_json::to_string(&Line { key: &o.key, field, value: o.value.to_json() }),
+        };
+        // Serializing strings, integers and a raw value that is already valid JSON into
+        // a String cannot fail.
+        buf.push_str(&line.unwrap_or_default());
     }
 }
 
 fn source_of(plan: &JobPlan) -> Arc<dyn Source<Input>> {
-    let (agg, vf) = (plan.aggregate, plan.value_field.clone());
+    let (agg, ty, vf) = (plan.aggregate, plan.value_type, plan.value_field.clone());
+    let parser = |format, csv| records::parser(format, csv, &plan.key_field, agg, ty, vf.as_deref());
     match &plan.source {
-        SourcePlan::File { path, format, csv } => Arc::new(
-            FileSource::with_parser(path, records::parser(*format, csv, &plan.key_field, agg, vf.as_deref()))
-                .skip_header(csv.header),
-        ),
-        SourcePlan::Tcp { address, format, csv } => {
-            Arc::new(TcpSource::new(*address, records::parser(*format, csv, &plan.key_field, agg, vf.as_deref())))
+        SourcePlan::File { path, format, csv } => {
+            Arc::new(FileSource::with_parser(path, parser(*format, csv)).skip_header(csv.header))
         }
+        SourcePlan::Tcp { address, format, csv } => Arc::new(TcpSource::new(*address, parser(*format, csv))),
         SourcePlan::Generator { count, keys, rate_per_s } => {
             let keys = *keys;
             Arc::new(
-                Generator::new(*count, move |seq| records::generated(seq, keys, agg, vf.as_deref()))
+                Generator::new(*count, move |seq| records::generated(seq, keys, agg, ty, vf.as_deref()))
                     .rate_per_s(*rate_per_s),
             )
         }
@@ -89,11 +110,11 @@ pub fn run(plan: &JobPlan, cfg: &RunConfig) -> Result<RunReport, JobError> {
         cfg.checkpoint = plan.checkpoint.clone();
     }
     let sink = sink_of(plan).map_err(JobError::Setup)?;
-    let (kind, emit) = (plan.aggregate, plan.emit);
+    let (kind, ty, emit, bad) = (plan.aggregate, plan.value_type, plan.emit, cfg.bad_records.clone());
     Job::new(plan.name.clone())
         .source(source)
         .key_by(|i: &Input| i.key.clone())
-        .process(move |reg| Aggregate::open(kind, emit, reg))
+        .process(move |reg| Aggregate::open(kind, ty, emit, bad.clone(), reg))
         .sink(sink)
         .run(&cfg)
 }

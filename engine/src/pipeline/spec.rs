@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use super::plan::{AggregateKind, CsvPlan, Emit, Format, ValueType};
 use crate::error::Error;
 use crate::runtime::checkpoint::config::{CheckpointConfig, CheckpointMode, Cleanup};
 use crate::runtime::restart::RestartStrategy;
@@ -78,15 +79,6 @@ pub enum SourceKind {
     Generator,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Format {
-    Lines,
-    Words,
-    Csv,
-    Json,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSource {
@@ -108,61 +100,13 @@ struct RawKey {
     field: Spanned<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AggregateKind {
-    Count,
-    Sum,
-    Min,
-    Max,
-    Average,
-    DistinctCount,
-    /// Count, largest value and sum of a numeric field (the exactly-once harness uses
-    /// it over the generator's `seq`).
-    Sequence,
-}
-
-impl AggregateKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            AggregateKind::Count => "count",
-            AggregateKind::Sum => "sum",
-            AggregateKind::Min => "min",
-            AggregateKind::Max => "max",
-            AggregateKind::Average => "average",
-            AggregateKind::DistinctCount => "distinct_count",
-            AggregateKind::Sequence => "sequence",
-        }
-    }
-    pub fn needs_field(self) -> bool {
-        self != AggregateKind::Count
-    }
-    pub fn numeric(self) -> bool {
-        matches!(
-            self,
-            AggregateKind::Sum
-                | AggregateKind::Min
-                | AggregateKind::Max
-                | AggregateKind::Average
-                | AggregateKind::Sequence
-        )
-    }
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAggregate {
     kind: Spanned<AggregateKind>,
     field: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Emit {
-    /// One output per key when the input ends (or the job is stopped).
-    Final,
-    /// One output per input record: the key's new aggregate.
-    Updates,
+    #[serde(rename = "type")]
+    value_type: Option<Spanned<ValueType>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,14 +145,6 @@ pub enum SourcePlan {
     Generator { count: Option<u64>, keys: u64, rate_per_s: Option<u64> },
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct CsvPlan {
-    pub delimiter: u8,
-    /// Column names, from `columns` or the file's header line.
-    pub columns: Vec<String>,
-    pub header: bool,
-}
-
 #[derive(Debug, Clone)]
 pub struct JobPlan {
     pub name: String,
@@ -218,6 +154,9 @@ pub struct JobPlan {
     pub key_field: String,
     pub aggregate: AggregateKind,
     pub value_field: Option<String>,
+    /// The type values of `value_field` are read and aggregated in: the job's `type`,
+    /// else [`default_type`].
+    pub value_type: ValueType,
     pub emit: Emit,
     pub sink: SinkKind,
     pub sink_path: Option<PathBuf>,
@@ -228,6 +167,9 @@ pub struct JobPlan {
     /// `None`: the default (fixed-delay, 3 attempts, 1 s, when checkpointing; else none).
     pub restart: Option<RestartStrategy>,
 }
+
+/// Largest `sink.top`: the top-N table keeps this many rows per shard.
+pub const TOP_ROWS_MAX: usize = 100_000;
 
 struct Ctx<'a> {
     file: &'a Path,
@@ -281,6 +223,8 @@ pub fn load(file: &Path) -> Result<JobPlan, Error> {
     parse(file, &text)
 }
 
+/// Parses and validates a job file's text: each section is resolved by its own function,
+/// in file order, so the first error reported is the first one a reader meets.
 pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
     let cx = Ctx { file, text };
     let raw: RawSpec = toml::from_str(text).map_err(|e| {
@@ -290,48 +234,48 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
 
     let job = raw.job.into_inner();
     formats::layout::validate_job_name(job.name.get_ref()).map_err(|m| cx.err(job.name.span(), "job.name", m))?;
+    let source = source_plan(&cx, &raw.source)?;
+    let known = known_fields(&source);
+    let key_field = check_field(&cx, known.as_deref(), &raw.key.get_ref().field, "key.field")?;
+    let (aggregate, value_field, value_type) = aggregate_plan(&cx, &raw.aggregate, known.as_deref())?;
+    let out = output_plan(&cx, &raw.sink, raw.output.as_ref())?;
+    let errors = raw.errors.as_ref();
+    let checkpoint = raw.checkpoint.as_ref().map(|c| checkpoint_plan(&cx, c.get_ref())).transpose()?;
+    let restart = raw.restart.as_ref().map(|r| restart_plan(&cx, r.get_ref())).transpose()?;
+    Ok(JobPlan {
+        name: job.name.into_inner(),
+        max_key_groups: job.max_key_groups.map(Spanned::into_inner),
+        report_interval_s: job.report_interval_s.map(Spanned::into_inner),
+        source,
+        key_field,
+        aggregate,
+        value_field,
+        value_type,
+        emit: out.emit,
+        sink: out.sink,
+        sink_path: out.sink_path,
+        top: out.top,
+        dead_letter: errors.and_then(|e| e.dead_letter.as_ref()).map(|p| cx.path(p.get_ref())),
+        fail_on_bad_record: errors.and_then(|e| e.fail_on_bad_record).unwrap_or(false),
+        checkpoint,
+        restart,
+    })
+}
 
-    let src = raw.source.get_ref();
-    let src_span = raw.source.span();
-    let need = |o: &Option<Spanned<String>>, field: &str| -> Result<String, Error> {
-        o.as_ref().map(|s| s.get_ref().clone()).ok_or_else(|| {
-            cx.err(src_span.clone(), field, format!("required for source kind {:?}", src.kind.get_ref()))
-        })
-    };
-    let format = src.format.as_ref().map(|f| *f.get_ref());
-    let csv = match src.delimiter.as_ref() {
-        Some(d) if d.get_ref().len() != 1 => {
-            return Err(cx.err(d.span(), "source.delimiter", "must be exactly one ASCII character"))
-        }
-        Some(d) => CsvPlan { delimiter: d.get_ref().as_bytes().first().copied().unwrap_or(b','), ..Default::default() },
-        None => CsvPlan { delimiter: b',', ..Default::default() },
-    };
+/// `[source]`: its kind's required fields, the CSV settings, and (for a CSV file with a
+/// header) the column names read from the file.
+fn source_plan(cx: &Ctx<'_>, raw: &Spanned<RawSource>) -> Result<SourcePlan, Error> {
+    let src = raw.get_ref();
+    let src_span = raw.span();
+    let csv = csv_plan(cx, src)?;
     let source = match *src.kind.get_ref() {
         SourceKind::File | SourceKind::Tcp => {
-            let format = format
+            let format = src
+                .format
+                .as_ref()
+                .map(|f| *f.get_ref())
                 .ok_or_else(|| cx.err(src_span.clone(), "source.format", "required: lines, words, csv or json"))?;
-            let mut csv = csv;
-            csv.header = src.header.as_ref().is_some_and(|h| *h.get_ref());
-            if let Some(c) = &src.columns {
-                csv.columns = c.get_ref().clone();
-            }
-            if *src.kind.get_ref() == SourceKind::File {
-                let path = cx.path(&need(&src.path, "source.path")?);
-                if format == Format::Csv && csv.header && csv.columns.is_empty() {
-                    csv.columns = read_header(&path, csv.delimiter)?;
-                }
-                SourcePlan::File { path, format, csv }
-            } else {
-                let a = src
-                    .address
-                    .as_ref()
-                    .ok_or_else(|| cx.err(src_span.clone(), "source.address", "required for source kind tcp"))?;
-                let address = a
-                    .get_ref()
-                    .parse()
-                    .map_err(|e| cx.err(a.span(), "source.address", format!("{:?}: {e}", a.get_ref())))?;
-                SourcePlan::Tcp { address, format, csv }
-            }
+            file_or_tcp(cx, raw, format, csv)?
         }
         SourceKind::Generator => {
             let keys = src.keys.as_ref().map_or(1000, |k| *k.get_ref());
@@ -354,51 +298,129 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
     {
         if csv.columns.is_empty() {
             return Err(cx.err(
-                src_span.clone(),
+                src_span,
                 "source.columns",
                 "CSV needs column names: set `columns`, or `header = true` for a file",
             ));
         }
     }
-    let known: Option<Vec<String>> = match &source {
+    Ok(source)
+}
+
+/// The delimiter, header flag and explicit column names of `[source]`.
+fn csv_plan(cx: &Ctx<'_>, src: &RawSource) -> Result<CsvPlan, Error> {
+    let mut csv = match src.delimiter.as_ref() {
+        Some(d) if d.get_ref().len() != 1 => {
+            return Err(cx.err(d.span(), "source.delimiter", "must be exactly one ASCII character"))
+        }
+        Some(d) => CsvPlan { delimiter: d.get_ref().as_bytes().first().copied().unwrap_or(b','), ..Default::default() },
+        None => CsvPlan { delimiter: b',', ..Default::default() },
+    };
+    csv.header = src.header.as_ref().is_some_and(|h| *h.get_ref());
+    if let Some(c) = &src.columns {
+        csv.columns = c.get_ref().clone();
+    }
+    Ok(csv)
+}
+
+/// A file source (its path, and its CSV header when asked to read one) or a TCP source.
+fn file_or_tcp(cx: &Ctx<'_>, raw: &Spanned<RawSource>, format: Format, mut csv: CsvPlan) -> Result<SourcePlan, Error> {
+    let src = raw.get_ref();
+    let src_span = raw.span();
+    if *src.kind.get_ref() == SourceKind::File {
+        let path = src.path.as_ref().map(|s| cx.path(s.get_ref())).ok_or_else(|| {
+            cx.err(src_span.clone(), "source.path", format!("required for source kind {:?}", src.kind.get_ref()))
+        })?;
+        if format == Format::Csv && csv.header && csv.columns.is_empty() {
+            csv.columns = read_header(&path, csv.delimiter)?;
+        }
+        return Ok(SourcePlan::File { path, format, csv });
+    }
+    let a = src.address.as_ref().ok_or_else(|| cx.err(src_span, "source.address", "required for source kind tcp"))?;
+    let address =
+        a.get_ref().parse().map_err(|e| cx.err(a.span(), "source.address", format!("{:?}: {e}", a.get_ref())))?;
+    Ok(SourcePlan::Tcp { address, format, csv })
+}
+
+/// The field names a source's records have; `None` when any name may exist (JSON).
+fn known_fields(source: &SourcePlan) -> Option<Vec<String>> {
+    match source {
         SourcePlan::File { format, csv, .. } | SourcePlan::Tcp { format, csv, .. } => fields_of(*format, csv),
         SourcePlan::Generator { .. } => Some(vec!["key".into(), "seq".into(), "value".into()]),
-    };
-    let check_field = |f: &Spanned<String>, name: &str| -> Result<String, Error> {
-        match &known {
-            Some(k) if !k.iter().any(|x| x == f.get_ref()) => Err(cx.err(
-                f.span(),
-                name,
-                format!("{:?} is not a field of this source (fields: {})", f.get_ref(), k.join(", ")),
-            )),
-            _ => Ok(f.get_ref().clone()),
-        }
-    };
-    let key_field = check_field(&raw.key.get_ref().field, "key.field")?;
+    }
+}
 
-    let agg = raw.aggregate.get_ref();
+/// A field named in the job must be one of the source's fields, when those are known.
+fn check_field(cx: &Ctx<'_>, known: Option<&[String]>, f: &Spanned<String>, name: &str) -> Result<String, Error> {
+    match known {
+        Some(k) if !k.iter().any(|x| x == f.get_ref()) => Err(cx.err(
+            f.span(),
+            name,
+            format!("{:?} is not a field of this source (fields: {})", f.get_ref(), k.join(", ")),
+        )),
+        _ => Ok(f.get_ref().clone()),
+    }
+}
+
+/// The type of an aggregate's values when the job names none: counts are ints, and
+/// sum, min, max and average are decimals, which hold integers and decimal text such as
+/// `0.1` exactly (docs/OPERATIONS.md, "Numbers", says why).
+pub fn default_type(aggregate: AggregateKind) -> ValueType {
+    match aggregate {
+        AggregateKind::Sum | AggregateKind::Min | AggregateKind::Max | AggregateKind::Average => ValueType::Decimal,
+        AggregateKind::Count | AggregateKind::DistinctCount | AggregateKind::Sequence => ValueType::Int,
+    }
+}
+
+/// `[aggregate]`: the kind, for every kind but count the field it reads, and the type of
+/// that field's values.
+fn aggregate_plan(
+    cx: &Ctx<'_>,
+    raw: &Spanned<RawAggregate>,
+    known: Option<&[String]>,
+) -> Result<(AggregateKind, Option<String>, ValueType), Error> {
+    let agg = raw.get_ref();
     let aggregate = *agg.kind.get_ref();
     let value_field = match (&agg.field, aggregate.needs_field()) {
-        (Some(f), true) => Some(check_field(f, "aggregate.field")?),
+        (Some(f), true) => Some(check_field(cx, known, f, "aggregate.field")?),
         (None, true) => {
-            return Err(cx.err(
-                raw.aggregate.span(),
-                "aggregate.field",
-                format!("required for aggregate {}", aggregate.name()),
-            ))
+            return Err(cx.err(raw.span(), "aggregate.field", format!("required for aggregate {}", aggregate.name())))
         }
         (Some(f), false) => return Err(cx.err(f.span(), "aggregate.field", "count takes no field")),
         (None, false) => None,
     };
+    let value_type = match &agg.value_type {
+        Some(t)
+            if !matches!(
+                aggregate,
+                AggregateKind::Sum | AggregateKind::Min | AggregateKind::Max | AggregateKind::Average
+            ) =>
+        {
+            return Err(cx.err(t.span(), "aggregate.type", "only sum, min, max and average take a type"))
+        }
+        Some(t) => *t.get_ref(),
+        None => default_type(aggregate),
+    };
+    Ok((aggregate, value_field, value_type))
+}
 
-    let sink = raw.sink.get_ref();
+/// `[sink]` and `[output]` resolved together: `top` depends on both.
+struct OutputPlan {
+    emit: Emit,
+    sink: SinkKind,
+    sink_path: Option<PathBuf>,
+    top: Option<usize>,
+}
+
+fn output_plan(cx: &Ctx<'_>, raw: &Spanned<RawSink>, output: Option<&Spanned<RawOutput>>) -> Result<OutputPlan, Error> {
+    let sink = raw.get_ref();
     let sink_path = match (*sink.kind.get_ref(), &sink.path) {
         (SinkKind::File, Some(p)) => Some(cx.path(p.get_ref())),
-        (SinkKind::File, None) => return Err(cx.err(raw.sink.span(), "sink.path", "required for sink kind file")),
+        (SinkKind::File, None) => return Err(cx.err(raw.span(), "sink.path", "required for sink kind file")),
         (SinkKind::Stdout, Some(p)) => return Err(cx.err(p.span(), "sink.path", "only a file sink takes a path")),
         (SinkKind::Stdout, None) => None,
     };
-    let emit = raw.output.as_ref().map_or(Emit::Final, |o| *o.get_ref().emit.get_ref());
+    let emit = output.map_or(Emit::Final, |o| *o.get_ref().emit.get_ref());
     if let Some(t) = &sink.top {
         if *sink.kind.get_ref() != SinkKind::Stdout || emit != Emit::Final || *t.get_ref() == 0 {
             return Err(cx.err(
@@ -408,76 +430,62 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
             ));
         }
     }
-    let errors = raw.errors.as_ref();
-    let checkpoint = match &raw.checkpoint {
-        Some(c) => {
-            let c = c.get_ref();
-            let interval_ms = c.interval_ms.as_ref().map_or(10_000, |i| *i.get_ref());
-            if interval_ms == 0 {
+    if let Some(t) = sink.top.as_ref().filter(|t| *t.get_ref() > TOP_ROWS_MAX) {
+        return Err(cx.err(
+            t.span(),
+            "sink.top",
+            format!("at most {TOP_ROWS_MAX}: each shard keeps that many rows in memory"),
+        ));
+    }
+    Ok(OutputPlan { emit, sink: *sink.kind.get_ref(), sink_path, top: sink.top.as_ref().map(|t| *t.get_ref()) })
+}
+
+/// `[checkpoint]`, with its defaults.
+fn checkpoint_plan(cx: &Ctx<'_>, c: &RawCheckpoint) -> Result<CheckpointConfig, Error> {
+    let interval_ms = c.interval_ms.as_ref().map_or(10_000, |i| *i.get_ref());
+    if interval_ms == 0 {
+        return Err(cx.err(
+            c.interval_ms.as_ref().map_or(0..0, Spanned::span),
+            "checkpoint.interval_ms",
+            "must be at least 1",
+        ));
+    }
+    let mut ck = CheckpointConfig::new(cx.path(c.dir.get_ref()), Duration::from_millis(interval_ms));
+    ck.retain = c.retain.as_ref().map_or(1, |r| *r.get_ref()).max(1);
+    ck.mode = c.mode.unwrap_or(CheckpointMode::ExactlyOnce);
+    ck.min_pause = Duration::from_millis(c.min_pause_ms.unwrap_or(0));
+    if let Some(t) = &c.timeout_ms {
+        if *t.get_ref() == 0 {
+            return Err(cx.err(t.span(), "checkpoint.timeout_ms", "must be at least 1"));
+        }
+        ck.timeout = Duration::from_millis(*t.get_ref());
+    }
+    ck.tolerable_failures = c.tolerable_failures.unwrap_or(0);
+    ck.cleanup = c.cleanup.unwrap_or(Cleanup::Retain);
+    ck.incremental = c.incremental.unwrap_or(true);
+    Ok(ck)
+}
+
+/// `[restart]`, with each strategy's defaults.
+fn restart_plan(cx: &Ctx<'_>, r: &RawRestart) -> Result<RestartStrategy, Error> {
+    let delay = Duration::from_millis(r.delay_ms.unwrap_or(1000));
+    Ok(match r.strategy.get_ref() {
+        StrategyKind::None => RestartStrategy::None,
+        StrategyKind::FixedDelay => RestartStrategy::FixedDelay { attempts: r.attempts.unwrap_or(3), delay },
+        StrategyKind::FailureRate => {
+            let interval = r.interval_ms.as_ref().map_or(60_000, |i| *i.get_ref());
+            if interval == 0 {
                 return Err(cx.err(
-                    c.interval_ms.as_ref().map_or(0..0, Spanned::span),
-                    "checkpoint.interval_ms",
+                    r.interval_ms.as_ref().map_or(r.strategy.span(), Spanned::span),
+                    "restart.interval_ms",
                     "must be at least 1",
                 ));
             }
-            let mut ck = CheckpointConfig::new(cx.path(c.dir.get_ref()), Duration::from_millis(interval_ms));
-            ck.retain = c.retain.as_ref().map_or(1, |r| *r.get_ref()).max(1);
-            ck.mode = c.mode.unwrap_or(CheckpointMode::ExactlyOnce);
-            ck.min_pause = Duration::from_millis(c.min_pause_ms.unwrap_or(0));
-            if let Some(t) = &c.timeout_ms {
-                if *t.get_ref() == 0 {
-                    return Err(cx.err(t.span(), "checkpoint.timeout_ms", "must be at least 1"));
-                }
-                ck.timeout = Duration::from_millis(*t.get_ref());
+            RestartStrategy::FailureRate {
+                max_failures: r.max_failures.unwrap_or(3),
+                interval: Duration::from_millis(interval),
+                delay,
             }
-            ck.tolerable_failures = c.tolerable_failures.unwrap_or(0);
-            ck.cleanup = c.cleanup.unwrap_or(Cleanup::Retain);
-            ck.incremental = c.incremental.unwrap_or(true);
-            Some(ck)
         }
-        None => None,
-    };
-    let restart = match &raw.restart {
-        Some(r) => {
-            let r = r.get_ref();
-            let delay = Duration::from_millis(r.delay_ms.unwrap_or(1000));
-            Some(match r.strategy.get_ref() {
-                StrategyKind::None => RestartStrategy::None,
-                StrategyKind::FixedDelay => RestartStrategy::FixedDelay { attempts: r.attempts.unwrap_or(3), delay },
-                StrategyKind::FailureRate => {
-                    let interval = r.interval_ms.as_ref().map_or(60_000, |i| *i.get_ref());
-                    if interval == 0 {
-                        return Err(cx.err(
-                            r.interval_ms.as_ref().map_or(r.strategy.span(), Spanned::span),
-                            "restart.interval_ms",
-                            "must be at least 1",
-                        ));
-                    }
-                    RestartStrategy::FailureRate {
-                        max_failures: r.max_failures.unwrap_or(3),
-                        interval: Duration::from_millis(interval),
-                        delay,
-                    }
-                }
-            })
-        }
-        None => None,
-    };
-    Ok(JobPlan {
-        name: job.name.into_inner(),
-        max_key_groups: job.max_key_groups.map(Spanned::into_inner),
-        report_interval_s: job.report_interval_s.map(Spanned::into_inner),
-        source,
-        key_field,
-        aggregate,
-        value_field,
-        emit,
-        sink: *sink.kind.get_ref(),
-        sink_path,
-        top: sink.top.as_ref().map(|t| *t.get_ref()),
-        dead_letter: errors.and_then(|e| e.dead_letter.as_ref()).map(|p| cx.path(p.get_ref())),
-        fail_on_bad_record: errors.and_then(|e| e.fail_on_bad_record).unwrap_or(false),
-        checkpoint,
-        restart,
     })
 }
