@@ -16,11 +16,14 @@ build: setup
 demo: build
 	$(SLUICE) run jobs/wordcount.toml
 
-# Every test of every crate (unit, property, end-to-end, CLI), then a short fuzz of
-# every parser (FUZZ_SHORT_SECONDS each).
+# No import cycle between the files of a crate; every test of every crate (unit,
+# property, end-to-end, CLI); the engine's planted bugs caught (`canaries`); then a
+# short fuzz of every parser (FUZZ_SHORT_SECONDS each).
 FUZZ_SHORT_SECONDS ?= 5
 test: setup
+	python3 scripts/check-cycles.py
 	$(CARGO) test --release --workspace
+	$(CARGO) test --release -p sluice-engine --features canaries --test exactly_once planted
 	./fuzz/run.sh $(FUZZ_SHORT_SECONDS)
 
 # Whole-job throughput, both backends, 1 and 2 shards (see docs/PERFORMANCE.md).

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building sluice needs on a fresh Debian machine: libclang (bindgen for
-# RocksDB's bindings) and a C++ compiler. Idempotent; does nothing when all is present.
+# RocksDB's bindings), a C++ compiler, and python3 (the import-cycle check). Idempotent; does nothing when all is present.
 set -euo pipefail
 missing=()
 dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
 command -v make >/dev/null 2>&1 || missing+=(make)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}" >&2
   sudo=""

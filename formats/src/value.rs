@@ -7,6 +7,7 @@
 //! byte concatenation, which is what lets RocksDB append with a merge operator.
 use serde::{Deserialize, Serialize};
 
+use crate::cursor::Cursor;
 use crate::error::FormatError;
 use crate::ttl::{self, TtlConfig};
 use crate::varint;
@@ -158,14 +159,10 @@ fn fixed8(what: &'static str, b: &[u8]) -> Result<[u8; 8], FormatError> {
 pub fn render_json(enc: &ValueEncoding, b: &[u8]) -> Result<serde_json::Value, FormatError> {
     use serde_json::Value as J;
     Ok(match enc {
-        ValueEncoding::I64 => J::from(i64::from_le_bytes(fixed8("i64 value", b)?)),
-        ValueEncoding::U64 => J::from(u64::from_le_bytes(fixed8("u64 value", b)?)),
-        ValueEncoding::F64 => J::from(f64::from_le_bytes(fixed8("f64 value", b)?)),
-        ValueEncoding::Bool => match b {
-            [0] => J::Bool(false),
-            [1] => J::Bool(true),
-            _ => return Err(FormatError::Invalid { what: "bool value", offset: 0, reason: format!("{b:?}") }),
-        },
+        ValueEncoding::I64 => J::from(fixed::get_i64(b)?),
+        ValueEncoding::U64 => J::from(fixed::get_u64(b)?),
+        ValueEncoding::F64 => J::from(fixed::get_f64(b)?),
+        ValueEncoding::Bool => J::Bool(fixed::get_bool(b)?),
         ValueEncoding::Unit => J::Null,
         ValueEncoding::Utf8 => J::String(
             std::str::from_utf8(b)
@@ -196,31 +193,61 @@ pub fn put_list_element(out: &mut Vec<u8>, element: &[u8]) {
 
 /// Iterates the framed elements of a list value, failing on the first bad frame.
 pub fn list_elements(buf: &[u8]) -> impl Iterator<Item = Result<&[u8], FormatError>> {
-    let mut pos = 0usize;
+    let mut c = Cursor::new(buf);
     let mut failed = false;
     std::iter::from_fn(move || {
-        if failed || pos >= buf.len() {
+        if failed || c.is_empty() {
             return None;
         }
-        let item = (|| {
-            let (len, n) = varint::get(buf.get(pos..).unwrap_or_default(), pos)?;
-            if len > VALUE_LEN_MAX as u64 {
-                return Err(FormatError::TooLarge { what: "list element", len, max: VALUE_LEN_MAX as u64 });
-            }
-            let start = pos + n;
-            let end = start + len as usize;
-            let el = buf.get(start..end).ok_or(FormatError::Truncated {
-                what: "list element",
-                offset: start,
-                needed: len as usize,
-                have: buf.len().saturating_sub(start),
-            })?;
-            pos = end;
-            Ok(el)
-        })();
+        let item = c.len_prefixed("list element", VALUE_LEN_MAX);
         failed = item.is_err();
         Some(item)
     })
+}
+
+/// The fixed-width encodings of plain values (§4): what the engine writes for `i64`,
+/// `u64`, `f64`, `bool` and `()` states, and reads back. Tools decode the same bytes
+/// through [`render_json`].
+pub mod fixed {
+    use super::fixed8;
+    use crate::error::FormatError;
+
+    pub fn put_i64(out: &mut Vec<u8>, v: i64) {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn put_u64(out: &mut Vec<u8>, v: u64) {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn put_f64(out: &mut Vec<u8>, v: f64) {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn put_bool(out: &mut Vec<u8>, v: bool) {
+        out.push(u8::from(v));
+    }
+    pub fn get_i64(b: &[u8]) -> Result<i64, FormatError> {
+        Ok(i64::from_le_bytes(fixed8("i64 value", b)?))
+    }
+    pub fn get_u64(b: &[u8]) -> Result<u64, FormatError> {
+        Ok(u64::from_le_bytes(fixed8("u64 value", b)?))
+    }
+    pub fn get_f64(b: &[u8]) -> Result<f64, FormatError> {
+        Ok(f64::from_le_bytes(fixed8("f64 value", b)?))
+    }
+    pub fn get_bool(b: &[u8]) -> Result<bool, FormatError> {
+        match b {
+            [0] => Ok(false),
+            [1] => Ok(true),
+            _ => Err(FormatError::Invalid { what: "bool value", offset: 0, reason: format!("{b:?}") }),
+        }
+    }
+    /// The unit value has no bytes.
+    pub fn get_unit(b: &[u8]) -> Result<(), FormatError> {
+        if b.is_empty() {
+            Ok(())
+        } else {
+            Err(FormatError::Invalid { what: "unit value", offset: 0, reason: format!("{} bytes", b.len()) })
+        }
+    }
 }
 
 /// Renders a stored value of a state (with its TTL header and list framing) as JSON:

@@ -9,14 +9,10 @@ use formats::value::StateDescriptor;
 
 use crate::error::ReadError;
 use crate::rocks;
-use crate::snapshot::for_each_in_snapshot;
+use crate::snapshot::{for_each_in_snapshot, Visit};
 
 /// Every key group.
 pub const ALL_KEY_GROUPS: KeyGroupRange = KeyGroupRange { start: 0, end: u16::MAX };
-
-/// Callback of [`for_each`]: (state, key, value). Keys are full state keys
-/// (`formats::statekey`), values stored bytes (TTL header and list framing included).
-pub type Visit<'a> = dyn FnMut(&StateDescriptor, &[u8], &[u8]) -> Result<(), ReadError> + 'a;
 
 /// Calls `visit` for every entry of checkpoint `m` (under its root `root`) whose key
 /// group lies in `clip`, old shard by old shard. RocksDB shards are rebuilt under

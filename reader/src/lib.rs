@@ -11,7 +11,7 @@ mod error;
 mod rocks;
 mod snapshot;
 
-pub use entries::{for_each, Visit, ALL_KEY_GROUPS};
+pub use entries::{for_each, ALL_KEY_GROUPS};
 pub use error::ReadError;
 pub use rocks::{concat_merge, materialize, open_read_only, scan, LIST_MERGE_OPERATOR};
-pub use snapshot::{for_each_in_snapshot, for_each_in_snapshot_bytes};
+pub use snapshot::{for_each_in_snapshot, for_each_in_snapshot_bytes, Visit};

@@ -6,9 +6,13 @@ use std::path::Path;
 use formats::keygroup::{KeyGroup, KeyGroupRange};
 use formats::snapshot::SnapshotReader;
 use formats::statekey;
+use formats::value::StateDescriptor;
 
-use crate::entries::Visit;
 use crate::error::ReadError;
+
+/// Callback of the readers: (state, key, value). Keys are full state keys
+/// (`formats::statekey`), values stored bytes (TTL header and list framing included).
+pub type Visit<'a> = dyn FnMut(&StateDescriptor, &[u8], &[u8]) -> Result<(), ReadError> + 'a;
 
 /// Visits every entry of the snapshot file at `path` whose key group lies in `clip`:
 /// `visit(state, key, value)`.

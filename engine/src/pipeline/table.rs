@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use formats::ShardId;
 
-use super::Output;
+use super::aggregate::Output;
 use crate::error::Error;
 use crate::sink::{Sink, SinkFactory};
 

@@ -1,6 +1,6 @@
 //! How typed values and keys become bytes. Each codec names its [`ValueEncoding`], which
 //! is recorded with the state so tools can decode values without this code.
-use formats::value::ValueEncoding;
+use formats::value::{fixed, ValueEncoding};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -12,40 +12,26 @@ pub trait StateCodec: Sized + 'static {
     fn decode(bytes: &[u8]) -> Result<Self, String>;
 }
 
+/// Plain values use the fixed-width encodings `formats::value::fixed` defines.
 macro_rules! fixed_codec {
-    ($t:ty, $enc:ident) => {
+    ($t:ty, $enc:ident, $put:ident, $get:ident) => {
         impl StateCodec for $t {
             fn encoding() -> ValueEncoding {
                 ValueEncoding::$enc
             }
             fn encode(&self, out: &mut Vec<u8>) {
-                out.extend_from_slice(&self.to_le_bytes());
+                fixed::$put(out, *self);
             }
             fn decode(b: &[u8]) -> Result<Self, String> {
-                b.try_into().map(<$t>::from_le_bytes).map_err(|_| format!("expected 8 bytes, found {}", b.len()))
+                fixed::$get(b).map_err(|e| e.to_string())
             }
         }
     };
 }
-fixed_codec!(i64, I64);
-fixed_codec!(u64, U64);
-fixed_codec!(f64, F64);
-
-impl StateCodec for bool {
-    fn encoding() -> ValueEncoding {
-        ValueEncoding::Bool
-    }
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.push(u8::from(*self));
-    }
-    fn decode(b: &[u8]) -> Result<Self, String> {
-        match b {
-            [0] => Ok(false),
-            [1] => Ok(true),
-            _ => Err(format!("invalid bool {b:?}")),
-        }
-    }
-}
+fixed_codec!(i64, I64, put_i64, get_i64);
+fixed_codec!(u64, U64, put_u64, get_u64);
+fixed_codec!(f64, F64, put_f64, get_f64);
+fixed_codec!(bool, Bool, put_bool, get_bool);
 
 impl StateCodec for () {
     fn encoding() -> ValueEncoding {
@@ -53,11 +39,7 @@ impl StateCodec for () {
     }
     fn encode(&self, _: &mut Vec<u8>) {}
     fn decode(b: &[u8]) -> Result<Self, String> {
-        if b.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("unit value has {} bytes", b.len()))
-        }
+        fixed::get_unit(b).map_err(|e| e.to_string())
     }
 }
 
