@@ -147,6 +147,7 @@ pub struct StateDescriptor {
     pub ttl: Option<TtlConfig>,
 }
 
+#[inline]
 fn fixed8(what: &'static str, b: &[u8]) -> Result<[u8; 8], FormatError> {
     b.try_into().map_err(|_| FormatError::Invalid {
         what,
@@ -212,27 +213,35 @@ pub mod fixed {
     use super::fixed8;
     use crate::error::FormatError;
 
+    #[inline]
     pub fn put_i64(out: &mut Vec<u8>, v: i64) {
         out.extend_from_slice(&v.to_le_bytes());
     }
+    #[inline]
     pub fn put_u64(out: &mut Vec<u8>, v: u64) {
         out.extend_from_slice(&v.to_le_bytes());
     }
+    #[inline]
     pub fn put_f64(out: &mut Vec<u8>, v: f64) {
         out.extend_from_slice(&v.to_le_bytes());
     }
+    #[inline]
     pub fn put_bool(out: &mut Vec<u8>, v: bool) {
         out.push(u8::from(v));
     }
+    #[inline]
     pub fn get_i64(b: &[u8]) -> Result<i64, FormatError> {
         Ok(i64::from_le_bytes(fixed8("i64 value", b)?))
     }
+    #[inline]
     pub fn get_u64(b: &[u8]) -> Result<u64, FormatError> {
         Ok(u64::from_le_bytes(fixed8("u64 value", b)?))
     }
+    #[inline]
     pub fn get_f64(b: &[u8]) -> Result<f64, FormatError> {
         Ok(f64::from_le_bytes(fixed8("f64 value", b)?))
     }
+    #[inline]
     pub fn get_bool(b: &[u8]) -> Result<bool, FormatError> {
         match b {
             [0] => Ok(false),
@@ -241,6 +250,7 @@ pub mod fixed {
         }
     }
     /// The unit value has no bytes.
+    #[inline]
     pub fn get_unit(b: &[u8]) -> Result<(), FormatError> {
         if b.is_empty() {
             Ok(())
