@@ -2,8 +2,7 @@
 //! or produce an error (the engine-side counterpart of the `fuzz/` targets).
 use std::path::Path;
 
-use engine::pipeline::records::{parser, split_csv};
-use engine::pipeline::spec::{parse, AggregateKind, CsvPlan, Format, ValueType};
+use engine::pipeline::{parse, parser, split_csv, AggregateKind, CsvPlan, Format, ValueType};
 use proptest::prelude::*;
 
 proptest! {

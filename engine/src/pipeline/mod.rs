@@ -1,11 +1,11 @@
 //! Jobs written as TOML files: a source, a key field, one aggregate, a sink. No Rust.
 //! See docs/OPERATIONS.md for the file's fields.
-pub mod aggregate;
-pub mod number;
-pub mod plan;
-pub mod records;
-pub mod spec;
-pub mod table;
+mod aggregate;
+mod number;
+mod plan;
+mod records;
+mod spec;
+mod table;
 
 use std::sync::Arc;
 
@@ -13,7 +13,9 @@ use serde_json::value::RawValue;
 
 pub use aggregate::{Aggregate, Output};
 pub use number::Number;
-pub use spec::{load, JobPlan};
+pub use plan::{AggregateKind, CsvPlan, Emit, Format, ValueType};
+pub use records::{parser, split_csv};
+pub use spec::{load, parse, JobPlan};
 
 use crate::badrecord::BadRecords;
 use crate::error::{Error, JobError};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-pub use super::plan::{AggregateKind, CsvPlan, Emit, Format, ValueType};
+use super::plan::{AggregateKind, CsvPlan, Emit, Format, ValueType};
 use crate::error::Error;
 use crate::runtime::checkpoint::config::{CheckpointConfig, CheckpointMode, Cleanup};
 use crate::runtime::restart::RestartStrategy;

@@ -64,12 +64,9 @@ impl TopRows {
     }
 
     /// Rows held now; never more than `top`.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.heap.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
     }
 
     /// The rows kept, best first.
