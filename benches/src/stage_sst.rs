@@ -39,11 +39,6 @@ fn main() -> anyhow::Result<()> {
     drop(f);
     let started = std::time::Instant::now();
     let staged = SharedFiles::default().stage(&mut StdFs, &root, CheckpointId(1), 0, &chk, 1)?;
-    println!(
-        "stage-sst mib={} copied_bytes={} seconds={:.2}",
-        a.mib,
-        staged.copied,
-        started.elapsed().as_secs_f64()
-    );
+    println!("stage-sst mib={} copied_bytes={} seconds={:.2}", a.mib, staged.copied, started.elapsed().as_secs_f64());
     Ok(())
 }

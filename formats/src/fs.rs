@@ -30,6 +30,88 @@ pub trait Fs {
     fn exists(&self, p: &Path) -> bool;
 }
 
+/// Creates `dir` and every missing ancestor durably: one `create_dir` each, then an
+/// fsync of its parent, so a power loss cannot take back a directory that later files
+/// (a checkpoint root, and the checkpoints in it) rely on. Through `fs`, so the
+/// simulated file system and fault seams see every step.
+pub fn create_dir_all(fs: &mut dyn Fs, dir: &Path) -> io::Result<()> {
+    if dir.as_os_str().is_empty() || fs.is_dir(dir) {
+        return Ok(());
+    }
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(parent) = parent {
+        create_dir_all(fs, parent)?;
+    }
+    match fs.create_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && fs.is_dir(dir) => return Ok(()),
+        r => r?,
+    }
+    fs.sync_dir(parent.unwrap_or(Path::new(".")))
+}
+
+/// One file system shared by several owners (a test and the writer it hands it to):
+/// every call locks it.
+#[derive(Debug, Default)]
+pub struct SharedFs<F>(pub Arc<std::sync::Mutex<F>>);
+
+impl<F> Clone for SharedFs<F> {
+    fn clone(&self) -> Self {
+        SharedFs(self.0.clone())
+    }
+}
+
+impl<F: Fs> SharedFs<F> {
+    fn with<R>(&self, f: impl FnOnce(&mut F) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+impl<F: Fs> Fs for SharedFs<F> {
+    fn create_dir(&mut self, p: &Path) -> io::Result<()> {
+        self.with(|f| f.create_dir(p))
+    }
+    fn write(&mut self, p: &Path, data: &[u8]) -> io::Result<()> {
+        self.with(|f| f.write(p, data))
+    }
+    fn append(&mut self, p: &Path, data: &[u8]) -> io::Result<()> {
+        self.with(|f| f.append(p, data))
+    }
+    fn open_read(&self, p: &Path) -> io::Result<Box<dyn Read>> {
+        // Read whole under the lock, so the stream does not hold it.
+        self.with(|f| f.read(p)).map(|b| Box::new(io::Cursor::new(b)) as Box<dyn Read>)
+    }
+    fn sync_file(&mut self, p: &Path) -> io::Result<()> {
+        self.with(|f| f.sync_file(p))
+    }
+    fn sync_dir(&mut self, p: &Path) -> io::Result<()> {
+        self.with(|f| f.sync_dir(p))
+    }
+    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        self.with(|f| f.rename(from, to))
+    }
+    fn remove_file(&mut self, p: &Path) -> io::Result<()> {
+        self.with(|f| f.remove_file(p))
+    }
+    fn remove_dir_all(&mut self, p: &Path) -> io::Result<()> {
+        self.with(|f| f.remove_dir_all(p))
+    }
+    fn read(&self, p: &Path) -> io::Result<Vec<u8>> {
+        self.with(|f| f.read(p))
+    }
+    fn size(&self, p: &Path) -> io::Result<u64> {
+        self.with(|f| f.size(p))
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.with(|f| f.list(dir))
+    }
+    fn is_dir(&self, p: &Path) -> bool {
+        self.with(|f| f.is_dir(p))
+    }
+    fn exists(&self, p: &Path) -> bool {
+        self.with(|f| f.exists(p))
+    }
+}
+
 /// The real file system.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdFs;
