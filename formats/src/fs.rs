@@ -16,6 +16,10 @@ pub trait Fs {
     fn append(&mut self, p: &Path, data: &[u8]) -> io::Result<()>;
     /// Reads `p` as a stream, for files too large to hold in memory.
     fn open_read(&self, p: &Path) -> io::Result<Box<dyn Read>>;
+    /// Makes `to` (new) hold `from`'s content: a hard link where the file system allows
+    /// one (checkpoint files are immutable), else a copy. Not durable: for scratch
+    /// copies a process rebuilds when it needs them.
+    fn link_or_copy(&mut self, from: &Path, to: &Path) -> io::Result<()>;
     fn sync_file(&mut self, p: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&mut self, p: &Path) -> io::Result<()>;
@@ -80,6 +84,9 @@ impl<F: Fs> Fs for SharedFs<F> {
         // Read whole under the lock, so the stream does not hold it.
         self.with(|f| f.read(p)).map(|b| Box::new(io::Cursor::new(b)) as Box<dyn Read>)
     }
+    fn link_or_copy(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        self.with(|f| f.link_or_copy(from, to))
+    }
     fn sync_file(&mut self, p: &Path) -> io::Result<()> {
         self.with(|f| f.sync_file(p))
     }
@@ -129,6 +136,12 @@ impl Fs for StdFs {
     }
     fn open_read(&self, p: &Path) -> io::Result<Box<dyn Read>> {
         Ok(Box::new(std::fs::File::open(p)?))
+    }
+    fn link_or_copy(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        if std::fs::hard_link(from, to).is_ok() {
+            return Ok(());
+        }
+        std::fs::copy(from, to).map(|_| ())
     }
     fn sync_file(&mut self, p: &Path) -> io::Result<()> {
         std::fs::File::open(p)?.sync_all()
@@ -218,6 +231,10 @@ impl<F: Fs> Fs for FaultFs<F> {
     }
     fn open_read(&self, p: &Path) -> io::Result<Box<dyn Read>> {
         self.inner.open_read(p)
+    }
+    fn link_or_copy(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        self.check(FaultOp::Write, to)?;
+        self.inner.link_or_copy(from, to)
     }
     fn sync_file(&mut self, p: &Path) -> io::Result<()> {
         self.check(FaultOp::Sync, p)?;

@@ -2,6 +2,7 @@
 //! range: the dispatch that the engine's restore and statetool share.
 use std::path::Path;
 
+use formats::fs::Fs;
 use formats::keygroup::KeyGroupRange;
 use formats::layout;
 use formats::manifest::{Manifest, ShardFormat};
@@ -14,12 +15,13 @@ use crate::snapshot::{for_each_in_snapshot, Visit};
 /// Every key group.
 pub const ALL_KEY_GROUPS: KeyGroupRange = KeyGroupRange { start: 0, end: u16::MAX };
 
-/// Calls `visit` for every entry of checkpoint `m` (under its root `root`) whose key
+/// Calls `visit` for every entry of checkpoint `m`, reading through `fs`, (under its root `root`) whose key
 /// group lies in `clip`, old shard by old shard. RocksDB shards are rebuilt under
 /// `scratch` (a directory this call creates and removes; it must be outside the
 /// checkpoint; only needed when a shard is a RocksDB instance). Returns the number of entries visited. The first error, of a file or of
 /// `visit`, ends the walk.
 pub fn for_each(
+    fs: &mut dyn Fs,
     root: &Path,
     m: &Manifest,
     clip: KeyGroupRange,
@@ -35,7 +37,7 @@ pub fn for_each(
         match sh.format {
             ShardFormat::Snapshot => {
                 for f in &sh.files {
-                    for_each_in_snapshot(&layout::resolve(root, &f.path), clip, &mut counted)?;
+                    for_each_in_snapshot(&*fs, &layout::resolve(root, &f.path), clip, &mut counted)?;
                 }
             }
             ShardFormat::Rocksdb => {
@@ -43,16 +45,94 @@ pub fn for_each(
                     path: layout::resolve(root, &layout::shard_files_prefix(m.checkpoint, sh.shard)),
                     reason: "reading a RocksDB shard needs a scratch directory".into(),
                 })?;
-                rocks::materialize(root, sh, scratch)?;
+                rocks::materialize(fs, root, sh, scratch)?;
                 let scanned = rocks::scan(scratch, &m.states, clip, &mut |i, k, v| match m.states.get(i) {
                     Some(d) => counted(d, k, v),
                     None => Ok(()),
                 });
-                let removed = std::fs::remove_dir_all(scratch).map_err(|e| ReadError::io(scratch, e));
+                let removed = fs.remove_dir_all(scratch).map_err(|e| ReadError::io(scratch, e));
                 scanned?;
                 removed?;
             }
         }
     }
     Ok(visited)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use formats::checkpoint::{self as protocol, Payload};
+    use formats::id::CheckpointId;
+    use formats::keygroup::KeyGroup;
+    use formats::manifest::{FileRef, ShardFormat, ShardSnapshot};
+    use formats::simfs::SimFs;
+    use formats::snapshot::SnapshotWriter;
+    use formats::value::{StateKind, ValueEncoding};
+
+    use super::*;
+
+    #[test]
+    fn reads_a_checkpoint_through_the_given_file_system_only() {
+        // Pins: the reader goes through `Fs` (here the simulated one: nothing of this
+        // checkpoint exists on disk), visits exactly the entries of the key groups asked
+        // for, and names the file it cannot read.
+        let d = StateDescriptor {
+            name: "v".into(),
+            kind: StateKind::Value,
+            value: ValueEncoding::U64,
+            user_key: None,
+            ttl: None,
+        };
+        let range = KeyGroupRange { start: 0, end: 4 };
+        let mut w = SnapshotWriter::new(vec![d.clone()], range);
+        let mut want = Vec::new();
+        for kg in 0..4u16 {
+            for k in 0..3u64 {
+                let mut key = Vec::new();
+                formats::statekey::encode_prefix(&mut key, KeyGroup(kg), &k.to_be_bytes(), &[]);
+                w.add(0, KeyGroup(kg), &key, &k.to_le_bytes()).expect("add");
+                if kg == 2 {
+                    want.push(key);
+                }
+            }
+        }
+        let bytes = w.finish().expect("finish");
+        let id = CheckpointId(1);
+        let path = layout::snapshot_file_path(id, 0);
+        let m = Manifest {
+            job: "job".into(),
+            checkpoint: id,
+            parent: None,
+            created_ms: 0,
+            max_key_groups: 4,
+            backend: "heap".into(),
+            key: None,
+            states: vec![d],
+            shards: vec![ShardSnapshot {
+                shard: 0,
+                range,
+                format: ShardFormat::Snapshot,
+                files: vec![FileRef::of(&path, &bytes)],
+                source_position: serde_json::Value::Null,
+            }],
+        };
+        let mut sim = SimFs::new();
+        let root = PathBuf::from("/ck/job");
+        formats::fs::create_dir_all(&mut sim, &root).expect("root");
+        protocol::publish(&mut sim, &root, &m, &[Payload { path: path.clone(), bytes }]).expect("publish");
+        let mut got = Vec::new();
+        let clip = KeyGroupRange { start: 2, end: 3 };
+        let n = for_each(&mut sim, &root, &m, clip, None, &mut |_, k, _| {
+            got.push(k.to_vec());
+            Ok(())
+        })
+        .expect("read");
+        assert_eq!(n, 3);
+        assert!(got == want, "exactly key group 2's entries");
+        let mut empty = SimFs::new();
+        let err = for_each(&mut empty, &root, &m, clip, None, &mut |_, _, _| Ok(())).expect_err("missing");
+        assert!(err.to_string().contains("shard-0.snapshot"), "{err}");
+    }
 }

@@ -5,6 +5,7 @@
 //! manifest was loaded with checksums.
 use std::path::Path;
 
+use formats::fs::Fs;
 use formats::keygroup::{KeyGroup, KeyGroupRange};
 use formats::layout;
 use formats::manifest::ShardSnapshot;
@@ -43,18 +44,15 @@ pub fn open_read_only(path: &Path, states: &[StateDescriptor]) -> Result<DB, Rea
 }
 
 /// Rebuilds `shard`'s instance from checkpoint `root` in `scratch` (created; replaced
-/// if present).
-pub fn materialize(root: &Path, shard: &ShardSnapshot, scratch: &Path) -> Result<(), ReadError> {
-    if scratch.exists() {
-        std::fs::remove_dir_all(scratch).map_err(|e| ReadError::io(scratch, e))?;
+/// if present), through `fs`: hard links where possible, else copies.
+pub fn materialize(fs: &mut dyn Fs, root: &Path, shard: &ShardSnapshot, scratch: &Path) -> Result<(), ReadError> {
+    if fs.exists(scratch) {
+        fs.remove_dir_all(scratch).map_err(|e| ReadError::io(scratch, e))?;
     }
-    std::fs::create_dir_all(scratch).map_err(|e| ReadError::io(scratch, e))?;
+    formats::fs::create_dir_all(fs, scratch).map_err(|e| ReadError::io(scratch, e))?;
     for f in &shard.files {
         let from = layout::resolve(root, &f.path);
-        let to = scratch.join(f.local_name());
-        if std::fs::hard_link(&from, &to).is_err() {
-            std::fs::copy(&from, &to).map_err(|e| ReadError::io(&from, e))?;
-        }
+        fs.link_or_copy(&from, &scratch.join(f.local_name())).map_err(|e| ReadError::io(&from, e))?;
     }
     Ok(())
 }

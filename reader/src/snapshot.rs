@@ -3,6 +3,7 @@
 //! its block's: a file that says otherwise is corrupt, and nothing of it is trusted.
 use std::path::Path;
 
+use formats::fs::Fs;
 use formats::keygroup::{KeyGroup, KeyGroupRange};
 use formats::snapshot::SnapshotReader;
 use formats::statekey;
@@ -14,10 +15,15 @@ use crate::error::ReadError;
 /// (`formats::statekey`), values stored bytes (TTL header and list framing included).
 pub type Visit<'a> = dyn FnMut(&StateDescriptor, &[u8], &[u8]) -> Result<(), ReadError> + 'a;
 
-/// Visits every entry of the snapshot file at `path` whose key group lies in `clip`:
+/// Visits every entry of the snapshot file at `path` (read through `fs`) whose key group lies in `clip`:
 /// `visit(state, key, value)`.
-pub fn for_each_in_snapshot(path: &Path, clip: KeyGroupRange, visit: &mut Visit<'_>) -> Result<(), ReadError> {
-    let bytes = std::fs::read(path).map_err(|e| ReadError::io(path, e))?;
+pub fn for_each_in_snapshot(
+    fs: &dyn Fs,
+    path: &Path,
+    clip: KeyGroupRange,
+    visit: &mut Visit<'_>,
+) -> Result<(), ReadError> {
+    let bytes = fs.read(path).map_err(|e| ReadError::io(path, e))?;
     for_each_in_snapshot_bytes(&bytes, path, clip, visit)
 }
 

@@ -13,5 +13,5 @@ pub use reader::{Visit, ALL_KEY_GROUPS as ALL};
 pub fn for_each(root: &Path, m: &Manifest, clip: KeyGroupRange, visit: &mut Visit<'_>) -> anyhow::Result<u64> {
     let scratch = tempfile::tempdir()?;
     let dir = scratch.path().join("instance");
-    Ok(reader::for_each(root, m, clip, Some(&dir), visit)?)
+    Ok(reader::for_each(&mut formats::fs::StdFs, root, m, clip, Some(&dir), visit)?)
 }

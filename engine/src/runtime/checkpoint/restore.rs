@@ -99,13 +99,14 @@ impl Restore {
         let scratch = work.map(|w| layout::restore_scratch_dir(w, shard));
         let mut loader = Loader::new(backend);
         let mut refused = None;
-        let read = reader::for_each(&self.root, &self.manifest, range, scratch.as_deref(), &mut |d, k, v| {
-            loader.add(d, k, v).map_err(|e| {
-                let reason = e.to_string();
-                refused = Some(e);
-                reader::ReadError::Visit(reason)
-            })
-        });
+        let read =
+            reader::for_each(&mut StdFs, &self.root, &self.manifest, range, scratch.as_deref(), &mut |d, k, v| {
+                loader.add(d, k, v).map_err(|e| {
+                    let reason = e.to_string();
+                    refused = Some(e);
+                    reader::ReadError::Visit(reason)
+                })
+            });
         let what = |e: &dyn std::fmt::Display| {
             Error::Config(format!(
                 "cannot restore {}: {e}",
