@@ -2,36 +2,18 @@
 //! in the checkpoint writer's file system): a failed fsync fails the job over to its
 //! restart strategy even when failed checkpoints are otherwise tolerated, and the
 //! restarted job still ends with exactly-once results.
+mod common;
+
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::{BackendKind, CheckpointConfig, CollectSink, Context, Error, FsFactory, Generator, Job, JobError};
-use engine::{KeyedProcessFunction, RestartStrategy, RunConfig, ValueState};
+use engine::{BackendKind, CheckpointConfig, CollectSink, FsFactory, Generator, Job, JobError};
+use engine::{RestartStrategy, RunConfig};
 use formats::fs::{FaultFs, FaultOp, StdFs};
 
-const KEYS: u64 = 200;
-
-struct Sum {
-    sum: ValueState<u64>,
-}
-
-impl KeyedProcessFunction for Sum {
-    type Key = u64;
-    type In = u64;
-    type Out = (u64, u64);
-
-    fn process(&mut self, _: &u64, seq: u64, ctx: &mut Context<'_>, _: &mut Vec<(u64, u64)>) -> Result<(), Error> {
-        let s = self.sum.get(ctx)?.unwrap_or(0) + seq;
-        Ok(self.sum.set(ctx, s)?)
-    }
-
-    fn end_of_input(&mut self, ctx: &mut Context<'_>, out: &mut Vec<(u64, u64)>) -> Result<(), Error> {
-        self.sum.for_each(ctx, |k, v| out.push((u64::from_le_bytes(k.try_into().unwrap_or([0; 8])), v)))?;
-        Ok(())
-    }
-}
+const RECORDS: u64 = 2_000_000;
 
 /// Runs 2M records with checkpoints every 5 ms whose 6th fsync fails; returns the
 /// result, the sums, and how many checkpoint writers were opened.
@@ -55,21 +37,16 @@ fn run(
     cfg.checkpoint = Some(ck);
     cfg.restart = restart;
     let r = Job::new("fault")
-        .source(Generator::new(Some(2_000_000), |s| s))
-        .key_by(|s: &u64| s % KEYS)
-        .process(|reg| Ok(Sum { sum: reg.value("sum", None)? }))
+        .source(Generator::new(Some(RECORDS), |s| s))
+        .key_by(|s: &u64| s % common::KEYS)
+        .process(|reg| {
+            let no_failure = Arc::new(AtomicU32::new(0));
+            Ok(common::Sum { sum: reg.value("sum", None)?, fail_at: 0, failures_left: no_failure })
+        })
         .sink(sink)
         .run(&cfg);
     let got = out.lock().expect("lock").iter().copied().collect();
     (r, got, writers.load(Ordering::SeqCst))
-}
-
-fn model() -> BTreeMap<u64, u64> {
-    let mut m = BTreeMap::new();
-    for s in 0..2_000_000u64 {
-        *m.entry(s % KEYS).or_default() += s;
-    }
-    m
 }
 
 #[test]
@@ -96,6 +73,6 @@ fn the_restart_after_an_fsync_error_reopens_the_writer_and_counts_exactly_once()
         let (r, got, writers) = run(backend, strategy);
         r.unwrap_or_else(|e| panic!("{backend:?}: the restarted job succeeds: {e}"));
         assert_eq!(writers, 2, "{backend:?}: the restart opened a second writer");
-        assert!(got == model(), "{backend:?}: results differ from the model");
+        assert!(got == common::model(RECORDS), "{backend:?}: results differ from the model");
     }
 }

@@ -1,6 +1,7 @@
 //! Restart strategies: a job that fails while running restarts from its newest
 //! checkpoint and ends with exactly-once results (at-least-once: every record applied
 //! at least once); strategies give up when they should, with a message saying why.
+mod common;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -12,35 +13,6 @@ use engine::RestartStrategy;
 use engine::ValueState;
 use engine::{BackendKind, Context, Error, Job, KeyedProcessFunction, RunConfig};
 use engine::{CheckpointConfig, CheckpointMode};
-
-const KEYS: u64 = 500;
-
-/// Sums `seq` per key; fails at `fail_at` while `failures_left` is positive.
-struct Sum {
-    sum: ValueState<u64>,
-    fail_at: u64,
-    failures_left: Arc<AtomicU32>,
-}
-
-impl KeyedProcessFunction for Sum {
-    type Key = u64;
-    type In = u64;
-    type Out = (u64, u64);
-
-    fn process(&mut self, _: &u64, seq: u64, ctx: &mut Context<'_>, _: &mut Vec<(u64, u64)>) -> Result<(), Error> {
-        if seq == self.fail_at && self.failures_left.load(Ordering::SeqCst) > 0 {
-            self.failures_left.fetch_sub(1, Ordering::SeqCst);
-            return Err(Error::user(format!("planted failure at seq {seq}")));
-        }
-        let s = self.sum.get(ctx)?.unwrap_or(0) + seq;
-        Ok(self.sum.set(ctx, s)?)
-    }
-
-    fn end_of_input(&mut self, ctx: &mut Context<'_>, out: &mut Vec<(u64, u64)>) -> Result<(), Error> {
-        self.sum.for_each(ctx, |k, v| out.push((u64::from_le_bytes(k.try_into().unwrap_or([0; 8])), v)))?;
-        Ok(())
-    }
-}
 
 type Outcome = (Result<engine::RunReport, engine::JobError>, BTreeMap<u64, u64>, u32);
 
@@ -60,20 +32,12 @@ fn run(records: u64, failures: u32, strategy: RestartStrategy, backend: BackendK
     let fail_at = records * 3 / 4;
     let r = Job::new("restart")
         .source(Generator::new(Some(records), |s| s))
-        .key_by(|s: &u64| s % KEYS)
-        .process(move |reg| Ok(Sum { sum: reg.value("sum", None)?, fail_at, failures_left: left.clone() }))
+        .key_by(|s: &u64| s % common::KEYS)
+        .process(move |reg| Ok(common::Sum { sum: reg.value("sum", None)?, fail_at, failures_left: left.clone() }))
         .sink(sink)
         .run(&cfg);
     let got = out.lock().expect("lock").iter().copied().collect();
     (r, got, remaining.load(Ordering::SeqCst))
-}
-
-fn model(records: u64) -> BTreeMap<u64, u64> {
-    let mut m = BTreeMap::new();
-    for s in 0..records {
-        *m.entry(s % KEYS).or_default() += s;
-    }
-    m
 }
 
 #[test]
@@ -96,7 +60,7 @@ fn fixed_delay_restarts_from_the_checkpoint_with_exact_results() {
             "{backend}: the last attempt resumed from a checkpoint, reading {} of {records}",
             report.records_in
         );
-        assert_eq!(got, model(records), "{backend}: every record counted exactly once across two restarts");
+        assert_eq!(got, common::model(records), "{backend}: every record counted exactly once across two restarts");
     }
 }
 
@@ -228,7 +192,7 @@ fn at_least_once_mode_runs_to_exact_results_without_failures() {
     let records = 1_000_000;
     let (r, got, _) = run(records, 0, RestartStrategy::None, BackendKind::Heap, CheckpointMode::AtLeastOnce);
     r.expect("job runs");
-    assert_eq!(got, model(records));
+    assert_eq!(got, common::model(records));
 }
 
 #[test]
