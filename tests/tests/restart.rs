@@ -70,12 +70,29 @@ const PER_KEY: u64 = 64;
 /// Tracks which records were applied and how often: record `seq` belongs to key
 /// `seq / PER_KEY` and sets bit `seq % PER_KEY` of its `seen` mask (lost records leave a
 /// bit clear), and every application counts in `times` (replayed records count twice).
-/// Fails once, at `fail_at`, while `failures_left` is positive.
+/// Fails once, while `failures_left` is positive: once this shard has read past
+/// `fail_at`, at the first record after a checkpoint triggered after that point was
+/// published (so the restart resumes from positions past the start, however slowly the
+/// backend opened: a RocksDB shard can take the first checkpoint before reading at all).
 struct Tally {
     seen: ValueState<u64>,
     times: ValueState<u64>,
     fail_at: u64,
     failures_left: Arc<AtomicU32>,
+    checkpoint_root: std::path::PathBuf,
+    /// The newest published checkpoint when this shard passed `fail_at`.
+    armed: Option<u64>,
+}
+
+/// The newest published checkpoint under `root` (0 if none).
+fn newest_published(root: &std::path::Path) -> u64 {
+    std::fs::read_dir(root).map_or(0, |rd| {
+        rd.flatten()
+            .filter(|e| e.path().join("_manifest").exists())
+            .filter_map(|e| e.file_name().to_string_lossy().strip_prefix("chk-").and_then(|n| n.parse().ok()))
+            .max()
+            .unwrap_or(0)
+    })
 }
 
 impl KeyedProcessFunction for Tally {
@@ -84,9 +101,17 @@ impl KeyedProcessFunction for Tally {
     type Out = (u64, (u64, u64));
 
     fn process(&mut self, _: &u64, seq: u64, ctx: &mut Context<'_>, _: &mut Vec<Self::Out>) -> Result<(), Error> {
-        if seq == self.fail_at && self.failures_left.load(Ordering::SeqCst) > 0 {
-            self.failures_left.fetch_sub(1, Ordering::SeqCst);
-            return Err(Error::user(format!("planted failure at seq {seq}")));
+        // The file system is looked at every 1024th record only, past `fail_at`.
+        if seq >= self.fail_at && seq.is_multiple_of(1024) && self.failures_left.load(Ordering::SeqCst) > 0 {
+            let newest = newest_published(&self.checkpoint_root);
+            let armed = *self.armed.get_or_insert(newest);
+            // Checkpoint armed + 1 may have been triggered before the shard got here (its
+            // positions can be at the very start); armed + 2 was triggered after.
+            if newest >= armed + 2
+                && self.failures_left.compare_exchange(1, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+            {
+                return Err(Error::user(format!("planted failure at seq {seq}")));
+            }
         }
         let seen = self.seen.get(ctx)?.unwrap_or(0) | 1 << (seq % PER_KEY);
         self.seen.set(ctx, seen)?;
@@ -108,7 +133,8 @@ impl KeyedProcessFunction for Tally {
 }
 
 /// Runs [`Tally`] over `0..records` on 2 shards, checkpointing every 5 ms in `mode`, with
-/// one failure at 3/4 of the input and fixed-delay restarts. Returns the last attempt's
+/// one failure past a quarter of the input (after a checkpoint taken past it) and
+/// fixed-delay restarts. Returns the last attempt's
 /// report, per key (seen mask, applications), and whether the failure fired.
 fn run_tally(
     records: u64,
@@ -126,7 +152,8 @@ fn run_tally(
     cfg.restart = RestartStrategy::FixedDelay { attempts: 2, delay: Duration::ZERO };
     let left = Arc::new(AtomicU32::new(1));
     let remaining = left.clone();
-    let fail_at = records * 3 / 4;
+    let fail_at = records / 4;
+    let checkpoint_root = dir.path().join("ck").join("tally");
     let r = Job::new("tally")
         .source(Generator::new(Some(records), |s| s))
         .key_by(|s: &u64| s / PER_KEY)
@@ -136,6 +163,8 @@ fn run_tally(
                 times: reg.value("times", None)?,
                 fail_at,
                 failures_left: left.clone(),
+                checkpoint_root: checkpoint_root.clone(),
+                armed: None,
             })
         })
         .sink(sink)
@@ -151,7 +180,7 @@ fn at_least_once_replays_after_a_failure_and_loses_nothing() {
     // applies every record at least once (replayed ones possibly twice, never lost), and
     // exactly-once mode applies every record exactly once; in both the last attempt
     // resumed from a checkpoint rather than from the start.
-    let records = 3_000_000 / PER_KEY * PER_KEY;
+    let records = 6_000_000 / PER_KEY * PER_KEY;
     let keys = records / PER_KEY;
     for backend in [BackendKind::Heap, BackendKind::Rocksdb] {
         for mode in [CheckpointMode::AtLeastOnce, CheckpointMode::ExactlyOnce] {
