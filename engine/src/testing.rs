@@ -13,7 +13,7 @@ use crate::state::cache::CachedBackend;
 use crate::state::context::Scratch;
 use crate::state::context::{Context, StateRegistry};
 use crate::state::heap::HeapBackend;
-use crate::state::loader::Loader;
+use crate::state::loader::{load, LoadError};
 use crate::state::rocks::{RocksBackend, RocksConfig};
 
 pub struct StateHarness {
@@ -91,20 +91,13 @@ impl StateHarness {
 
     /// Loads the entries of `snapshot` in key groups `clip`; returns how many.
     pub fn restore(&mut self, snapshot: &[u8], clip: formats::KeyGroupRange) -> Result<u64, Error> {
-        let mut loader = Loader::new(&mut *self.backend);
-        let mut refused = None;
-        let read = reader::for_each_in_snapshot_bytes(snapshot, Path::new("<snapshot>"), clip, &mut |d, k, v| {
-            loader.add(d, k, v).map_err(|e| {
-                let reason = e.to_string();
-                refused = Some(e);
-                reader::ReadError::Visit(reason)
-            })
-        });
-        if let Some(e) = refused {
-            return Err(e.into());
-        }
-        read?;
-        Ok(loader.finish()?)
+        load(&mut *self.backend, |visit| {
+            reader::for_each_in_snapshot_bytes(snapshot, Path::new("<snapshot>"), clip, visit)
+        })
+        .map_err(|e| match e {
+            LoadError::Refused(e) | LoadError::Write(e) => Error::State(e),
+            LoadError::Read(e) => Error::Read(e),
+        })
     }
 
     pub fn flush(&mut self) -> Result<(), Error> {

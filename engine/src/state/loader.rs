@@ -6,13 +6,52 @@ use std::collections::HashMap;
 
 use formats::value::StateDescriptor;
 
+use reader::{ReadError, Visit};
+
 use super::backend::{Backend, StateId};
 use crate::error::StateError;
+
+/// Why [`load`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The job refused an entry (a state it does not declare, or declares differently).
+    #[error(transparent)]
+    Refused(StateError),
+    /// The checkpoint could not be read.
+    #[error(transparent)]
+    Read(ReadError),
+    /// The backend could not take what was read.
+    #[error(transparent)]
+    Write(StateError),
+}
+
+/// Loads everything `read` visits into `backend` (`read` is a `reader` walk: a whole
+/// checkpoint, or one snapshot), keeping the job's refusal of an entry apart from
+/// errors of reading; returns the entries loaded.
+pub fn load<T>(
+    backend: &mut dyn Backend,
+    read: impl FnOnce(&mut Visit<'_>) -> Result<T, ReadError>,
+) -> Result<u64, LoadError> {
+    let mut loader = Loader::new(backend);
+    let mut refused = None;
+    let walked = read(&mut |d, k, v| {
+        loader.add(d, k, v).map_err(|e| {
+            let reason = e.to_string();
+            refused = Some(e);
+            ReadError::Visit(reason)
+        })
+    });
+    if let Some(e) = refused {
+        return Err(LoadError::Refused(e));
+    }
+    walked.map_err(LoadError::Read)?;
+    loader.finish().map_err(LoadError::Write)
+}
 
 /// Entries per write batch while loading.
 const LOAD_BATCH_ENTRIES: usize = 4096;
 
-pub struct Loader<'a> {
+struct Loader<'a> {
     backend: &'a mut dyn Backend,
     ids: HashMap<String, StateId>,
     batch: Vec<(Vec<u8>, Vec<u8>)>,
@@ -25,7 +64,7 @@ fn mismatch(reason: String) -> StateError {
 }
 
 impl<'a> Loader<'a> {
-    pub fn new(backend: &'a mut dyn Backend) -> Self {
+    fn new(backend: &'a mut dyn Backend) -> Self {
         let ids = backend.descriptors().iter().enumerate().map(|(i, d)| (d.name.clone(), StateId(i as u32))).collect();
         Loader { backend, ids, batch: Vec::with_capacity(LOAD_BATCH_ENTRIES), current: None, loaded: 0 }
     }
@@ -45,7 +84,7 @@ impl<'a> Loader<'a> {
     }
 
     /// Adds one entry of state `d`.
-    pub fn add(&mut self, d: &StateDescriptor, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+    fn add(&mut self, d: &StateDescriptor, key: &[u8], value: &[u8]) -> Result<(), StateError> {
         let id = self.state_id(d)?;
         if Some(id) != self.current || self.batch.len() >= LOAD_BATCH_ENTRIES {
             self.write()?;
@@ -65,7 +104,7 @@ impl<'a> Loader<'a> {
     }
 
     /// Writes what is buffered and flushes the backend; returns the entries loaded.
-    pub fn finish(mut self) -> Result<u64, StateError> {
+    fn finish(mut self) -> Result<u64, StateError> {
         self.write()?;
         self.backend.flush()?;
         Ok(self.loaded)

@@ -11,7 +11,7 @@ use formats::manifest::{Manifest, ShardFormat};
 use crate::error::Error;
 use crate::source::Split;
 use crate::state::backend::Backend;
-use crate::state::loader::Loader;
+use crate::state::loader::{load, LoadError};
 
 /// A checkpoint to restore from: `PATH` is a `chk-<n>` directory or a job's checkpoint
 /// root (then its newest published checkpoint). Every file is checked (size, crc32).
@@ -97,26 +97,15 @@ impl Restore {
         shard: ShardId,
     ) -> Result<u64, Error> {
         let scratch = work.map(|w| layout::restore_scratch_dir(w, shard));
-        let mut loader = Loader::new(backend);
-        let mut refused = None;
-        let read =
-            reader::for_each(&mut StdFs, &self.root, &self.manifest, range, scratch.as_deref(), &mut |d, k, v| {
-                loader.add(d, k, v).map_err(|e| {
-                    let reason = e.to_string();
-                    refused = Some(e);
-                    reader::ReadError::Visit(reason)
-                })
-            });
-        let what = |e: &dyn std::fmt::Display| {
-            Error::Config(format!(
-                "cannot restore {}: {e}",
-                layout::checkpoint_dir(&self.root, self.manifest.checkpoint).display()
-            ))
-        };
-        if let Some(e) = refused {
-            return Err(what(&e));
-        }
-        read.map_err(|e| what(&e))?;
-        Ok(loader.finish()?)
+        let (root, m) = (&self.root, &self.manifest);
+        load(backend, |visit| reader::for_each(&mut StdFs, root, m, range, scratch.as_deref(), visit)).map_err(|e| {
+            match e {
+                LoadError::Write(e) => Error::State(e),
+                e => Error::Config(format!(
+                    "cannot restore {}: {e}",
+                    layout::checkpoint_dir(root, m.checkpoint).display()
+                )),
+            }
+        })
     }
 }
