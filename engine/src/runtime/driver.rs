@@ -149,8 +149,7 @@ where
             first_err.get_or_insert(e);
         }
     }
-    let finished = ctx.finish(first_err);
-    finished?;
+    ctx.finish(first_err)?;
     let t = metrics.totals();
     Ok(RunReport {
         records_in: t.records_in,

@@ -13,6 +13,16 @@ use crate::source::Split;
 use crate::state::backend::Backend;
 use crate::state::loader::{load, LoadError};
 
+/// The newest intact checkpoint under `root`, every file checked; the ones skipped as
+/// not intact are logged.
+fn discover(root: &Path) -> Result<protocol::Discovery, formats::error::FormatError> {
+    let d = protocol::latest(&StdFs, root, protocol::Verify::Checksums)?;
+    for (id, e) in &d.rejected {
+        tracing::warn!(checkpoint = id.0, error = %e, "skipping checkpoint that is not intact");
+    }
+    Ok(d)
+}
+
 /// A checkpoint to restore from: `PATH` is a `chk-<n>` directory or a job's checkpoint
 /// root (then its newest published checkpoint). Every file is checked (size, crc32).
 pub struct Restore {
@@ -34,11 +44,7 @@ impl Restore {
                 .map_err(|e| Error::Config(format!("cannot restore {}: {e}", path.display())))?;
             return Ok(Restore { root, manifest });
         }
-        let d = protocol::latest(&fs, path, protocol::Verify::Checksums)
-            .map_err(|e| Error::Config(format!("cannot restore {}: {e}", path.display())))?;
-        for (id, e) in &d.rejected {
-            tracing::warn!(checkpoint = id.0, error = %e, "skipping checkpoint that is not intact");
-        }
+        let d = discover(path).map_err(|e| Error::Config(format!("cannot restore {}: {e}", path.display())))?;
         match d.latest {
             Some(manifest) => Ok(Restore { root: path.to_owned(), manifest }),
             None => Err(Error::Config(format!(
@@ -56,11 +62,7 @@ impl Restore {
         if !root.is_dir() {
             return Ok(None);
         }
-        let d = protocol::latest(&StdFs, root, protocol::Verify::Checksums)?;
-        for (id, e) in &d.rejected {
-            tracing::warn!(checkpoint = id.0, error = %e, "skipping checkpoint that is not intact");
-        }
-        Ok(d.latest.map(|manifest| Restore { root: root.to_owned(), manifest }))
+        Ok(discover(root)?.latest.map(|manifest| Restore { root: root.to_owned(), manifest }))
     }
 
     /// The splits of every old shard that new shard `shard` of `shards` resumes.
