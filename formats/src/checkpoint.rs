@@ -74,12 +74,8 @@ pub fn put_shared(
     } else {
         fs.rename(&tmp, &path).map_err(io(&path))?;
     }
-    let file = FileRef {
-        path: format!("{}/{name}", layout::SHARED_DIR),
-        size,
-        crc32: crc.finalize(),
-        local: Some(local.to_owned()),
-    };
+    let file =
+        FileRef { path: layout::shared_file_path(&name), size, crc32: crc.finalize(), local: Some(local.to_owned()) };
     Ok((file, !present))
 }
 
@@ -370,7 +366,7 @@ pub fn plan_gc(fs: &dyn Fs, root: &Path, retain: usize) -> Result<GcPlan, Format
         if i < retain.max(1) {
             plan.retained.push(m.checkpoint);
             for f in m.files() {
-                if let Some(name) = f.path.strip_prefix(&format!("{}/", layout::SHARED_DIR)) {
+                if let Some(name) = layout::shared_name_of(&f.path) {
                     plan.live_shared.entry(name.to_owned()).or_default().push(m.checkpoint);
                 }
             }

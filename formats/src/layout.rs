@@ -126,10 +126,21 @@ pub fn manifest_path(root: &Path, id: CheckpointId) -> PathBuf {
     checkpoint_dir(root, id).join(MANIFEST_NAME)
 }
 
+/// The manifest's relative path of the shared file named `name`: `shared/<name>`.
+pub fn shared_file_path(name: &str) -> String {
+    format!("{SHARED_DIR}/{name}")
+}
+
+/// The name under `shared/` of a manifest's relative file path, None when the file is
+/// not shared (it lies under one `chk-<n>/`).
+pub fn shared_name_of(relative: &str) -> Option<&str> {
+    relative.strip_prefix(SHARED_DIR)?.strip_prefix('/')
+}
+
 /// Whether a manifest's relative file path lies under `shared/` (borrowed by several
 /// checkpoints) rather than under one `chk-<n>/`.
 pub fn is_in_shared(relative: &str) -> bool {
-    relative.strip_prefix(SHARED_DIR).is_some_and(|rest| rest.starts_with('/'))
+    shared_name_of(relative).is_some()
 }
 
 pub fn shared_dir(root: &Path) -> PathBuf {
