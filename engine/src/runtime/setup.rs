@@ -13,6 +13,7 @@ use crate::graph::Program;
 use crate::runtime::config::RunConfig;
 use crate::state::backend::BackendKind;
 use crate::state::context::StateRegistry;
+use crate::state::loader::match_state;
 
 /// Validates everything a user can get wrong before any thread or file is created.
 pub fn preflight<S: 'static, T, K, P: KeyedProcessFunction, O: 'static>(
@@ -52,21 +53,7 @@ fn check_restore<S, T, K, P: KeyedProcessFunction, O>(
     (p.factory)(&mut registry)?;
     let declared = registry.into_descriptors();
     for d in &m.states {
-        match declared.iter().find(|j| j.name == d.name) {
-            None => {
-                return Err(Error::Config(format!(
-                    "checkpoint {}: state {:?} is in the snapshot but not declared by the job",
-                    m.checkpoint.0, d.name
-                )))
-            }
-            Some(j) if j != d => {
-                return Err(Error::Config(format!(
-                    "checkpoint {}: state {:?} has a different kind, encoding or TTL than the job declares",
-                    m.checkpoint.0, d.name
-                )))
-            }
-            Some(_) => {}
-        }
+        match_state(&declared, d).map_err(|e| Error::Config(format!("checkpoint {}: {e}", m.checkpoint.0)))?;
     }
     Ok(())
 }

@@ -2,8 +2,6 @@
 //! state is matched by name to the job's, which must declare it with the same
 //! descriptor (a state the job no longer declares is an error: nothing is dropped
 //! silently), and entries are written in batches per state.
-use std::collections::HashMap;
-
 use formats::value::StateDescriptor;
 
 use reader::{ReadError, Visit};
@@ -51,9 +49,22 @@ pub fn load<T>(
 /// Entries per write batch while loading.
 const LOAD_BATCH_ENTRIES: usize = 4096;
 
+/// The job's state (among `declared`, in registry order) that checkpoint state `d`
+/// loads into: the one of the same name, which must have the same descriptor. The
+/// setup phase checks a whole checkpoint with this before anything starts; loading
+/// checks every entry with it again.
+pub fn match_state(declared: &[StateDescriptor], d: &StateDescriptor) -> Result<StateId, String> {
+    match declared.iter().position(|j| j.name == d.name) {
+        None => Err(format!("state {:?} is in the snapshot but not declared by the job", d.name)),
+        Some(i) if declared.get(i) != Some(d) => {
+            Err(format!("state {:?} has a different kind, encoding or TTL than the job declares", d.name))
+        }
+        Some(i) => Ok(StateId(i as u32)),
+    }
+}
+
 struct Loader<'a> {
     backend: &'a mut dyn Backend,
-    ids: HashMap<String, StateId>,
     batch: Vec<(Vec<u8>, Vec<u8>)>,
     current: Option<StateId>,
     loaded: u64,
@@ -65,22 +76,11 @@ fn mismatch(reason: String) -> StateError {
 
 impl<'a> Loader<'a> {
     fn new(backend: &'a mut dyn Backend) -> Self {
-        let ids = backend.descriptors().iter().enumerate().map(|(i, d)| (d.name.clone(), StateId(i as u32))).collect();
-        Loader { backend, ids, batch: Vec::with_capacity(LOAD_BATCH_ENTRIES), current: None, loaded: 0 }
+        Loader { backend, batch: Vec::with_capacity(LOAD_BATCH_ENTRIES), current: None, loaded: 0 }
     }
 
     fn state_id(&self, d: &StateDescriptor) -> Result<StateId, StateError> {
-        let id =
-            self.ids.get(&d.name).copied().ok_or_else(|| {
-                mismatch(format!("state {:?} is in the snapshot but not declared by the job", d.name))
-            })?;
-        if self.backend.descriptors().get(id.0 as usize) != Some(d) {
-            return Err(mismatch(format!(
-                "state {:?} has a different kind, encoding or TTL than the job declares",
-                d.name
-            )));
-        }
-        Ok(id)
+        match_state(self.backend.descriptors(), d).map_err(mismatch)
     }
 
     /// Adds one entry of state `d`.
