@@ -212,9 +212,15 @@ pub struct OwnedFile<'a> {
 }
 
 impl<'a> OwnedFile<'a> {
-    /// Creates the file `relative` (a path under `chk-<n>/`, as in the manifest).
+    /// Creates the file `relative` (a path under `chk-<n>/`, as in the manifest; or
+    /// under a savepoint directory, `root` then being the savepoint). Missing parent
+    /// directories under `root` are created (a savepoint's `shard-<i>/`), each fsynced
+    /// in its parent.
     pub fn create(fs: &'a mut dyn Fs, root: &Path, relative: &str) -> Result<Self, FormatError> {
         let path = layout::resolve(root, relative);
+        if let Some(dir) = path.parent().filter(|d| !fs.is_dir(d)) {
+            crate::fs::create_dir_all(fs, dir).map_err(io(dir))?;
+        }
         fs.write(&path, &[]).map_err(io(&path))?;
         Ok(OwnedFile { fs, path })
     }
@@ -263,7 +269,7 @@ pub enum Verify {
     Checksums,
 }
 
-fn verify_file(fs: &dyn Fs, root: &Path, f: &FileRef, verify: Verify) -> Result<(), FormatError> {
+pub(crate) fn verify_file(fs: &dyn Fs, root: &Path, f: &FileRef, verify: Verify) -> Result<(), FormatError> {
     let p = layout::resolve(root, &f.path);
     let size = fs.size(&p).map_err(io(&p))?;
     if size != f.size {

@@ -3,7 +3,7 @@
 //! ```text
 //! offset size field
 //!      0    4 magic       b"SLUI"
-//!      4    2 kind        u16 LE (1: checkpoint manifest, 2: snapshot index)
+//!      4    2 kind        u16 LE (1: checkpoint manifest, 2: snapshot index, 3: savepoint)
 //!      6    2 version     u16 LE, version of the body's format
 //!      8    4 body_len    u32 LE, at most BODY_LEN_MAX
 //!     12    4 header_crc  crc32 of bytes 0..12
@@ -54,6 +54,8 @@ const _: () = assert!(TRAILER_LEN == size_of::<u32>());
 pub enum Kind {
     CheckpointManifest = 1,
     SnapshotIndex = 2,
+    /// A savepoint's `_savepoint` (§13).
+    SavepointMetadata = 3,
 }
 
 pub fn encode(kind: Kind, version: u16, body: &[u8]) -> Result<Vec<u8>, FormatError> {

@@ -18,6 +18,10 @@ pub enum FormatError {
         #[source]
         source: Box<FormatError>,
     },
+    /// A directory that is not a usable savepoint (FORMAT.md §13): already exists, is
+    /// incomplete, is not one. `reason` names the directory.
+    #[error("{reason}")]
+    Savepoint { path: PathBuf, reason: String },
     #[error("I/O error on {path}: {source}")]
     Io {
         path: PathBuf,
@@ -30,7 +34,7 @@ impl FormatError {
     /// Attaches the file an error was found in.
     pub fn in_file(self, path: impl Into<PathBuf>) -> Self {
         match self {
-            e @ (FormatError::File { .. } | FormatError::Io { .. }) => e,
+            e @ (FormatError::File { .. } | FormatError::Io { .. } | FormatError::Savepoint { .. }) => e,
             e => FormatError::File { path: path.into(), source: Box::new(e) },
         }
     }

@@ -12,6 +12,11 @@
 //!                                       <xxh3-128 of the content, hex>.<extension>
 //!     chk-<n>/                          files of checkpoint n only
 //!     chk-<n>/_manifest                 written last: defines a published checkpoint
+//! <savepoint-dir>/<name>/               a savepoint (FORMAT.md §13), relocatable:
+//!     _savepoint.inprogress             written first, removed once published
+//!     shard-<i>.snapshot                canonical form: one snapshot file per shard
+//!     shard-<i>/<local>                 native form: the shard's RocksDB files
+//!     _savepoint                        written last: defines a complete savepoint
 //! ```
 use std::path::{Path, PathBuf};
 
@@ -21,6 +26,15 @@ use crate::keygroup::ShardId;
 pub const SHARED_DIR: &str = "shared";
 pub const MANIFEST_NAME: &str = "_manifest";
 const CHECKPOINT_PREFIX: &str = "chk-";
+/// §13: the metadata file whose presence defines a complete savepoint.
+pub const SAVEPOINT_METADATA_NAME: &str = "_savepoint";
+/// §13: the empty marker of a savepoint being written.
+pub const SAVEPOINT_MARKER_NAME: &str = "_savepoint.inprogress";
+/// §13: the prefix of a default savepoint directory name.
+const SAVEPOINT_PREFIX: &str = "savepoint-";
+/// §13: hex digits of the nonce that ends a default savepoint name.
+pub const SAVEPOINT_NONCE_HEX_DIGITS: usize = 6;
+const _: () = assert!(SAVEPOINT_NONCE_HEX_DIGITS == 6);
 
 /// Job names become directory names, so they are restricted to a safe alphabet.
 pub fn validate_job_name(name: &str) -> Result<(), String> {
@@ -179,6 +193,70 @@ pub fn resolve(root: &Path, relative: &str) -> PathBuf {
     relative.split('/').fold(root.to_path_buf(), |p, c| p.join(c))
 }
 
+/// A savepoint's metadata file, `<sp>/_savepoint` (FORMAT.md §13).
+pub fn savepoint_metadata_path(sp: &Path) -> PathBuf {
+    sp.join(SAVEPOINT_METADATA_NAME)
+}
+
+/// The marker of a savepoint being written, `<sp>/_savepoint.inprogress` (§13).
+pub fn savepoint_marker_path(sp: &Path) -> PathBuf {
+    sp.join(SAVEPOINT_MARKER_NAME)
+}
+
+/// A canonical savepoint's snapshot file of `shard`, relative to the savepoint:
+/// `shard-<i>.snapshot` (§13).
+pub fn savepoint_snapshot_path(shard: u16) -> String {
+    format!("shard-{shard}.snapshot")
+}
+
+/// A native savepoint's file `local` of `shard`'s RocksDB checkpoint, relative to the
+/// savepoint: `shard-<i>/<local>` (§13).
+pub fn savepoint_owned_path(shard: u16, local: &str) -> String {
+    format!("shard-{shard}/{local}")
+}
+
+/// The directory name a savepoint gets when the user names none (§13), Flink-like:
+/// `savepoint-<job>-<id>-<6 hex digits of nonce>`.
+pub fn default_savepoint_name(job: &str, id: CheckpointId, nonce: u64) -> String {
+    let nonce = nonce & ((1u64 << (4 * SAVEPOINT_NONCE_HEX_DIGITS)) - 1);
+    format!("{SAVEPOINT_PREFIX}{job}-{}-{nonce:0width$x}", id.0, width = SAVEPOINT_NONCE_HEX_DIGITS)
+}
+
+/// Whether `path` (on the real file system) is a savepoint, complete or not: it holds
+/// `_savepoint` or the in-progress marker.
+pub fn is_savepoint_dir(path: &Path) -> bool {
+    savepoint_metadata_path(path).is_file() || savepoint_marker_path(path).is_file()
+}
+
+/// Whether a relative path has only plain components: not empty, no `.`/`..`, no
+/// empty component, no backslash (so it cannot escape the directory it is resolved in).
+pub fn is_clean_relative(relative: &str) -> bool {
+    !relative.split('/').any(|c| c.is_empty() || c == "." || c == ".." || c.contains('\\'))
+}
+
+/// The shard a savepoint's relative file path belongs to, and whether it is the shard's
+/// snapshot file (`shard-<i>.snapshot`) or a file of its RocksDB checkpoint
+/// (`shard-<i>/<plain name>`); None for any other path.
+pub fn parse_savepoint_path(relative: &str) -> Option<(u16, SavepointFile<'_>)> {
+    let rest = relative.strip_prefix("shard-")?;
+    let canonical_u16 = |d: &str| d.parse::<u16>().ok().filter(|n| n.to_string() == d);
+    if let Some(digits) = rest.strip_suffix(".snapshot") {
+        return Some((canonical_u16(digits)?, SavepointFile::Snapshot));
+    }
+    let (digits, local) = rest.split_once('/')?;
+    let plain = !local.is_empty() && local != "." && local != ".." && !local.contains(['/', '\\']);
+    plain.then_some(())?;
+    Some((canonical_u16(digits)?, SavepointFile::Native(local)))
+}
+
+/// What a savepoint's file is (see [`parse_savepoint_path`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SavepointFile<'a> {
+    Snapshot,
+    /// A RocksDB checkpoint file, with its name.
+    Native(&'a str),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +269,21 @@ mod tests {
         assert_eq!(parse_checkpoint_dir_name("shared"), None);
         assert_eq!(split_checkpoint_dir(Path::new("/ck/job/chk-7")), Some((PathBuf::from("/ck/job"), CheckpointId(7))));
         assert_eq!(split_checkpoint_dir(Path::new("/ck/job")), None);
+    }
+
+    #[test]
+    fn savepoint_paths_are_relative_and_parse_back() {
+        // Pins: savepoint file paths (§13) and the default name's shape.
+        assert_eq!(savepoint_snapshot_path(3), "shard-3.snapshot");
+        assert_eq!(savepoint_owned_path(1, "000012.sst"), "shard-1/000012.sst");
+        assert_eq!(parse_savepoint_path("shard-3.snapshot"), Some((3, SavepointFile::Snapshot)));
+        assert_eq!(parse_savepoint_path("shard-1/CURRENT"), Some((1, SavepointFile::Native("CURRENT"))));
+        for bad in ["shard-01.snapshot", "shard-1/../x", "shard-1/a/b", "shard-1/", "chk-1/shard-1.snapshot", "x"] {
+            assert_eq!(parse_savepoint_path(bad), None, "{bad}");
+        }
+        assert_eq!(default_savepoint_name("wc", CheckpointId(7), 0xabc_def012), "savepoint-wc-7-def012");
+        assert_eq!(default_savepoint_name("wc", CheckpointId(7), 1), "savepoint-wc-7-000001");
+        assert_eq!(savepoint_metadata_path(Path::new("/sp")), PathBuf::from("/sp/_savepoint"));
+        assert_eq!(savepoint_marker_path(Path::new("/sp")), PathBuf::from("/sp/_savepoint.inprogress"));
     }
 }

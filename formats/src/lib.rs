@@ -21,6 +21,7 @@ pub mod keygroup;
 pub mod layout;
 pub mod manifest;
 pub mod publish;
+pub mod savepoint;
 #[cfg(any(test, feature = "sim"))]
 pub mod simfs;
 pub mod snapshot;

@@ -78,13 +78,29 @@ pub struct Manifest {
     pub shards: Vec<ShardSnapshot>,
 }
 
-fn invalid(reason: String) -> FormatError {
+/// Where a manifest lies, which decides where its files may be (FORMAT.md §9.2, §13.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// `chk-<n>/_manifest` of a checkpoint root: files under `chk-<n>/` or `shared/`.
+    Checkpoint,
+    /// Inside a savepoint's `_savepoint`: files `shard-<i>.snapshot` or `shard-<i>/<name>`.
+    Savepoint,
+}
+
+pub(crate) fn invalid(reason: String) -> FormatError {
     FormatError::Invalid { what: "manifest", offset: 0, reason }
 }
 
 impl Manifest {
-    /// Invariants 9.1–9.4, checked before writing and after reading.
+    /// Invariants 9.1–9.4 and 9.6 of a checkpoint's manifest, checked before writing and
+    /// after reading: [`Manifest::validate_for`] with [`Location::Checkpoint`].
     pub fn validate(&self) -> Result<(), FormatError> {
+        self.validate_for(Location::Checkpoint)
+    }
+
+    /// The invariants of a manifest found at `location`: 9.1–9.4 and 9.6, with 9.2's
+    /// path rule for a checkpoint, or 13.2's for a savepoint (FORMAT.md §13).
+    pub fn validate_for(&self, location: Location) -> Result<(), FormatError> {
         layout::validate_job_name(&self.job).map_err(invalid)?;
         validate_key_groups(self.max_key_groups)?;
         if let Some(p) = self.parent {
@@ -109,22 +125,13 @@ impl Manifest {
         if next != self.max_key_groups {
             return Err(invalid(format!("shard ranges end at {next}, not at {}", self.max_key_groups)));
         }
-        // 9.2: files are owned (under chk-<n>/) or shared (under shared/); no escapes.
-        let own = format!("{}/", layout::checkpoint_dir_name(self.checkpoint));
+        // 9.2 (checkpoints) or 13.2 (savepoints): where files may lie; no escapes.
+        self.check_paths(location)?;
+        // 9.3: an owned path is listed once; a shared one (named by its content) may be
+        // listed again, with the same size and checksum.
         let mut seen = std::collections::BTreeMap::new();
-        for f in self.shards.iter().flat_map(|s| &s.files) {
-            let ok_prefix = f.path.starts_with(&own) || layout::is_in_shared(&f.path);
-            let clean = !f.path.split('/').any(|c| c.is_empty() || c == "." || c == "..");
-            if !ok_prefix || !clean {
-                return Err(invalid(format!(
-                    "file path {:?} is neither under {own} nor under {}/",
-                    f.path,
-                    layout::SHARED_DIR
-                )));
-            }
-            // 9.3: an owned path is listed once; a shared one (named by its content) may be
-            // listed again, with the same size and checksum.
-            let shared = layout::is_in_shared(&f.path);
+        for f in self.files() {
+            let shared = location == Location::Checkpoint && layout::is_in_shared(&f.path);
             if let Some(prev) = seen.insert(&f.path, (f.size, f.crc32)) {
                 if !shared || prev != (f.size, f.crc32) {
                     return Err(invalid(format!("file {:?} listed twice", f.path)));
@@ -148,6 +155,48 @@ impl Manifest {
         let mut names = std::collections::BTreeSet::new();
         if let Some(d) = self.states.iter().find(|d| !names.insert(&d.name)) {
             return Err(invalid(format!("state {:?} listed twice", d.name)));
+        }
+        Ok(())
+    }
+
+    /// 9.2 (checkpoint): every path is under `chk-<n>/` or `shared/`. 13.2 (savepoint):
+    /// every path is `shard-<i>.snapshot` (a `snapshot` shard i) or `shard-<i>/<name>`
+    /// (a `rocksdb` shard i). Both: no empty, `.` or `..` component.
+    fn check_paths(&self, location: Location) -> Result<(), FormatError> {
+        let own = format!("{}/", layout::checkpoint_dir_name(self.checkpoint));
+        for s in &self.shards {
+            for f in &s.files {
+                let clean = layout::is_clean_relative(&f.path);
+                match location {
+                    Location::Checkpoint => {
+                        if !clean || !(f.path.starts_with(&own) || layout::is_in_shared(&f.path)) {
+                            return Err(invalid(format!(
+                                "file path {:?} is neither under {own} nor under {}/",
+                                f.path,
+                                layout::SHARED_DIR
+                            )));
+                        }
+                    }
+                    Location::Savepoint => {
+                        let expected = match s.format {
+                            ShardFormat::Snapshot => layout::SavepointFile::Snapshot,
+                            ShardFormat::Rocksdb => {
+                                layout::SavepointFile::Native(f.path.rsplit('/').next().unwrap_or(""))
+                            }
+                        };
+                        if !clean || layout::parse_savepoint_path(&f.path) != Some((s.shard, expected)) {
+                            let want = match s.format {
+                                ShardFormat::Snapshot => layout::savepoint_snapshot_path(s.shard),
+                                ShardFormat::Rocksdb => layout::savepoint_owned_path(s.shard, "<name>"),
+                            };
+                            return Err(invalid(format!(
+                                "file path {:?} of shard {} in a savepoint is not {want}",
+                                f.path, s.shard
+                            )));
+                        }
+                    }
+                }
+            }
         }
         Ok(())
     }
