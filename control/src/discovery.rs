@@ -4,9 +4,10 @@
 //! written atomically (temp file, fsync, rename, fsync of the directory) and removed
 //! when the [`Registration`] is dropped.
 //!
-//! The registry directory is `$SLUICE_RUNTIME_DIR`, else `/tmp/sluice-<uid>`. It must be
-//! the user's own with mode 0700: an entry names the token file a client sends, so a
-//! directory others could write to would let them point the client at their address.
+//! The registry directory is `$SLUICE_RUNTIME_DIR`, else `/tmp/sluice-<uid>` (created
+//! 0700). It must be the user's own and writable by no one else: an entry names the
+//! token file a client sends, so a directory others could write to would let them point
+//! the client, with its token, at their own address.
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -73,15 +74,16 @@ fn current_uid() -> Result<u32, ControlError> {
         .map_err(|e| ControlError::io("cannot read /proc/self to learn the user id", e))
 }
 
-/// The registry directory checked: a directory of this user's, mode 0700.
+/// The registry directory checked: a directory of this user's that group and others
+/// cannot write to.
 fn check_private(dir: &Path) -> Result<(), ControlError> {
     let meta = std::fs::metadata(dir).map_err(|e| ControlError::io_at("cannot read the registry", dir, e))?;
     let mode = meta.permissions().mode() & 0o777;
     let uid = current_uid()?;
-    if !meta.is_dir() || meta.uid() != uid || mode & 0o077 != 0 {
+    if !meta.is_dir() || meta.uid() != uid || mode & 0o022 != 0 {
         return Err(ControlError::Discovery(format!(
-            "refusing the registry {}: it must be a directory owned by uid {uid} with mode 0700 (it has uid {}, mode \
-             {mode:04o}); remove it or set SLUICE_RUNTIME_DIR",
+            "refusing the registry {}: it must be a directory owned by uid {uid} that no one else can write to (it \
+             has uid {}, mode {mode:04o}); remove it or set SLUICE_RUNTIME_DIR",
             dir.display(),
             meta.uid()
         )));
