@@ -58,6 +58,11 @@ pub enum Kind {
     SavepointMetadata = 3,
 }
 
+// §8's table of kinds: the numbers are part of the format.
+const _: () = assert!(
+    Kind::CheckpointManifest as u16 == 1 && Kind::SnapshotIndex as u16 == 2 && Kind::SavepointMetadata as u16 == 3
+);
+
 pub fn encode(kind: Kind, version: u16, body: &[u8]) -> Result<Vec<u8>, FormatError> {
     if body.len() > BODY_LEN_MAX {
         return Err(FormatError::TooLarge { what: "envelope body", len: body.len() as u64, max: BODY_LEN_MAX as u64 });

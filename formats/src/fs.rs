@@ -32,6 +32,12 @@ pub trait Fs {
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     fn is_dir(&self, p: &Path) -> bool;
     fn exists(&self, p: &Path) -> bool;
+    /// Whether paths name files of the real file system, which a reader may then map
+    /// into memory instead of reading them through [`Fs::read`] (`reader` maps snapshot
+    /// files). False unless a file system says so: a simulated one holds no real files.
+    fn is_real(&self) -> bool {
+        false
+    }
 }
 
 /// Creates `dir` and every missing ancestor durably: one `create_dir` each, then an
@@ -117,6 +123,9 @@ impl<F: Fs> Fs for SharedFs<F> {
     fn exists(&self, p: &Path) -> bool {
         self.with(|f| f.exists(p))
     }
+    fn is_real(&self) -> bool {
+        self.with(|f| f.is_real())
+    }
 }
 
 /// The real file system.
@@ -177,6 +186,9 @@ impl Fs for StdFs {
     }
     fn exists(&self, p: &Path) -> bool {
         p.exists()
+    }
+    fn is_real(&self) -> bool {
+        true
     }
 }
 
@@ -268,5 +280,8 @@ impl<F: Fs> Fs for FaultFs<F> {
     }
     fn exists(&self, p: &Path) -> bool {
         self.inner.exists(p)
+    }
+    fn is_real(&self) -> bool {
+        self.inner.is_real()
     }
 }

@@ -17,7 +17,8 @@ const OLDEST_READABLE_VERSION: u16 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRef {
-    /// Relative to the job's checkpoint root: `chk-<n>/...` or `shared/...`.
+    /// Relative to the job's checkpoint root: `chk-<n>/...` or `shared/...`; in a
+    /// savepoint's metadata, relative to the savepoint: `shard-<i>...` (FORMAT.md §13).
     pub path: String,
     pub size: u64,
     pub crc32: u32,

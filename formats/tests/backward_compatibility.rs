@@ -13,6 +13,12 @@
 //! - v2: a RocksDB checkpoint: a version 2 manifest, shards in `rocksdb` format whose
 //!   SSTs are in `shared/` under content-derived names with a `local` name.
 //!
+//! - v3: savepoints (FORMAT.md §13, savepoint metadata version 1): a canonical savepoint
+//!   of two shards (snapshot files holding a value, a TTL list and a map state) written
+//!   here, and a native one (real RocksDB files holding the same entries) written by
+//!   `reader`'s `generate_native_savepoint_fixture`; corrupt copies: flipped metadata
+//!   bytes, a missing file, an incomplete savepoint (marker only).
+//!
 //! The files were written by `generate_fixtures` (ignored), which refuses to overwrite
 //! a version that already exists: a new format version gets a new directory.
 use std::path::{Path, PathBuf};
@@ -22,6 +28,7 @@ use formats::envelope::{self, Kind};
 use formats::fs::StdFs;
 use formats::keygroup::key_group_of;
 use formats::manifest::{CheckpointId, FileRef, Manifest, ShardFormat, ShardSnapshot};
+use formats::savepoint::{self, Form, SavepointMeta};
 use formats::snapshot::{SnapshotReader, SnapshotWriter};
 use formats::statekey;
 use formats::ttl::{self, TtlConfig, TtlUpdate};
@@ -35,6 +42,8 @@ const V1_CHECKPOINT: u64 = 3;
 const V2_CHECKPOINT: u64 = 5;
 /// Entries of the v1 `blob` state, all under one key, so one key group spans two blocks.
 const BLOB_ENTRIES: u64 = 40;
+/// The barrier the v3 savepoints were taken at.
+const V3_CHECKPOINT: u64 = 9;
 const BLOB_VALUE_LEN: usize = 8 << 10;
 
 fn fixtures() -> PathBuf {
@@ -233,6 +242,7 @@ fn write_new(p: &Path, bytes: &[u8]) {
 #[test]
 #[ignore = "writes the committed fixtures; run only for a new format version"]
 fn generate_fixtures() {
+    generate_v3();
     if !fixtures().join("v1").exists() {
         let snapshot = v1_snapshot_bytes();
         let path = v1_snapshot_path();
@@ -295,6 +305,90 @@ fn generate_fixtures() {
             write_new(&corrupt("v2", name), &flip(&manifest, at));
         }
     }
+}
+
+/// The v3 savepoints' states: v1's first three (a value, a TTL list, a map).
+fn v3_states() -> Vec<StateDescriptor> {
+    v1_states().into_iter().take(3).collect()
+}
+
+/// Every entry of the v3 savepoints: v1's entries of those states.
+fn v3_entries() -> Vec<Entry> {
+    v1_entries().into_iter().filter(|(s, _, _)| *s < 3).collect()
+}
+
+fn v3_dir(name: &str) -> PathBuf {
+    fixtures().join("v3").join(name)
+}
+
+/// Writes the canonical savepoint's files into `sp` through the savepoint protocol.
+fn write_v3_canonical(sp: &Path) -> SavepointMeta {
+    let mut fs = StdFs;
+    savepoint::begin(&mut fs, sp).expect("begin");
+    let mut shards = Vec::new();
+    for shard in 0..2u16 {
+        let range = formats::keygroup::range_for_shard(formats::ShardId(shard), 2, G);
+        let mut w = SnapshotWriter::new(v3_states(), range);
+        for (s, k, v) in v3_entries() {
+            let kg = statekey::decode(&k).expect("state key").key_group;
+            if range.contains(kg) {
+                w.add(s, kg, &k, &v).expect("add");
+            }
+        }
+        let bytes = w.finish().expect("finish");
+        let rel = formats::layout::savepoint_snapshot_path(shard);
+        let mut f = checkpoint::OwnedFile::create(&mut fs, sp, &rel).expect("create");
+        std::io::Write::write_all(&mut f, &bytes).expect("write");
+        f.finish().expect("fsync");
+        shards.push(ShardSnapshot {
+            shard,
+            range,
+            format: ShardFormat::Snapshot,
+            files: vec![FileRef::of(&rel, &bytes)],
+            source_position: serde_json::json!([{"id": shard, "next": 70 + shard, "end": 1000, "step": 2}]),
+        });
+    }
+    let meta = SavepointMeta {
+        form: Form::Canonical,
+        manifest: Manifest {
+            job: JOB.into(),
+            checkpoint: CheckpointId(V3_CHECKPOINT),
+            parent: None,
+            created_ms: 1_700_000_200_000,
+            max_key_groups: G,
+            backend: "heap".into(),
+            key: Some(ValueEncoding::Utf8),
+            states: v3_states(),
+            shards,
+        },
+    };
+    savepoint::commit(&mut fs, sp, &meta).expect("commit");
+    meta
+}
+
+fn generate_v3() {
+    let canonical = v3_dir("savepoint").join("canonical");
+    if canonical.exists() {
+        return;
+    }
+    let meta = write_v3_canonical(&canonical);
+    let bytes = read(&formats::layout::savepoint_metadata_path(&canonical));
+    for (name, at) in MANIFEST_CORRUPTIONS {
+        let name = name.replace("_manifest", "_savepoint");
+        write_new(&v3_dir("corrupt").join(name), &flip(&bytes, at));
+    }
+    // A complete savepoint but for one file, and one interrupted before its metadata.
+    let missing = v3_dir("corrupt").join("missing-file");
+    write_v3_canonical(&missing);
+    std::fs::remove_file(missing.join(formats::layout::savepoint_snapshot_path(1))).expect("rm");
+    let incomplete = v3_dir("corrupt").join("incomplete");
+    savepoint::begin(&mut StdFs, &incomplete).expect("begin");
+    let first = meta.manifest.files().next().expect("a file");
+    std::fs::copy(
+        formats::layout::resolve(&canonical, &first.path),
+        formats::layout::resolve(&incomplete, &first.path),
+    )
+    .expect("copy");
 }
 
 /// The fixture next to `name` in `corrupt/` differs from `good` in exactly one byte.
@@ -546,4 +640,129 @@ fn corrupt_fixtures_fail_with_a_checksum_error_naming_the_part() {
             "{name}: {e:?}"
         );
     }
+}
+
+fn v3_expected(form: Form, files: [Vec<(&str, u64, u32)>; 2]) -> SavepointMeta {
+    let native = form == Form::Native;
+    let shards = files
+        .into_iter()
+        .enumerate()
+        .map(|(i, files)| ShardSnapshot {
+            shard: i as u16,
+            range: KeyGroupRange { start: i as u16 * 4, end: i as u16 * 4 + 4 },
+            format: if native { ShardFormat::Rocksdb } else { ShardFormat::Snapshot },
+            files: files
+                .into_iter()
+                .map(|(path, size, crc32)| FileRef { path: path.into(), size, crc32, local: None })
+                .collect(),
+            source_position: serde_json::json!([{"id": i, "next": 70 + i, "end": 1000, "step": 2}]),
+        })
+        .collect();
+    SavepointMeta {
+        form,
+        manifest: Manifest {
+            job: JOB.into(),
+            checkpoint: CheckpointId(V3_CHECKPOINT),
+            parent: None,
+            created_ms: 1_700_000_200_000,
+            max_key_groups: G,
+            backend: if native { "rocksdb" } else { "heap" }.into(),
+            key: Some(ValueEncoding::Utf8),
+            states: v3_states(),
+            shards,
+        },
+    }
+}
+
+/// The v3 canonical savepoint loads (checksums verified) to exactly its metadata (13.1–
+/// 13.3 on old bytes), its snapshot files hold exactly the v3 entries split by shard
+/// range, and today's encoders still write its bytes.
+#[test]
+fn v3_canonical_savepoint_decodes_to_its_exact_contents() {
+    let sp = v3_dir("savepoint").join("canonical");
+    let meta = savepoint::load(&StdFs, &sp, Verify::Checksums).expect("load");
+    let expected = v3_expected(
+        Form::Canonical,
+        [vec![("shard-0.snapshot", 739, 3_242_261_309)], vec![("shard-1.snapshot", 827, 4_151_297_442)]],
+    );
+    assert_eq!(meta, expected);
+    let mut all = Vec::new();
+    for s in &meta.manifest.shards {
+        let bytes = read(&formats::layout::resolve(&sp, &s.files.first().expect("a file").path));
+        let rd = SnapshotReader::open(&bytes).expect("open");
+        assert_eq!((rd.index.range, &rd.index.states), (s.range, &v3_states()));
+        let entries = read_all(&rd).expect("entries");
+        assert!(entries.iter().all(|(_, k, _)| s.range.contains(statekey::decode(k).expect("key").key_group)));
+        all.extend(entries);
+    }
+    all.sort();
+    assert_eq!(all, v3_entries());
+    assert!(!sp.join(formats::layout::SAVEPOINT_MARKER_NAME).exists(), "a complete savepoint has no marker");
+    let bytes = read(&formats::layout::savepoint_metadata_path(&sp));
+    assert!(meta.encode().expect("encode") == bytes, "the savepoint encoder's output differs from the v3 fixture");
+    // Streamed by today's writer, each shard's snapshot is still the same bytes.
+    for s in &meta.manifest.shards {
+        let mut w = SnapshotWriter::new(v3_states(), s.range);
+        for (st, k, v) in v3_entries() {
+            let kg = statekey::decode(&k).expect("state key").key_group;
+            if s.range.contains(kg) {
+                w.add(st, kg, &k, &v).expect("add");
+            }
+        }
+        let file = s.files.first().expect("a file");
+        assert!(w.finish().expect("finish") == read(&formats::layout::resolve(&sp, &file.path)), "{}", file.path);
+    }
+}
+
+/// The v3 native savepoint (real RocksDB files, written by reader's generator) loads
+/// with checksums to exactly its metadata: paths `shard-<i>/<name>`, no `local`, and
+/// today's encoder still writes its bytes. Its entries are pinned in reader/tests.
+#[test]
+fn v3_native_savepoint_decodes_to_its_exact_metadata() {
+    let sp = v3_dir("savepoint").join("native");
+    let meta = savepoint::load(&StdFs, &sp, Verify::Checksums).expect("load");
+    let expected = v3_expected(
+        Form::Native,
+        [
+            vec![
+                ("shard-0/000008.sst", 1043, 3_390_482_192),
+                ("shard-0/000009.sst", 1075, 2_870_682_864),
+                ("shard-0/000010.sst", 1067, 2_581_331_340),
+                ("shard-0/CURRENT", 16, 4_102_469_562),
+                ("shard-0/MANIFEST-000005", 624, 1_371_569_999),
+                ("shard-0/OPTIONS-000007", 20799, 949_872_894),
+            ],
+            vec![
+                ("shard-1/000008.sst", 1066, 2_091_370_193),
+                ("shard-1/000009.sst", 1054, 674_887_161),
+                ("shard-1/000010.sst", 1047, 3_751_188_028),
+                ("shard-1/CURRENT", 16, 4_102_469_562),
+                ("shard-1/MANIFEST-000005", 618, 1_422_646_028),
+                ("shard-1/OPTIONS-000007", 20799, 949_872_894),
+            ],
+        ],
+    );
+    assert_eq!(meta, expected);
+    let bytes = read(&formats::layout::savepoint_metadata_path(&sp));
+    assert!(meta.encode().expect("encode") == bytes, "the savepoint encoder's output differs from the v3 fixture");
+}
+
+/// The v3 corrupt savepoints: a flipped metadata byte is a checksum error naming the
+/// part (13.1 via 8.2); a missing file an I/O error naming it; an interrupted savepoint
+/// (marker only) is refused as incomplete (13.4).
+#[test]
+fn v3_corrupt_savepoints_are_refused_with_a_named_error() {
+    let good = read(&formats::layout::savepoint_metadata_path(&v3_dir("savepoint").join("canonical")));
+    for (name, part) in [("_savepoint.header", "envelope header"), ("_savepoint.body", "envelope body")] {
+        let e = SavepointMeta::decode(&corrupt_copy("v3", name, &good));
+        assert!(matches!(e, Err(FormatError::Checksum { what, .. }) if what == part), "{name}: {e:?}");
+    }
+    let missing = v3_dir("corrupt").join("missing-file");
+    let gone = missing.join("shard-1.snapshot");
+    let e = savepoint::load(&StdFs, &missing, Verify::Sizes);
+    assert!(matches!(&e, Err(FormatError::Io { path, .. }) if path == &gone), "{e:?}");
+    let incomplete = v3_dir("corrupt").join("incomplete");
+    let e = savepoint::load(&StdFs, &incomplete, Verify::Sizes).expect_err("incomplete");
+    assert!(matches!(e, FormatError::Savepoint { .. }) && e.to_string().contains("is incomplete"), "{e}");
+    assert!(formats::layout::is_savepoint_dir(&incomplete) && !formats::layout::is_savepoint_dir(&fixtures()));
 }

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use formats::envelope::{self, Kind};
 use formats::keygroup::{key_group_of, KeyGroupRange};
+use formats::layout;
 use formats::manifest::{CheckpointId, FileRef, Manifest, ShardFormat, ShardSnapshot};
+use formats::savepoint::{Form, SavepointMeta};
 use formats::snapshot::{SnapshotReader, SnapshotWriter};
 use formats::ttl::{TtlConfig, TtlUpdate};
 use formats::value::{put_list_element, StateDescriptor, StateKind, ValueEncoding};
@@ -135,6 +137,30 @@ fn manifest() -> Manifest {
     }
 }
 
+/// Savepoint metadata of `m`'s shards, at the barrier of checkpoint 3: canonical (one
+/// snapshot file per shard) or native (shard 1's RocksDB files under `shard-1/`).
+fn savepoint_meta(form: Form) -> SavepointMeta {
+    let mut m = Manifest { parent: None, ..manifest() };
+    for s in &mut m.shards {
+        s.files = match (form, s.format) {
+            (Form::Native, ShardFormat::Rocksdb) => s
+                .files
+                .iter()
+                .map(|f| FileRef {
+                    path: layout::savepoint_owned_path(s.shard, f.local_name()),
+                    local: None,
+                    ..f.clone()
+                })
+                .collect(),
+            _ => {
+                s.format = ShardFormat::Snapshot;
+                vec![FileRef::of(&layout::savepoint_snapshot_path(s.shard), b"snapshot bytes")]
+            }
+        };
+    }
+    SavepointMeta { form, manifest: m }
+}
+
 /// The first byte of a `stored_value` input picks the descriptor, as the target does:
 /// encoding `sel % 8` (I64, U64, F64, Bool, Unit, Utf8, Bytes, MsgPack), kind
 /// `(sel >> 3) % 3` (Value, List, Map), a TTL when `sel & 0x80`.
@@ -193,6 +219,10 @@ fn generate() -> Seeds {
         envelope::encode(Kind::SnapshotIndex, 1, br#"{"states":[],"range":{"start":0,"end":128},"blocks":[]}"#)
             .expect("encode"),
     );
+    let native = savepoint_meta(Form::Native).encode().expect("valid savepoint metadata");
+    put("savepoint_meta", "canonical-two-shards", savepoint_meta(Form::Canonical).encode().expect("valid"));
+    put("savepoint_meta", "native-snapshot-and-rocksdb", native.clone());
+    put("envelope", "savepoint-metadata", native);
     put("envelope", "empty-body", envelope::encode(Kind::CheckpointManifest, 2, b"").expect("encode"));
 
     for (name, key, user_key) in [
@@ -279,8 +309,10 @@ fn accepted(target: &str, bytes: &[u8]) -> Result<(), String> {
             r.for_each_in(KeyGroupRange { start: 0, end: u16::MAX }, &mut |_, _, _| {}).map_err(e)
         }
         "manifest" => Manifest::decode(bytes).map(drop).map_err(e),
+        "savepoint_meta" => SavepointMeta::decode(bytes).map(drop).map_err(e),
         "envelope" => envelope::decode(Kind::CheckpointManifest, bytes)
             .or_else(|_| envelope::decode(Kind::SnapshotIndex, bytes))
+            .or_else(|_| envelope::decode(Kind::SavepointMetadata, bytes))
             .map(drop)
             .map_err(e),
         "statekey" => statekey::decode(bytes).map(drop).map_err(e),

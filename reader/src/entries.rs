@@ -15,7 +15,8 @@ use crate::snapshot::{for_each_in_snapshot, Visit};
 /// Every key group.
 pub const ALL_KEY_GROUPS: KeyGroupRange = KeyGroupRange { start: 0, end: u16::MAX };
 
-/// Calls `visit` for every entry of checkpoint `m`, reading through `fs`, (under its root `root`) whose key
+/// Calls `visit` for every entry of checkpoint `m`, reading through `fs`, (under its root `root`; or of a
+/// savepoint, `root` being the savepoint directory and `m` its metadata's manifest) whose key
 /// group lies in `clip`, old shard by old shard. RocksDB shards are rebuilt under
 /// `scratch` (a directory this call creates and removes; it must be outside the
 /// checkpoint; only needed when a shard is a RocksDB instance). Returns the number of entries visited. The first error, of a file or of
@@ -42,8 +43,8 @@ pub fn for_each(
             }
             ShardFormat::Rocksdb => {
                 let scratch = scratch.ok_or_else(|| ReadError::Invalid {
-                    path: layout::resolve(root, &layout::shard_files_prefix(m.checkpoint, sh.shard)),
-                    reason: "reading a RocksDB shard needs a scratch directory".into(),
+                    path: root.to_path_buf(),
+                    reason: format!("reading RocksDB shard {} needs a scratch directory", sh.shard),
                 })?;
                 rocks::materialize(fs, root, sh, scratch)?;
                 let scanned = rocks::scan(scratch, &m.states, clip, &mut |i, k, v| match m.states.get(i) {

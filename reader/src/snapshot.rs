@@ -15,16 +15,38 @@ use crate::error::ReadError;
 /// (`formats::statekey`), values stored bytes (TTL header and list framing included).
 pub type Visit<'a> = dyn FnMut(&StateDescriptor, &[u8], &[u8]) -> Result<(), ReadError> + 'a;
 
-/// Visits every entry of the snapshot file at `path` (read through `fs`) whose key group lies in `clip`:
-/// `visit(state, key, value)`.
+/// Visits every entry of the snapshot file at `path` whose key group lies in `clip`:
+/// `visit(state, key, value)`. On the real file system (`fs.is_real()`) the file is
+/// mapped into memory ([`map`]), so only the blocks read are paged in; otherwise it is
+/// read whole through `fs` (the simulated file system of tests).
 pub fn for_each_in_snapshot(
     fs: &dyn Fs,
     path: &Path,
     clip: KeyGroupRange,
     visit: &mut Visit<'_>,
 ) -> Result<(), ReadError> {
+    if fs.is_real() {
+        let mapped = map(path)?;
+        return for_each_in_snapshot_bytes(&mapped, path, clip, visit);
+    }
     let bytes = fs.read(path).map_err(|e| ReadError::io(path, e))?;
     for_each_in_snapshot_bytes(&bytes, path, clip, visit)
+}
+
+/// Maps the snapshot file at `path` read-only (FORMAT.md §11: snapshot files of
+/// checkpoints and canonical savepoints are read through memmap2). An empty file maps
+/// to an empty slice, which the reader then refuses as truncated.
+#[allow(unsafe_code)]
+fn map(path: &Path) -> Result<memmap2::Mmap, ReadError> {
+    let file = std::fs::File::open(path).map_err(|e| ReadError::io(path, e))?;
+    // SAFETY: the map is read-only and private to this call; the bytes are only read
+    // through `SnapshotReader`, which checks the crc32 of the footer, the index and each
+    // block before it uses them, so a file whose bytes change underneath is at worst
+    // reported as corrupt. What a map cannot survive is a file truncated underneath
+    // (SIGBUS): snapshot files are immutable once written (FORMAT.md §10, §13: nothing
+    // rewrites or truncates a file of a published checkpoint or savepoint; GC and
+    // dispose only unlink, which leaves the mapped inode intact).
+    unsafe { memmap2::Mmap::map(&file) }.map_err(|e| ReadError::io(path, e))
 }
 
 /// Like [`for_each_in_snapshot`], for a snapshot already in memory; `path` names it in
