@@ -13,7 +13,7 @@ use crate::state::cache::CachedBackend;
 use crate::state::context::Scratch;
 use crate::state::context::{Context, StateRegistry};
 use crate::state::heap::HeapBackend;
-use crate::state::loader::{load, LoadError};
+use crate::state::loader::{load, LoadError, Unmatched};
 use crate::state::rocks::{RocksBackend, RocksConfig};
 
 pub struct StateHarness {
@@ -91,7 +91,7 @@ impl StateHarness {
 
     /// Loads the entries of `snapshot` in key groups `clip`; returns how many.
     pub fn restore(&mut self, snapshot: &[u8], clip: formats::KeyGroupRange) -> Result<u64, Error> {
-        load(&mut *self.backend, |visit| {
+        load(&mut *self.backend, Unmatched::Refuse, |visit| {
             reader::for_each_in_snapshot_bytes(snapshot, Path::new("<snapshot>"), clip, visit)
         })
         .map_err(|e| match e {
@@ -102,5 +102,14 @@ impl StateHarness {
 
     pub fn flush(&mut self) -> Result<(), Error> {
         Ok(self.backend.flush()?)
+    }
+}
+
+impl StateHarness {
+    /// The backend itself (crate tests that take snapshots and restore through the
+    /// runtime's own paths).
+    #[cfg(test)]
+    pub(crate) fn backend_mut(&mut self) -> &mut dyn Backend {
+        &mut *self.backend
     }
 }

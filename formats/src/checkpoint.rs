@@ -353,10 +353,11 @@ pub struct GcPlan {
     pub live_shared: BTreeMap<String, Vec<CheckpointId>>,
 }
 
-/// Plans garbage collection keeping the `retain` newest published checkpoints. Computed
-/// from the manifests alone. Must not run while a checkpoint is being written (the
-/// engine runs it between checkpoints; statetool on a stopped job).
-pub fn plan_gc(fs: &dyn Fs, root: &Path, retain: usize) -> Result<GcPlan, FormatError> {
+/// Plans garbage collection keeping the `retain` newest published checkpoints, and the
+/// `pinned` ones whatever their age (a checkpoint a job was restored from: the job does
+/// not own it, §10). Computed from the manifests alone. Must not run while a checkpoint
+/// is being written (the engine runs it between checkpoints; statetool on a stopped job).
+pub fn plan_gc(fs: &dyn Fs, root: &Path, retain: usize, pinned: &[CheckpointId]) -> Result<GcPlan, FormatError> {
     let mut plan = GcPlan::default();
     let mut manifests = Vec::new();
     let mut invalid = Vec::new();
@@ -369,7 +370,7 @@ pub fn plan_gc(fs: &dyn Fs, root: &Path, retain: usize) -> Result<GcPlan, Format
     }
     let newest = manifests.first().map(|m| m.checkpoint);
     for (i, m) in manifests.iter().enumerate() {
-        if i < retain.max(1) {
+        if i < retain.max(1) || pinned.contains(&m.checkpoint) {
             plan.retained.push(m.checkpoint);
             for f in m.files() {
                 if let Some(name) = layout::shared_name_of(&f.path) {
@@ -541,7 +542,7 @@ mod tests {
         publish(&mut fs, &root(), &m3, &p3).expect("publish 3");
         fs.clear_history();
         let before = fs.state().clone();
-        let plan = plan_gc(&fs, &root(), 1).expect("plan");
+        let plan = plan_gc(&fs, &root(), 1, &[]).expect("plan");
         assert_eq!(plan.subsumed, vec![CheckpointId(2), CheckpointId(1)]);
         assert!(plan.orphaned_shared.contains(&"sst-1-0".to_string()));
         assert!(plan.live_shared.contains_key("sst-3-0"));
@@ -551,6 +552,23 @@ mod tests {
             assert_eq!(d.latest.map(|m| m.checkpoint.0), Some(3), "crash after {step:?} under {model:?}");
         }
         assert_eq!(fs.list(&root()).expect("ls"), vec!["chk-3".to_string(), "shared".to_string()]);
+    }
+
+    #[test]
+    fn gc_keeps_a_pinned_checkpoint_and_its_shared_files_whatever_its_age() {
+        // Pins no-claim restores (§10): the checkpoint a job was restored from is kept
+        // with every shared file it names, while older unpinned ones still go.
+        let mut fs = base();
+        let (m2, p2) = checkpoint(2, true);
+        publish(&mut fs, &root(), &m2, &p2).expect("publish 2");
+        let (m3, p3) = checkpoint(3, false);
+        publish(&mut fs, &root(), &m3, &p3).expect("publish 3");
+        let plan = plan_gc(&fs, &root(), 1, &[CheckpointId(2)]).expect("plan");
+        assert_eq!(plan.retained, vec![CheckpointId(3), CheckpointId(2)]);
+        assert_eq!(plan.subsumed, vec![CheckpointId(1)]);
+        execute_gc(&mut fs, &root(), &plan).expect("gc");
+        let d = load(&fs, &root(), CheckpointId(2), Verify::Checksums).expect("the pinned checkpoint is intact");
+        assert_eq!(d.checkpoint, CheckpointId(2));
     }
 
     #[test]
@@ -567,7 +585,7 @@ mod tests {
             assert!(publish(&mut fs, &root(), &m2, &p2).is_err(), "operation {n} fails");
             abort(&mut fs, &root(), CheckpointId(2)).expect("abort");
             assert_eq!(latest_id(&fs), Some(1), "after failing operation {n}");
-            let plan = plan_gc(&fs, &root(), 1).expect("plan");
+            let plan = plan_gc(&fs, &root(), 1, &[]).expect("plan");
             execute_gc(&mut fs, &root(), &plan).expect("gc");
             assert_eq!(latest_id(&fs), Some(1), "gc after failing operation {n} keeps checkpoint 1 whole");
         }
@@ -649,7 +667,7 @@ mod tests {
             let e = try_publish_chain(&mut fs, 2).expect_err("the injected failure surfaces");
             steps.insert(e.to_string());
             abort(&mut fs, &root(), CheckpointId(2)).expect("abort");
-            let plan = plan_gc(&fs, &root(), 1).expect("plan");
+            let plan = plan_gc(&fs, &root(), 1, &[]).expect("plan");
             assert_eq!(plan.retained, vec![CheckpointId(1)], "after failing operation {n}");
             execute_gc(&mut fs, &root(), &plan).expect("gc");
             let got = load(&fs, &root(), CheckpointId(1), Verify::Checksums);

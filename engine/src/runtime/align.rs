@@ -4,7 +4,6 @@
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,8 +12,25 @@ use formats::keygroup::KeyGroupRange;
 
 use crate::function::KeyedProcessFunction;
 use crate::runtime::checkpoint::ack::{self, Ack};
+use crate::runtime::checkpoint::barriers::Barriers;
+use crate::runtime::checkpoint::AckSender;
 use crate::runtime::operator::Operator;
 use crate::source::Split;
+
+/// Where a shard takes native (RocksDB) snapshots: in the job's work directory, for
+/// every checkpoint when checkpoints are incremental, and always for savepoints (the
+/// coordinator writes them in the form asked for).
+pub struct NativeSnapshots {
+    pub work: Option<PathBuf>,
+    pub incremental: bool,
+    pub barriers: Arc<Barriers>,
+}
+
+impl NativeSnapshots {
+    fn dir_for(&self, id: u64) -> Option<&std::path::Path> {
+        self.work.as_deref().filter(|_| self.incremental || self.barriers.is_savepoint(id))
+    }
+}
 
 /// Barrier alignment of one shard: which checkpoint is being aligned, how many of the
 /// shard's inputs (its own producer and one channel per peer) have delivered its
@@ -27,13 +43,13 @@ pub struct Aligner {
     shard: u16,
     inputs: usize,
     range: KeyGroupRange,
-    acks: Option<SyncSender<Ack>>,
+    acks: Option<AckSender>,
     /// The job failed: a barrier may never come, stop waiting.
     failed: Arc<AtomicBool>,
     /// At-least-once: inputs are not held back after their barrier.
     align: bool,
-    /// The job's work directory, where RocksDB checkpoints are taken (incremental mode).
-    work: Option<PathBuf>,
+    /// Where and when RocksDB checkpoints are taken.
+    native: NativeSnapshots,
     /// Notified when a snapshot is taken: wakes the inputs held back by alignment.
     snapshotted: Event,
 }
@@ -41,8 +57,8 @@ pub struct Aligner {
 impl Aligner {
     /// The aligner of shard `shard` (owning `range`) with `inputs` inputs, after
     /// checkpoint `done` (a restored checkpoint's id, else 0). `align` false is
-    /// at-least-once: inputs are not held back. `work` is where RocksDB checkpoints are
-    /// taken (incremental mode only).
+    /// at-least-once: inputs are not held back. `native` says where RocksDB checkpoints
+    /// are taken.
     #[expect(clippy::too_many_arguments, reason = "one constructor, called once per shard")]
     pub fn new(
         shard: u16,
@@ -50,9 +66,9 @@ impl Aligner {
         inputs: usize,
         done: u64,
         align: bool,
-        acks: Option<SyncSender<Ack>>,
+        acks: Option<AckSender>,
         failed: Arc<AtomicBool>,
-        work: Option<PathBuf>,
+        native: NativeSnapshots,
     ) -> Self {
         Aligner {
             current: 0,
@@ -65,7 +81,7 @@ impl Aligner {
             acks,
             failed,
             align,
-            work,
+            native,
             snapshotted: Event::new(),
         }
     }
@@ -98,7 +114,7 @@ impl Aligner {
         let started = Instant::now();
         let mut op = op.borrow_mut();
         let snapshot =
-            ack::take_snapshot(&mut *op.backend, a.range, a.work.as_deref(), a.shard, id).map_err(|e| e.to_string());
+            ack::take_snapshot(&mut *op.backend, a.range, a.native.dir_for(id), a.shard, id).map_err(|e| e.to_string());
         if let Some(tx) = &a.acks {
             // The coordinator is gone only when it failed, and then the job fails.
             let sent = tx.send(Ack {

@@ -11,6 +11,7 @@ use crate::badrecord::BadRecords;
 use crate::clock::{Clock, SystemClock};
 use crate::runtime::checkpoint::config::CheckpointConfig;
 use crate::runtime::checkpoint::restore::Restore;
+use crate::runtime::control::JobControl;
 use crate::runtime::restart::RestartStrategy;
 use crate::state::backend::BackendKind;
 use crate::state::rocks::RocksConfig;
@@ -42,6 +43,9 @@ pub struct RunConfig {
     pub restore: Option<Arc<Restore>>,
     /// What to do when the job fails while running.
     pub restart: RestartStrategy,
+    /// The control endpoint's view of the job (savepoint requests, status); None: no
+    /// endpoint.
+    pub control: Option<Arc<JobControl>>,
 }
 
 pub fn available_cores() -> u32 {
@@ -66,6 +70,7 @@ impl RunConfig {
             checkpoint: None,
             restore: None,
             restart: RestartStrategy::None,
+            control: None,
         }
     }
 }

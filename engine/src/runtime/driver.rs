@@ -7,7 +7,7 @@
 //! after it is a [`JobError::Run`] (restart strategy, then exit 1).
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,6 +25,8 @@ use crate::runtime::checkpoint::config::Cleanup;
 use crate::runtime::checkpoint::coordinator;
 use crate::runtime::checkpoint::publish::JobInfo;
 use crate::runtime::checkpoint::restore::Restore;
+use crate::runtime::checkpoint::AckSender;
+use crate::runtime::control::JobState;
 use crate::runtime::config::{RunConfig, RunReport};
 use crate::runtime::mesh;
 use crate::runtime::metrics::{self, Metrics};
@@ -40,6 +42,21 @@ const ACKS_PER_SHARD_MAX: usize = 2;
 /// Runs the job, restarting it from its latest checkpoint under `cfg.restart` when it
 /// fails while running. Setup errors are never retried.
 pub fn run<S, T, K, P, O>(p: Arc<Program<S, T, K, P, O>>, cfg: &RunConfig) -> Result<RunReport, JobError>
+where
+    S: Send + 'static,
+    T: Send + 'static,
+    K: Key,
+    P: KeyedProcessFunction<Key = K, In = T>,
+    O: 'static,
+{
+    let result = run_attempts(p, cfg);
+    if let Some(c) = &cfg.control {
+        c.set_state(if result.is_ok() { JobState::Finished } else { JobState::Failed });
+    }
+    result
+}
+
+fn run_attempts<S, T, K, P, O>(p: Arc<Program<S, T, K, P, O>>, cfg: &RunConfig) -> Result<RunReport, JobError>
 where
     S: Send + 'static,
     T: Send + 'static,
@@ -65,6 +82,9 @@ where
         };
         if cfg.stop.load(Ordering::Relaxed) {
             return Err(JobError::Run(err));
+        }
+        if let Some(c) = &cfg.control {
+            c.set_state(JobState::Restarting);
         }
         if let Some(r) = restart_point(&p.name, &cfg).map_err(JobError::Run)? {
             cfg.restore = Some(Arc::new(r));
@@ -125,10 +145,13 @@ where
         );
     }
     let barriers = Arc::new(Barriers::new(n, last.map_or(0, |c| c.0)));
-    let (ack_tx, ack_rx) = mpsc::sync_channel::<Ack>(n * ACKS_PER_SHARD_MAX);
+    let (ack_tx, ack_rx) = crossbeam_channel::bounded::<Ack>(n * ACKS_PER_SHARD_MAX);
     let failed = Arc::new(AtomicBool::new(false));
+    if let Some(c) = &cfg.control {
+        c.attempt_started(metrics.clone());
+    }
     let ctx = Attempt { p: &p, cfg, metrics: &metrics, failed: &failed, work: &work, barriers: &barriers };
-    let shards = ctx.spawn_shards(cfg.checkpoint.as_ref().map(|_| ack_tx));
+    let shards = ctx.spawn_shards(Some(ack_tx));
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let reporter = cfg.report_interval.map(|iv| {
         let m = metrics.clone();
@@ -183,7 +206,7 @@ where
 {
     /// Starts one pinned executor per shard. A shard that cannot start is reported by
     /// its handle, like one that fails later.
-    fn spawn_shards(&self, acks: Option<mpsc::SyncSender<Ack>>) -> Vec<Result<ShardHandle, Error>> {
+    fn spawn_shards(&self, acks: Option<AckSender>) -> Vec<Result<ShardHandle, Error>> {
         let n = self.cfg.shards as usize;
         let cpus: Vec<usize> = match glommio::CpuSet::online() {
             Ok(set) => set.into_iter().map(|l| l.cpu).collect(),
@@ -218,23 +241,35 @@ where
         handles
     }
 
+    /// The coordinator runs for every job: it takes checkpoints when the job has
+    /// checkpoint settings, and savepoints when the control endpoint asks.
     fn spawn_coordinator(
         &self,
-        acks: Receiver<Ack>,
+        acks: crossbeam_channel::Receiver<Ack>,
         last: Option<formats::id::CheckpointId>,
     ) -> Option<JoinHandle<Result<(), Error>>> {
-        let ck = self.cfg.checkpoint.clone()?;
-        let info = JobInfo {
-            job: self.p.name.clone(),
-            key: <K as Key>::encoding(),
-            max_key_groups: self.cfg.max_key_groups,
-            backend: self.cfg.backend.to_string(),
-            shards: self.cfg.shards as usize,
+        let checkpoints = self.cfg.checkpoint.clone();
+        let pinned = match (&self.cfg.restore, &checkpoints) {
+            (Some(r), Some(ck)) => r.pinned_in(&layout::checkpoint_root(&ck.dir, &self.p.name)),
+            _ => None,
         };
-        let (b, f) = (self.barriers.clone(), self.failed.clone());
-        Some(std::thread::spawn(move || {
-            coordinator::coordinate(&ck, &info, &b, &acks, last, &|| f.store(true, Ordering::Relaxed))
-        }))
+        let setup = coordinator::Setup {
+            checkpoints,
+            info: JobInfo {
+                job: self.p.name.clone(),
+                key: <K as Key>::encoding(),
+                max_key_groups: self.cfg.max_key_groups,
+                backend: self.cfg.backend.to_string(),
+                shards: self.cfg.shards as usize,
+            },
+            barriers: self.barriers.clone(),
+            acks,
+            last,
+            pinned,
+            control: self.cfg.control.clone(),
+        };
+        let f = self.failed.clone();
+        Some(std::thread::spawn(move || coordinator::coordinate(setup, &|| f.store(true, Ordering::Relaxed))))
     }
 
     /// Finishes the sink and the dead-letter file, applies the checkpoint cleanup

@@ -53,6 +53,10 @@ impl Metrics {
         self.shards.iter().map(|s| s.records_processed.load(Ordering::Relaxed)).collect()
     }
 
+    pub fn in_per_shard(&self) -> Vec<u64> {
+        self.shards.iter().map(|s| s.records_in.load(Ordering::Relaxed)).collect()
+    }
+
     pub fn totals(&self) -> Totals {
         let mut t = Totals::default();
         for s in &self.shards {

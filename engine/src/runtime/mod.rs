@@ -17,6 +17,7 @@
 pub mod align;
 pub mod checkpoint;
 pub mod config;
+pub mod control;
 pub mod driver;
 pub mod mesh;
 pub mod metrics;

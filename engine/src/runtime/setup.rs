@@ -41,19 +41,25 @@ fn check_restore<S, T, K, P: KeyedProcessFunction, O>(
     let Some(r) = &cfg.restore else { return Ok(()) };
     let (m, job) = (&r.manifest, p.name.as_str());
     if m.job != job {
-        return Err(Error::Config(format!("checkpoint {} belongs to job {:?}, not {job:?}", m.checkpoint.0, m.job)));
+        return Err(Error::Config(format!("{} belongs to job {:?}, not {job:?}", r.describe(), m.job)));
     }
     if m.max_key_groups != cfg.max_key_groups {
         return Err(Error::Config(format!(
-            "checkpoint {} has {} key groups, the job {}",
-            m.checkpoint.0, m.max_key_groups, cfg.max_key_groups
+            "{} has {} key groups, the job {}",
+            r.describe(),
+            m.max_key_groups,
+            cfg.max_key_groups
         )));
     }
     let mut registry = StateRegistry::new();
     (p.factory)(&mut registry)?;
     let declared = registry.into_descriptors();
     for d in &m.states {
-        match_state(&declared, d).map_err(|e| Error::Config(format!("checkpoint {}: {e}", m.checkpoint.0)))?;
+        match match_state(&declared, d, r.unmatched) {
+            Ok(Some(_)) => {}
+            Ok(None) => tracing::warn!(state = %d.name, "state not restored: the job no longer declares it"),
+            Err(e) => return Err(Error::Config(format!("{}: {e}", r.describe()))),
+        }
     }
     Ok(())
 }

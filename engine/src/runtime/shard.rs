@@ -9,7 +9,6 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,8 +19,8 @@ use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use crate::error::Error;
 use crate::function::KeyedProcessFunction;
 use crate::graph::Program;
-use crate::runtime::align::Aligner;
-use crate::runtime::checkpoint::ack::Ack;
+use crate::runtime::align::{Aligner, NativeSnapshots};
+use crate::runtime::checkpoint::AckSender;
 use crate::runtime::checkpoint::barriers::Barriers;
 use crate::runtime::checkpoint::config::CheckpointMode;
 use crate::runtime::config::RunConfig;
@@ -48,7 +47,7 @@ pub struct Shard<S, T, K, P: KeyedProcessFunction, O> {
     /// The job's work directory (RocksDB instances, their checkpoints, restore scratch).
     pub work: Option<PathBuf>,
     pub barriers: Arc<Barriers>,
-    pub acks: Option<SyncSender<Ack>>,
+    pub acks: Option<AckSender>,
 }
 
 impl<S, T, K, P, O> Shard<S, T, K, P, O>
@@ -89,27 +88,41 @@ where
         result
     }
 
+    /// Opens the shard's backend, with its restored state: a RocksDB shard restored onto
+    /// the same shard count reopens the old instance's files; every other restore loads
+    /// the entries of the key groups it owns.
     fn open_backend(&self, registry: StateRegistry) -> Result<Box<dyn Backend>, Error> {
         let descriptors = registry.into_descriptors();
-        Ok(match (&self.cfg.backend, &self.work) {
+        let started = Instant::now();
+        let restore = self.cfg.restore.as_deref();
+        let (mut backend, reopened): (Box<dyn Backend>, bool) = match (&self.cfg.backend, &self.work) {
             (BackendKind::Rocksdb, Some(work)) => {
                 let path = layout::shard_instance_dir(work, self.id);
+                let reopened = match restore {
+                    Some(r) => r.reopen(self.id, self.cfg.shards, self.range(), &descriptors, &path)?,
+                    None => false,
+                };
                 let rocks = RocksBackend::open(&path, descriptors, &self.cfg.rocks, self.cfg.clock.clone())?;
-                Box::new(CachedBackend::new(rocks, self.cfg.rocks.cache_entries_max))
+                (Box::new(CachedBackend::new(rocks, self.cfg.rocks.cache_entries_max)), reopened)
             }
-            _ => Box::new(HeapBackend::new(descriptors)),
-        })
+            _ => (Box::new(HeapBackend::new(descriptors)), false),
+        };
+        if let Some(r) = restore {
+            let ms = |t: Instant| t.elapsed().as_millis() as u64;
+            if reopened {
+                tracing::info!(shard = self.id.0, ms = ms(started), "state restored (instance reopened)");
+            } else {
+                let entries = r.restore_into(&mut *backend, self.range(), self.work.as_deref(), self.id)?;
+                tracing::info!(shard = self.id.0, entries, ms = ms(started), "state restored");
+            }
+        }
+        Ok(backend)
     }
 
     fn open_operator(&self) -> Result<Operator<P, O>, Error> {
         let mut registry = StateRegistry::new();
         let func = (self.program.factory)(&mut registry)?;
-        let mut backend = self.open_backend(registry)?;
-        if let Some(r) = &self.cfg.restore {
-            let started = Instant::now();
-            let entries = r.restore_into(&mut *backend, self.range(), self.work.as_deref(), self.id)?;
-            tracing::info!(shard = self.id.0, entries, ms = started.elapsed().as_millis() as u64, "state restored");
-        }
+        let backend = self.open_backend(registry)?;
         let sink = self.program.sink.open(self.id)?;
         Ok(Operator::new(
             self.id,
@@ -132,7 +145,7 @@ where
             self.cfg.checkpoint.as_ref().is_none_or(|c| c.mode == CheckpointMode::ExactlyOnce),
             self.acks.clone(),
             self.failed.clone(),
-            self.work.clone().filter(|_| incremental),
+            NativeSnapshots { work: self.work.clone(), incremental, barriers: self.barriers.clone() },
         )
     }
 

@@ -1,7 +1,8 @@
 //! Loading entries read from a checkpoint (by `reader`) into a backend: each entry's
 //! state is matched by name to the job's, which must declare it with the same
-//! descriptor (a state the job no longer declares is an error: nothing is dropped
-//! silently), and entries are written in batches per state.
+//! descriptor, and entries are written in batches per state. A state the job no longer
+//! declares is an error (nothing is dropped silently) unless the user allowed
+//! non-restored state (Flink's `--allowNonRestoredState`): then its entries are skipped.
 use formats::value::StateDescriptor;
 
 use reader::{ReadError, Visit};
@@ -28,9 +29,10 @@ pub enum LoadError {
 /// errors of reading; returns the entries loaded.
 pub fn load<T>(
     backend: &mut dyn Backend,
+    unmatched: Unmatched,
     read: impl FnOnce(&mut Visit<'_>) -> Result<T, ReadError>,
 ) -> Result<u64, LoadError> {
-    let mut loader = Loader::new(backend);
+    let mut loader = Loader::new(backend, unmatched);
     let mut refused = None;
     let walked = read(&mut |d, k, v| {
         loader.add(d, k, v).map_err(|e| {
@@ -49,22 +51,58 @@ pub fn load<T>(
 /// Entries per write batch while loading.
 const LOAD_BATCH_ENTRIES: usize = 4096;
 
+/// What happens to a state of the checkpoint that the job does not declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unmatched {
+    /// The restore fails, naming the state (the default: nothing is dropped silently).
+    #[default]
+    Refuse,
+    /// Its entries are skipped (`--allow-non-restored-state`).
+    Skip,
+}
+
 /// The job's state (among `declared`, in registry order) that checkpoint state `d`
-/// loads into: the one of the same name, which must have the same descriptor. The
-/// setup phase checks a whole checkpoint with this before anything starts; loading
-/// checks every entry with it again.
-pub fn match_state(declared: &[StateDescriptor], d: &StateDescriptor) -> Result<StateId, String> {
+/// loads into: the one of the same name, which must have the same descriptor; None
+/// when the job does not declare it and `unmatched` skips such states. The setup phase
+/// checks a whole checkpoint with this before anything starts; loading checks every
+/// entry with it again.
+pub fn match_state(
+    declared: &[StateDescriptor],
+    d: &StateDescriptor,
+    unmatched: Unmatched,
+) -> Result<Option<StateId>, String> {
     match declared.iter().position(|j| j.name == d.name) {
-        None => Err(format!("state {:?} is in the snapshot but not declared by the job", d.name)),
-        Some(i) if declared.get(i) != Some(d) => {
-            Err(format!("state {:?} has a different kind, encoding or TTL than the job declares", d.name))
-        }
-        Some(i) => Ok(StateId(i as u32)),
+        None if unmatched == Unmatched::Skip => Ok(None),
+        None => Err(format!(
+            "state {:?} is in the snapshot but not declared by the job (restore with \
+             --allow-non-restored-state to drop it)",
+            d.name
+        )),
+        Some(i) if declared.get(i) != Some(d) => Err(format!(
+            "state {:?} has a different kind, encoding or TTL than the job declares (checkpoint: {}; job: {})",
+            d.name,
+            describe(d),
+            declared.get(i).map(describe).unwrap_or_default()
+        )),
+        Some(i) => Ok(Some(StateId(i as u32))),
     }
+}
+
+/// A descriptor in a few words, for refusals: `list of u64, TTL 1000 ms`.
+fn describe(d: &StateDescriptor) -> String {
+    let mut s = format!("{:?} of {:?}", d.kind, d.value);
+    if let Some(k) = &d.user_key {
+        s.push_str(&format!(" keyed by {k:?}"));
+    }
+    if let Some(t) = &d.ttl {
+        s.push_str(&format!(", TTL {t:?}"));
+    }
+    s.to_lowercase()
 }
 
 struct Loader<'a> {
     backend: &'a mut dyn Backend,
+    unmatched: Unmatched,
     batch: Vec<(Vec<u8>, Vec<u8>)>,
     current: Option<StateId>,
     loaded: u64,
@@ -75,17 +113,17 @@ fn mismatch(reason: String) -> StateError {
 }
 
 impl<'a> Loader<'a> {
-    fn new(backend: &'a mut dyn Backend) -> Self {
-        Loader { backend, batch: Vec::with_capacity(LOAD_BATCH_ENTRIES), current: None, loaded: 0 }
+    fn new(backend: &'a mut dyn Backend, unmatched: Unmatched) -> Self {
+        Loader { backend, unmatched, batch: Vec::with_capacity(LOAD_BATCH_ENTRIES), current: None, loaded: 0 }
     }
 
-    fn state_id(&self, d: &StateDescriptor) -> Result<StateId, StateError> {
-        match_state(self.backend.descriptors(), d).map_err(mismatch)
+    fn state_id(&self, d: &StateDescriptor) -> Result<Option<StateId>, StateError> {
+        match_state(self.backend.descriptors(), d, self.unmatched).map_err(mismatch)
     }
 
-    /// Adds one entry of state `d`.
+    /// Adds one entry of state `d` (nothing for a state skipped as not restored).
     fn add(&mut self, d: &StateDescriptor, key: &[u8], value: &[u8]) -> Result<(), StateError> {
-        let id = self.state_id(d)?;
+        let Some(id) = self.state_id(d)? else { return Ok(()) };
         if Some(id) != self.current || self.batch.len() >= LOAD_BATCH_ENTRIES {
             self.write()?;
             self.current = Some(id);

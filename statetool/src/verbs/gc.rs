@@ -21,7 +21,7 @@ pub struct Args {
 
 pub fn run(a: &Args) -> anyhow::Result<u8> {
     anyhow::ensure!(a.root.is_dir(), "{}: not a directory", a.root.display());
-    let plan = plan_gc(&StdFs, &a.root, a.retain)?;
+    let plan = plan_gc(&StdFs, &a.root, a.retain, &[])?;
     if a.json {
         let v = serde_json::json!({
             "retained": plan.retained.iter().map(|c| c.0).collect::<Vec<_>>(),

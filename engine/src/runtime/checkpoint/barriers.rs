@@ -19,13 +19,15 @@ pub struct Barriers {
 
 struct BarrierState {
     requested: u64,
+    /// The newest barrier that is a savepoint's (0: none).
+    savepoint: u64,
     closed: bool,
 }
 
 impl Barriers {
     pub fn new(shards: usize, last: u64) -> Self {
         Barriers {
-            state: Mutex::new(BarrierState { requested: last, closed: false }),
+            state: Mutex::new(BarrierState { requested: last, savepoint: 0, closed: false }),
             finished: AtomicUsize::new(0),
             shards,
             changed: Event::new(),
@@ -64,13 +66,23 @@ impl Barriers {
         false
     }
 
-    /// Requests checkpoint `id`; false once the job is closing.
-    pub(crate) fn request(&self, id: u64) -> bool {
+    /// Whether barrier `id` is a savepoint's (shards then take a native snapshot
+    /// whatever the checkpoint settings: the coordinator writes the savepoint's form).
+    pub fn is_savepoint(&self, id: u64) -> bool {
+        self.lock().savepoint == id
+    }
+
+    /// Requests checkpoint `id` (a savepoint's barrier with `savepoint`); false once the
+    /// job is closing.
+    pub(crate) fn request(&self, id: u64, savepoint: bool) -> bool {
         let mut s = self.lock();
         if s.closed {
             return false;
         }
         s.requested = id;
+        if savepoint {
+            s.savepoint = id;
+        }
         drop(s);
         self.changed.notify(usize::MAX);
         true

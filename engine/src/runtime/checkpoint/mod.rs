@@ -23,3 +23,9 @@ pub mod coordinator;
 pub mod incremental;
 pub mod publish;
 pub mod restore;
+pub mod savepoint;
+#[cfg(test)]
+mod savepoint_tests;
+
+/// How shards send acks to the coordinator (bounded: one per checkpoint in flight).
+pub type AckSender = crossbeam_channel::Sender<ack::Ack>;

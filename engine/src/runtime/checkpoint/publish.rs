@@ -50,7 +50,7 @@ pub struct Writer {
     poisoned: Option<String>,
 }
 
-fn now_ms() -> u64 {
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
@@ -170,10 +170,10 @@ impl Writer {
         Ok(FileRef { path, size: summary.size, crc32: summary.crc32, local: None })
     }
 
-    /// Removes all but the `retain` newest published checkpoints and the shared files
-    /// only they referred to.
-    pub fn collect_garbage(&mut self, retain: usize) -> Result<(), Error> {
-        let plan = protocol::plan_gc(&*self.fs, &self.root, retain)?;
+    /// Removes all but the `retain` newest published checkpoints (and the `pinned`
+    /// ones, which the job does not own) and the shared files only they referred to.
+    pub fn collect_garbage(&mut self, retain: usize, pinned: &[CheckpointId]) -> Result<(), Error> {
+        let plan = protocol::plan_gc(&*self.fs, &self.root, retain, pinned)?;
         protocol::execute_gc(&mut *self.fs, &self.root, &plan)?;
         Ok(())
     }

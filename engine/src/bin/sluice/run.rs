@@ -1,40 +1,16 @@
-//! `sluice`: runs a job. Exit codes: 0 success, 1 the job failed while running,
-//! 2 bad usage, a bad job file, a missing input or an unusable data directory.
+//! `sluice run`: a job from its TOML file, with its control endpoint.
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use engine::{available_cores, pipeline, BackendKind, CheckpointConfig, JobError, RestartStrategy, Restore, RunConfig};
+use engine::{available_cores, pipeline, BackendKind, CheckpointConfig, JobControl, JobError, RestartStrategy, Restore, RunConfig};
 
-#[derive(Parser)]
-#[command(name = "sluice", version, about = "Thread-per-core stream processor with keyed state")]
-struct Cli {
-    /// Log lines on stderr: `text` for people (coloured only on a terminal), `json` for
-    /// log shippers (one JSON object per line). The filter is SLUICE_LOG (default info).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run a job described by a TOML file until its input ends or it is stopped
-    /// (SIGTERM or SIGINT: sources stop, in-flight records drain, outputs flush).
-    Run(RunArgs),
-}
+use crate::endpoint::{self, EndpointArgs};
+use crate::LogFormat;
 
 #[derive(clap::Args)]
-struct RunArgs {
+pub struct RunArgs {
     /// The job file.
     job: PathBuf,
     /// Shards (one executor each); defaults to one per available core. More shards than
@@ -69,13 +45,37 @@ struct RunArgs {
     /// Published checkpoints to keep (default: the job file's, else 1).
     #[arg(long)]
     checkpoints_retained: Option<usize>,
-    /// Start from a checkpoint: a chk-<n> directory, or a job's checkpoint root (its
-    /// newest intact checkpoint). Any --shards value works.
+    /// Start from a checkpoint or a savepoint: a chk-<n> directory, a job's checkpoint
+    /// root (its newest intact checkpoint) or a savepoint directory. Any --shards value
+    /// and either --state-backend work. Its files are never modified or deleted.
     #[arg(long, value_name = "PATH")]
     from: Option<PathBuf>,
+    /// With --from: drop states the job no longer declares instead of refusing to start
+    /// (Flink's --allowNonRestoredState).
+    #[arg(long, requires = "from")]
+    allow_non_restored_state: bool,
+    /// Where savepoints go when `sluice savepoint` names no directory (each one in a new
+    /// directory `savepoint-<job>-<id>-<nonce>` under this one).
+    #[arg(long, value_name = "DIR")]
+    savepoint_dir: Option<PathBuf>,
+    /// The control endpoint's port: default 8081 (Flink's REST port; any free port when
+    /// it is taken), 0 for any free port. The CLI finds it through the data directory.
+    #[arg(long, value_name = "PORT")]
+    control_port: Option<u16>,
+    /// The address the control endpoint binds to. Anything but loopback requires
+    /// --control-token-file.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    control_bind: std::net::IpAddr,
+    /// A file holding the bearer token every control request must carry (readable only
+    /// by its owner).
+    #[arg(long, value_name = "FILE")]
+    control_token_file: Option<PathBuf>,
+    /// Do not open a control endpoint.
+    #[arg(long, conflicts_with_all = ["control_port", "control_token_file"])]
+    no_control: bool,
 }
 
-fn run(args: RunArgs, log_format: LogFormat) -> Result<(), JobError> {
+pub fn run(args: RunArgs, log_format: LogFormat) -> Result<(), JobError> {
     let mut plan = pipeline::load(&args.job).map_err(JobError::Setup)?;
     if args.fail_on_bad_record {
         plan.fail_on_bad_record = true;
@@ -111,7 +111,8 @@ fn run(args: RunArgs, log_format: LogFormat) -> Result<(), JobError> {
     };
     cfg.checkpoint = ck;
     if let Some(from) = &args.from {
-        cfg.restore = Some(Arc::new(Restore::load(from).map_err(JobError::Setup)?));
+        let restore = Restore::load(from).map_err(JobError::Setup)?;
+        cfg.restore = Some(Arc::new(restore.allow_non_restored_state(args.allow_non_restored_state)));
     }
     let interval = args.report_interval_s.or(plan.report_interval_s).unwrap_or(10);
     cfg.report_interval = (interval > 0).then(|| Duration::from_secs(interval));
@@ -121,8 +122,21 @@ fn run(args: RunArgs, log_format: LogFormat) -> Result<(), JobError> {
         let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, cfg.stop.clone());
         let _ = signal_hook::flag::register(sig, cfg.stop.clone());
     }
+    // The endpoint lives as long as the job: dropping it stops the server and removes
+    // the published address.
+    let _endpoint = if args.no_control {
+        None
+    } else {
+        let savepoint_dir = args.savepoint_dir.as_ref().map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()));
+        let job = JobControl::new(&plan.name, &cfg, savepoint_dir);
+        cfg.control = Some(job.clone());
+        let ep = EndpointArgs { bind: args.control_bind, port: args.control_port, token_file: args.control_token_file.clone() };
+        std::fs::create_dir_all(&data_dir).map_err(|e| JobError::Setup(engine::Error::io(&data_dir, e)))?;
+        Some(endpoint::start(&ep, job, &data_dir).map_err(|e| JobError::Setup(engine::Error::Config(format!("control endpoint: {e}"))))?)
+    };
     tracing::info!(job = %plan.name, shards, backend = %args.state_backend, "starting");
     let result = pipeline::run(&plan, &cfg);
+    drop(_endpoint);
     if temporary {
         let _ = std::fs::remove_dir_all(&data_dir);
     }
@@ -155,51 +169,3 @@ fn run(args: RunArgs, log_format: LogFormat) -> Result<(), JobError> {
     Ok(())
 }
 
-/// Logs go to stderr. Colour codes only when stderr is a terminal (and NO_COLOR is not
-/// set): journald, files and pipes get plain text. `json` writes one object per line
-/// with the event's fields at the top level (`timestamp`, `level`, `message`, `target`,
-/// and the event's own fields).
-fn init_logging(format: LogFormat) {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into());
-    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
-    match format {
-        LogFormat::Text => {
-            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            logs.with_ansi(colour).init();
-        }
-        LogFormat::Json => logs.json().flatten_event(true).with_ansi(false).init(),
-    }
-}
-
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.log_format);
-    let result = match cli.command {
-        Command::Run(a) => run(a, cli.log_format),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let code = ExitCode::from(match e {
-                JobError::Setup(_) => 2,
-                JobError::Run(_) => 1,
-            });
-            let mut causes = Vec::new();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                causes.push(s.to_string());
-                src = s.source();
-            }
-            if cli.log_format == LogFormat::Json {
-                tracing::error!(error = %e, causes = %causes.join("; "), "exiting with an error");
-                return code;
-            }
-            eprintln!("error: {e}");
-            for c in causes {
-                eprintln!("  caused by: {c}");
-            }
-            code
-        }
-    }
-}

@@ -1,0 +1,154 @@
+//! Writing a savepoint from the shards' acks of its barrier: a self-contained,
+//! relocatable directory (FORMAT.md, "Savepoints") in one of two forms.
+//!
+//! - canonical: one snapshot file per shard, whatever the backend (heap shards encode
+//!   their copied entries; RocksDB shards have their local checkpoint scanned in key
+//!   order), so it restores into either backend;
+//! - native: RocksDB shards' checkpoint files copied in whole (SSTs included); heap
+//!   shards have no native form and are written canonically.
+//!
+//! Everything runs on the coordinator's thread, off the processing path. A savepoint
+//! that fails is removed again (it is recognisably one of ours: it carries the
+//! in-progress marker); a complete one is never deleted by the engine.
+use std::path::Path;
+use std::time::Instant;
+
+use formats::checkpoint::OwnedFile;
+use formats::fs::{Fs, StdFs};
+use formats::id::CheckpointId;
+use formats::keygroup::KeyGroupRange;
+use formats::layout;
+use formats::manifest::{FileRef, Manifest, ShardFormat, ShardSnapshot};
+use formats::savepoint::{self, Form, SavepointMeta};
+use formats::snapshot::SnapshotWriter;
+use formats::statekey;
+use formats::value::StateDescriptor;
+
+use super::ack::{Ack, ShardState};
+use super::publish::{now_ms, JobInfo};
+use crate::error::Error;
+use crate::state::snapshot::Collected;
+
+/// What writing a savepoint produced.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The form written (a heap job's native request is written canonically).
+    pub form: Form,
+    /// Bytes of every file in the savepoint.
+    pub bytes: u64,
+}
+
+/// Writes savepoint `id` of the shards' `acks` into `target` (which must not exist or be
+/// empty) in `form`. On failure whatever was written is removed.
+pub fn write(info: &JobInfo, id: CheckpointId, target: &Path, form: Form, acks: Vec<Ack>) -> Result<Written, Error> {
+    let mut fs = StdFs;
+    savepoint::begin(&mut fs, target)?;
+    let result = write_begun(&mut fs, info, id, target, form, acks);
+    if result.is_err() {
+        if let Err(e) = savepoint::dispose(&mut fs, target) {
+            tracing::warn!(path = %target.display(), error = %e, "cannot remove a failed savepoint");
+        }
+    }
+    result
+}
+
+fn write_begun(
+    fs: &mut dyn Fs,
+    info: &JobInfo,
+    id: CheckpointId,
+    target: &Path,
+    requested: Form,
+    mut acks: Vec<Ack>,
+) -> Result<Written, Error> {
+    let started = Instant::now();
+    acks.sort_by_key(|a| a.shard);
+    let states = acks.first().map(|a| a.states.clone()).unwrap_or_default();
+    let mut form = requested;
+    let mut shards = Vec::with_capacity(acks.len());
+    for a in acks {
+        let state = a
+            .snapshot
+            .map_err(|e| Error::Executor(format!("shard {} could not snapshot savepoint {}: {e}", a.shard, id.0)))?;
+        let (format, files) = match (state, requested) {
+            (ShardState::Full(collected), _) => {
+                form = Form::Canonical;
+                (ShardFormat::Snapshot, vec![encode_collected(fs, target, a.shard, collected)?])
+            }
+            (ShardState::Rocksdb { dir, .. }, Form::Native) => (ShardFormat::Rocksdb, copy_instance(fs, target, a.shard, &dir)?),
+            (ShardState::Rocksdb { dir, .. }, Form::Canonical) => {
+                (ShardFormat::Snapshot, vec![encode_instance(fs, target, a.shard, &dir, &a.states, a.range)?])
+            }
+        };
+        let source_position = serde_json::to_value(&a.splits).map_err(|e| {
+            Error::Executor(format!("shard {}: cannot record the source position of savepoint {}: {e}", a.shard, id.0))
+        })?;
+        shards.push(ShardSnapshot { shard: a.shard, range: a.range, format, files, source_position });
+    }
+    let manifest = Manifest {
+        job: info.job.clone(),
+        checkpoint: id,
+        parent: None,
+        created_ms: now_ms(),
+        max_key_groups: info.max_key_groups,
+        backend: info.backend.clone(),
+        key: Some(info.key.clone()),
+        states,
+        shards,
+    };
+    let bytes = manifest.files().map(|f| f.size).sum();
+    savepoint::commit(fs, target, &SavepointMeta { form, manifest })?;
+    tracing::debug!(savepoint = id.0, ms = started.elapsed().as_millis() as u64, bytes, "savepoint files written");
+    Ok(Written { form, bytes })
+}
+
+/// A heap shard's copied entries as its snapshot file, streamed block by block.
+fn encode_collected(fs: &mut dyn Fs, target: &Path, shard: u16, collected: Collected) -> Result<FileRef, Error> {
+    let path = layout::savepoint_snapshot_path(shard);
+    let mut file = OwnedFile::create(fs, target, &path)?;
+    let label = file.path().to_owned();
+    let summary = collected.write_to(&mut file, label)?;
+    file.finish()?;
+    Ok(FileRef { path, size: summary.size, crc32: summary.crc32, local: None })
+}
+
+/// A RocksDB shard's local checkpoint `dir` scanned in key order into its snapshot file
+/// (state by state; within a state, key order is key-group order).
+fn encode_instance(
+    fs: &mut dyn Fs,
+    target: &Path,
+    shard: u16,
+    dir: &Path,
+    states: &[StateDescriptor],
+    range: KeyGroupRange,
+) -> Result<FileRef, Error> {
+    let path = layout::savepoint_snapshot_path(shard);
+    let mut file = OwnedFile::create(fs, target, &path)?;
+    let label = file.path().to_owned();
+    let mut w = SnapshotWriter::to_writer(states.to_vec(), range, &mut file, label);
+    let mut failed: Option<formats::FormatError> = None;
+    let scanned = reader::scan(dir, states, range, &mut |i, k, v| {
+        statekey::decode(k).and_then(|sk| w.add(i as u32, sk.key_group, k, v)).map_err(|e| {
+            let reason = e.to_string();
+            failed = Some(e);
+            reader::ReadError::Visit(reason)
+        })
+    });
+    if let Some(e) = failed {
+        return Err(Error::from(e));
+    }
+    scanned?;
+    let summary = w.finish()?;
+    file.finish()?;
+    Ok(FileRef { path, size: summary.size, crc32: summary.crc32, local: None })
+}
+
+/// Every file of a RocksDB shard's local checkpoint `dir`, copied into the savepoint.
+fn copy_instance(fs: &mut dyn Fs, target: &Path, shard: u16, dir: &Path) -> Result<Vec<FileRef>, Error> {
+    let names = fs.list(dir).map_err(|e| Error::io(dir, e))?;
+    let mut files = Vec::with_capacity(names.len());
+    for name in names {
+        let relative = layout::savepoint_owned_path(shard, &name);
+        files.push(savepoint::copy_in(fs, target, &relative, &dir.join(&name), None)?);
+    }
+    Ok(files)
+}

@@ -1,0 +1,171 @@
+//! Savepoint round trips through the runtime's own paths: random state of every kind
+//! (value, list, map, reducing, and a value with TTL) written by N shards on either
+//! backend, taken as each shard's barrier snapshot (a RocksDB checkpoint or a heap copy),
+//! written as a savepoint in either form, then restored onto M shards of either backend
+//! (reopening the instances when shard count and backend allow) equals the model.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use formats::id::CheckpointId;
+use formats::keygroup::{key_group_of, range_for_shard, shard_of, KEY_GROUPS_DEFAULT};
+use formats::savepoint::Form;
+use formats::ttl::{TtlConfig, TtlUpdate};
+use formats::value::ValueEncoding;
+use formats::ShardId;
+use proptest::prelude::*;
+
+use super::ack::{self, Ack};
+use super::publish::JobInfo;
+use super::restore::{Origin, Restore};
+use super::savepoint;
+use crate::state::context::StateRegistry;
+use crate::state::handles::{ListState, MapState, ReducingState, ValueState};
+use crate::{BackendKind, ManualClock, StateHarness};
+
+struct S {
+    value: ValueState<u64>,
+    list: ListState<String>,
+    map: MapState<String, i64>,
+    sum: ReducingState<i64>,
+    ttl: ValueState<String>,
+}
+
+fn declare(reg: &mut StateRegistry) -> S {
+    let ttl = TtlConfig { ttl_ms: 3_600_000, update: TtlUpdate::OnCreateAndWrite };
+    S {
+        value: reg.value("value", None).expect("value"),
+        list: reg.list("list", None).expect("list"),
+        map: reg.map("map", None).expect("map"),
+        sum: reg.reducing("sum", |a: i64, b: i64| a + b, None).expect("sum"),
+        ttl: reg.value("ttl", Some(ttl)).expect("ttl"),
+    }
+}
+
+type Entry = (u64, Vec<String>, BTreeMap<String, i64>, i64, String);
+type Model = BTreeMap<String, Entry>;
+
+fn model() -> impl Strategy<Value = Model> {
+    proptest::collection::btree_map(
+        "k[0-9]{1,3}",
+        (
+            1u64..1000,
+            proptest::collection::vec("[a-z]{0,4}", 0..3),
+            proptest::collection::btree_map("[a-c]", -9i64..9, 0..3),
+            -50i64..50,
+            "[a-z]{1,6}",
+        ),
+        1..60,
+    )
+}
+
+fn open(kind: BackendKind, dir: &std::path::Path) -> (StateHarness, S) {
+    let mut reg = StateRegistry::new();
+    let s = declare(&mut reg);
+    let clock = ManualClock::new(1_000) as Arc<_>;
+    (StateHarness::open(kind, reg, Some(dir), 16, clock).expect("open"), s)
+}
+
+fn owner(k: &str, shards: u32) -> u16 {
+    shard_of(key_group_of(k.as_bytes(), KEY_GROUPS_DEFAULT), shards, KEY_GROUPS_DEFAULT).0
+}
+
+fn write(h: &mut StateHarness, s: &S, k: &str, e: &Entry) {
+    h.with_key(k.as_bytes(), |c| {
+        s.value.set(c, e.0).expect("set");
+        for x in &e.1 {
+            s.list.add(c, x.clone()).expect("add");
+        }
+        for (mk, mv) in &e.2 {
+            s.map.put(c, mk, *mv).expect("put");
+        }
+        s.sum.add(c, e.3).expect("reduce");
+        s.ttl.set(c, e.4.clone()).expect("ttl");
+    });
+}
+
+fn read(h: &mut StateHarness, s: &S, k: &str) -> Option<Entry> {
+    h.with_key(k.as_bytes(), |c| {
+        let v = s.value.get(c).expect("get")?;
+        let m = s.map.entries(c).expect("entries").into_iter().collect();
+        let sum = s.sum.get(c).expect("sum").unwrap_or(0);
+        Some((v, s.list.get(c).expect("list"), m, sum, s.ttl.get(c).expect("ttl").unwrap_or_default()))
+    })
+}
+
+fn backend(rocks: bool) -> BackendKind {
+    if rocks {
+        BackendKind::Rocksdb
+    } else {
+        BackendKind::Heap
+    }
+}
+
+/// Shard `i` of `n`'s barrier snapshot of `m` (the keys it owns), as its ack.
+fn shard_ack(m: &Model, i: u16, n: u32, kind: BackendKind, dir: &std::path::Path) -> Ack {
+    let range = range_for_shard(ShardId(i), n, KEY_GROUPS_DEFAULT);
+    let (mut h, s) = open(kind, &dir.join(format!("in-{i}")));
+    for (k, e) in m.iter().filter(|(k, _)| owner(k, n) == i) {
+        write(&mut h, &s, k, e);
+    }
+    let work = dir.join("work");
+    let state = ack::take_snapshot(h.backend_mut(), range, Some(&work), i, 7).expect("snapshot");
+    Ack {
+        shard: i,
+        id: 7,
+        range,
+        states: h.backend_mut().descriptors().to_vec(),
+        snapshot: Ok(state),
+        splits: None,
+        sync: Duration::ZERO,
+    }
+}
+
+fn info(kind: BackendKind, shards: usize) -> JobInfo {
+    JobInfo { job: "job".into(), key: ValueEncoding::String, max_key_groups: KEY_GROUPS_DEFAULT, backend: kind.to_string(), shards }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 10, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_savepoint_restores_every_state_onto_any_shard_count_and_backend(
+        m in model(), n in 1u32..4, to in 1u32..4, from_rocks in any::<bool>(), to_rocks in any::<bool>(), native in any::<bool>()
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (from, form) = (backend(from_rocks), if native { Form::Native } else { Form::Canonical });
+        let acks = (0..n as u16).map(|i| shard_ack(&m, i, n, from, dir.path())).collect();
+        let target = dir.path().join("sp");
+        let written = savepoint::write(&info(from, n as usize), CheckpointId(7), &target, form, acks).expect("write");
+        // A heap job has no native form: it is written canonically.
+        prop_assert_eq!(written.form, if from_rocks { form } else { Form::Canonical });
+        // Relocatable: restore from a copy under another name, the original removed.
+        let moved = dir.path().join("moved");
+        std::fs::rename(&target, &moved).expect("move");
+        let r = Restore::load(&moved).expect("load");
+        prop_assert_eq!(r.origin, Origin::Savepoint(written.form));
+        let mut restored = Model::new();
+        for j in 0..to as u16 {
+            let range = range_for_shard(ShardId(j), to, KEY_GROUPS_DEFAULT);
+            let inst = dir.path().join(format!("out-{j}"));
+            let kind = backend(to_rocks);
+            let reopened = to_rocks && {
+                let mut reg = StateRegistry::new();
+                declare(&mut reg);
+                r.reopen(ShardId(j), to, range, &reg.into_descriptors(), &inst).expect("reopen")
+            };
+            prop_assert_eq!(reopened, to_rocks && from_rocks && native && n == to, "reopen only a native savepoint of as many shards");
+            let (mut h, s) = open(kind, &inst);
+            if !reopened {
+                r.restore_into(h.backend_mut(), range, Some(&dir.path().join("rwork")), ShardId(j)).expect("restore");
+            }
+            for k in m.keys() {
+                if let Some(e) = read(&mut h, &s, k) {
+                    prop_assert_eq!(owner(k, to), j, "key {} restored on shard {} it does not own", k, j);
+                    restored.insert(k.clone(), e);
+                }
+            }
+        }
+        prop_assert_eq!(restored, m);
+    }
+}
