@@ -109,6 +109,7 @@ fn shard_ack(m: &Model, i: u16, n: u32, kind: BackendKind, dir: &std::path::Path
         write(&mut h, &s, k, e);
     }
     let work = dir.join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
     let state = ack::take_snapshot(h.backend_mut(), range, Some(&work), i, 7).expect("snapshot");
     Ack {
         shard: i,
@@ -122,7 +123,7 @@ fn shard_ack(m: &Model, i: u16, n: u32, kind: BackendKind, dir: &std::path::Path
 }
 
 fn info(kind: BackendKind, shards: usize) -> JobInfo {
-    JobInfo { job: "job".into(), key: ValueEncoding::String, max_key_groups: KEY_GROUPS_DEFAULT, backend: kind.to_string(), shards }
+    JobInfo { job: "job".into(), key: ValueEncoding::Utf8, max_key_groups: KEY_GROUPS_DEFAULT, backend: kind.to_string(), shards }
 }
 
 proptest! {
