@@ -137,7 +137,7 @@ def cycles(graph):
 
 
 def main():
-    crates = sys.argv[1:] or ["formats", "reader", "engine", "statetool"]
+    crates = sys.argv[1:] or ["formats", "reader", "engine", "statetool", "control"]
     bad = 0
     for c in crates:
         mods = modules(os.path.join(c, "src"))

@@ -397,7 +397,7 @@ fn restore_refuses_non_checkpoints_corruption_and_other_jobs() {
 
     let r = sluice(d, &["run", "job.toml", "--from", "job.toml"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("job.toml: not a checkpoint directory"), "{}", r.stderr);
+    assert!(r.stderr.contains("job.toml: not a checkpoint or savepoint directory"), "{}", r.stderr);
 
     write(d, "other.toml", spec.replace("name = \"t\"", "name = \"other\""));
     let r = sluice(d, &["run", "other.toml", "--from", root.to_str().expect("utf8")]);

@@ -1,7 +1,7 @@
 //! `GET /jobs/overview` and `GET /jobs/<jid>`.
 use serde::{Deserialize, Serialize};
 
-use super::SavepointForm;
+use super::savepoint::SavepointForm;
 
 /// A job's state, Flink's names. A state this version does not know reads as
 /// `Unknown`, so an older client still shows a newer daemon's job.

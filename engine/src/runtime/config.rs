@@ -48,6 +48,15 @@ pub struct RunConfig {
     pub control: Option<Arc<JobControl>>,
 }
 
+impl JobControl {
+    /// The control of job `job` as `cfg` runs it (stopped through `cfg.stop`), its
+    /// savepoints by default under `savepoint_dir`. Set it as `cfg.control` afterwards.
+    pub fn new(job: &str, cfg: &RunConfig, savepoint_dir: Option<PathBuf>) -> Arc<Self> {
+        let shape = (cfg.backend.to_string(), cfg.shards, cfg.max_key_groups);
+        JobControl::with(job, shape, cfg.stop.clone(), savepoint_dir)
+    }
+}
+
 pub fn available_cores() -> u32 {
     std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
 }

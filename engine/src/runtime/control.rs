@@ -115,6 +115,8 @@ struct Inner {
     operations: BTreeMap<String, Operation>,
     /// The request queued or being taken.
     pending: Option<String>,
+    /// Ended requests whose outcome nobody has asked for yet.
+    unread: usize,
     next_request: u64,
 }
 
@@ -131,7 +133,12 @@ pub struct JobControl {
     stop: Arc<AtomicBool>,
     requests: (Sender<SavepointRequest>, Receiver<SavepointRequest>),
     inner: Mutex<Inner>,
+    /// Run once, when the job has passed its setup phase (the daemon publishes its
+    /// endpoint then: a job refused at setup creates nothing).
+    on_start: Mutex<Option<StartHook>>,
 }
+
+type StartHook = Box<dyn FnOnce() + Send>;
 
 impl std::fmt::Debug for JobControl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -140,23 +147,33 @@ impl std::fmt::Debug for JobControl {
 }
 
 impl JobControl {
-    /// The control of job `job` as `cfg` runs it (stopped through `cfg.stop`), its
-    /// savepoints by default under `savepoint_dir`.
-    pub fn new(job: &str, cfg: &super::config::RunConfig, savepoint_dir: Option<PathBuf>) -> Arc<Self> {
-        let stop = cfg.stop.clone();
+    /// The control of job `job` run as `shape` (backend, shards, key groups), stopped
+    /// through `stop`, its savepoints by default under `savepoint_dir`
+    /// (`JobControl::new` builds one from a `RunConfig`).
+    pub(crate) fn with(
+        job: &str,
+        shape: (String, u32, u32),
+        stop: Arc<AtomicBool>,
+        savepoint_dir: Option<PathBuf>,
+    ) -> Arc<Self> {
         let started_ms = super::checkpoint::publish::now_ms();
-        let jid = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(format!("{job}/{}/{started_ms}", std::process::id()).as_bytes()));
+        let jid = format!(
+            "{:032x}",
+            xxhash_rust::xxh3::xxh3_128(format!("{job}/{}/{started_ms}", std::process::id()).as_bytes())
+        );
+        let (backend, shards, max_key_groups) = shape;
         Arc::new(JobControl {
             jid,
             job: job.to_owned(),
             started_ms,
-            backend: cfg.backend.to_string(),
-            shards: cfg.shards,
-            max_key_groups: cfg.max_key_groups,
+            backend,
+            shards,
+            max_key_groups,
             savepoint_dir,
             stop,
             requests: crossbeam_channel::unbounded(),
             inner: Mutex::new(Inner { state: Some(JobState::Running), ..Inner::default() }),
+            on_start: Mutex::new(None),
         })
     }
 
@@ -185,12 +202,17 @@ impl JobControl {
                         "no savepoint directory: give a target directory (sluice savepoint --to DIR) or start the job with --savepoint-dir".into(),
                     ));
                 };
-                dir.join(formats::layout::default_savepoint_name(&self.job, formats::id::CheckpointId(inner.next_request + 1), fastrand_nonce()))
+                dir.join(formats::layout::default_savepoint_name(
+                    &self.job,
+                    formats::id::CheckpointId(inner.next_request + 1),
+                    fastrand_nonce(),
+                ))
             }
         };
         check_target(&target)?;
         inner.next_request += 1;
-        let request_id = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(format!("{}/{}", self.jid, inner.next_request).as_bytes()));
+        let request_id =
+            format!("{:016x}", xxhash_rust::xxh3::xxh3_64(format!("{}/{}", self.jid, inner.next_request).as_bytes()));
         inner.operations.insert(request_id.clone(), Operation::InProgress);
         inner.pending = Some(request_id.clone());
         drop(inner);
@@ -214,6 +236,7 @@ impl JobControl {
         };
         let ok = matches!(op, Operation::Completed { .. });
         inner.operations.insert(req.request_id.clone(), op);
+        inner.unread += 1;
         if inner.pending.as_deref() == Some(&req.request_id) {
             inner.pending = None;
         }
@@ -236,8 +259,17 @@ impl JobControl {
         inner.history.truncate(HISTORY_MAX);
     }
 
+    /// Runs `f` once the job has passed its setup phase (before its first attempt).
+    pub fn on_start(&self, f: StartHook) {
+        *self.on_start.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
     /// A new attempt runs with these metrics.
     pub(crate) fn attempt_started(&self, metrics: Arc<Metrics>) {
+        let hook = self.on_start.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(f) = hook {
+            f();
+        }
         let mut inner = self.lock();
         inner.metrics = Some(metrics);
         if inner.state == Some(JobState::Restarting) {
@@ -266,7 +298,22 @@ impl JobControl {
     }
 
     pub fn operation(&self, request_id: &str) -> Option<Operation> {
-        self.lock().operations.get(request_id).cloned()
+        let mut inner = self.lock();
+        let op = inner.operations.get(request_id).cloned();
+        if matches!(op, Some(Operation::Completed { .. } | Operation::Failed { .. })) {
+            inner.unread = inner.unread.saturating_sub(1);
+        }
+        op
+    }
+
+    /// Waits (at most `max`) until every ended request's outcome has been asked for: a
+    /// stop-with-savepoint ends the job, and the endpoint must stay up until its
+    /// requester has read where the savepoint went.
+    pub fn wait_outcomes_read(&self, max: std::time::Duration) {
+        let until = std::time::Instant::now() + max;
+        while self.lock().unread > 0 && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -306,9 +353,8 @@ fn check_target(target: &Path) -> Result<(), Refusal> {
         return Err(Refusal::new(409, format!("savepoint target {} already exists", target.display())));
     }
     let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let not_writable = |e: std::io::Error| {
-        Refusal::new(400, format!("savepoint target {} is not writable: {e}", target.display()))
-    };
+    let not_writable =
+        |e: std::io::Error| Refusal::new(400, format!("savepoint target {} is not writable: {e}", target.display()));
     std::fs::create_dir_all(parent).map_err(not_writable)?;
     let probe = formats::layout::write_probe_file(parent, std::process::id());
     std::fs::write(&probe, b"").map_err(not_writable)?;

@@ -3,7 +3,7 @@
 //! own thread, and the endpoint published for the CLI (data directory and registry).
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use control::api::{self, AfterSavepoint, SavepointForm};
 use control::discovery::Registration;
@@ -21,40 +21,53 @@ pub struct EndpointArgs {
     pub token_file: Option<PathBuf>,
 }
 
-/// The running endpoint and its published address; both go when dropped.
+/// The running endpoint and its published address; both go when dropped (the
+/// registration first).
 pub struct Running {
-    _registration: Registration,
+    _registration: Arc<Mutex<Option<Registration>>>,
     _server: Server,
 }
 
-/// Starts the endpoint for `job` and publishes it in `data_dir` and the registry.
+/// Starts the endpoint for `job`; it is published in `data_dir` and the registry once
+/// the job has passed its setup phase (a job refused at setup creates nothing).
 pub fn start(args: &EndpointArgs, job: Arc<JobControl>, data_dir: &Path) -> Result<Running, control::ControlError> {
     let controller: Arc<dyn Controller> = Arc::new(Endpoint(job.clone()));
     let cfg = |port| ServerConfig { bind: args.bind, port, token_file: args.token_file.clone() };
-    let port = args.port.unwrap_or_else(|| {
+    let server = match args.port {
+        Some(port) => Server::start(cfg(port), controller)?,
         // The default port is Flink's; a second daemon on the machine takes any free one
         // (the CLI finds it through the data directory or the registry).
-        let taken = std::net::TcpListener::bind((args.bind, control::DEFAULT_PORT))
-            .is_err_and(|e| e.kind() == std::io::ErrorKind::AddrInUse);
-        if taken {
-            tracing::warn!(port = control::DEFAULT_PORT, "control port taken; listening on a free port instead");
-        }
-        if taken { 0 } else { control::DEFAULT_PORT }
-    });
-    let server = Server::start(cfg(port), controller)?;
-    let host = if args.bind.is_unspecified() { "127.0.0.1".to_owned() } else { args.bind.to_string() };
-    let host = if host.contains(':') { format!("[{host}]") } else { host };
+        None => match Server::start(cfg(control::DEFAULT_PORT), controller.clone()) {
+            Err(control::ControlError::Bind { message, .. }) => {
+                tracing::warn!(port = control::DEFAULT_PORT, reason = %message, "control port taken; listening on a free port");
+                Server::start(cfg(0), controller)?
+            }
+            started => started?,
+        },
+    };
     let endpoint = control::discovery::Endpoint {
         pid: std::process::id(),
         port: server.port(),
-        address: format!("{host}:{}", server.port()),
+        address: server.local_address().to_string(),
         jid: job.jid.clone(),
         job: job.job.clone(),
         data_dir: data_dir.to_owned(),
         token_file: args.token_file.clone(),
     };
-    let registration = Registration::write(&endpoint)?;
-    tracing::info!(address = %endpoint.address, jid = %job.jid, "control endpoint listening");
+    let registration = Arc::new(Mutex::new(None));
+    let slot = registration.clone();
+    job.on_start(Box::new(move || {
+        let published = std::fs::create_dir_all(&endpoint.data_dir)
+            .map_err(|e| e.to_string())
+            .and_then(|()| Registration::write(&endpoint).map_err(|e| e.to_string()));
+        match published {
+            Ok(r) => {
+                tracing::info!(address = %endpoint.address, jid = %endpoint.jid, "control endpoint published");
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot publish the control endpoint; the CLI needs --address"),
+        }
+    }));
     Ok(Running { _registration: registration, _server: server })
 }
 
@@ -186,16 +199,19 @@ impl Controller for Endpoint {
         })
     }
 
-    fn trigger_savepoint(&self, jid: &str, req: api::SavepointRequest, after: AfterSavepoint) -> Result<String, ApiError> {
+    fn trigger_savepoint(
+        &self,
+        jid: &str,
+        req: api::SavepointRequest,
+        after: AfterSavepoint,
+    ) -> Result<String, ApiError> {
         self.known(jid)?;
         let form = match req.form {
             SavepointForm::Canonical => Form::Canonical,
             SavepointForm::Native => Form::Native,
         };
         let stop_after = !matches!(after, AfterSavepoint::KeepRunning);
-        self.0
-            .request_savepoint(req.target_directory, form, stop_after)
-            .map_err(|r| ApiError::new(r.status, r.message))
+        self.0.request_savepoint(req.target_directory, form, stop_after).map_err(|r| ApiError::new(r.status, r.message))
     }
 
     fn savepoint_status(&self, jid: &str, request_id: &str) -> Option<api::AsyncOperation> {

@@ -138,7 +138,8 @@ pub fn savepoint(a: &SavepointArgs) -> Result<(), Failure> {
     }
     let (client, jid) = connect(&a.target)?;
     let to = a.to.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
-    let rid = client.trigger_savepoint(&jid, &SavepointRequest { target_directory: to, form: a.form, cancel_job: false })?;
+    let rid =
+        client.trigger_savepoint(&jid, &SavepointRequest { target_directory: to, form: a.form, cancel_job: false })?;
     eprintln!("savepoint {rid} triggered");
     let location = client.wait_savepoint(&jid, &rid, Duration::from_secs(a.timeout_s), &mut progress("savepoint"))?;
     println!("{location}");
@@ -200,7 +201,8 @@ pub fn status(a: &StatusArgs) -> Result<(), Failure> {
 pub fn list(a: &ListArgs) -> Result<(), Failure> {
     let mut rows = Vec::new();
     for e in control::discovery::running()? {
-        let overview = Client::new(e.clone()).ok().and_then(|c| c.overview().ok()).and_then(|o| o.jobs.into_iter().next());
+        let overview =
+            Client::new(e.clone()).ok().and_then(|c| c.overview().ok()).and_then(|o| o.jobs.into_iter().next());
         rows.push((e, overview));
     }
     if a.json {

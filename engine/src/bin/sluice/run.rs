@@ -4,7 +4,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::{available_cores, pipeline, BackendKind, CheckpointConfig, JobControl, JobError, RestartStrategy, Restore, RunConfig};
+use engine::{
+    available_cores, pipeline, BackendKind, CheckpointConfig, JobControl, JobError, RestartStrategy, Restore, RunConfig,
+};
 
 use crate::endpoint::{self, EndpointArgs};
 use crate::LogFormat;
@@ -75,6 +77,10 @@ pub struct RunArgs {
     no_control: bool,
 }
 
+/// How long a finished job's endpoint stays up for a savepoint's requester to read its
+/// outcome (a stop-with-savepoint ends the job right after writing it).
+const ENDPOINT_LINGER: Duration = Duration::from_secs(5);
+
 pub fn run(args: RunArgs, log_format: LogFormat) -> Result<(), JobError> {
     let mut plan = pipeline::load(&args.job).map_err(JobError::Setup)?;
     if args.fail_on_bad_record {
@@ -124,18 +130,29 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> Result<(), JobError> {
     }
     // The endpoint lives as long as the job: dropping it stops the server and removes
     // the published address.
+    let mut control = None;
     let _endpoint = if args.no_control {
         None
     } else {
         let savepoint_dir = args.savepoint_dir.as_ref().map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()));
         let job = JobControl::new(&plan.name, &cfg, savepoint_dir);
         cfg.control = Some(job.clone());
-        let ep = EndpointArgs { bind: args.control_bind, port: args.control_port, token_file: args.control_token_file.clone() };
-        std::fs::create_dir_all(&data_dir).map_err(|e| JobError::Setup(engine::Error::io(&data_dir, e)))?;
-        Some(endpoint::start(&ep, job, &data_dir).map_err(|e| JobError::Setup(engine::Error::Config(format!("control endpoint: {e}"))))?)
+        control = Some(job.clone());
+        let ep = EndpointArgs {
+            bind: args.control_bind,
+            port: args.control_port,
+            token_file: args.control_token_file.clone(),
+        };
+        Some(
+            endpoint::start(&ep, job, &data_dir)
+                .map_err(|e| JobError::Setup(engine::Error::Config(format!("control endpoint: {e}"))))?,
+        )
     };
     tracing::info!(job = %plan.name, shards, backend = %args.state_backend, "starting");
     let result = pipeline::run(&plan, &cfg);
+    if let Some(c) = &control {
+        c.wait_outcomes_read(ENDPOINT_LINGER);
+    }
     drop(_endpoint);
     if temporary {
         let _ = std::fs::remove_dir_all(&data_dir);
@@ -168,4 +185,3 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> Result<(), JobError> {
     );
     Ok(())
 }
-

@@ -187,7 +187,10 @@ impl<'a> Coordinator<'a> {
         };
         let (local, sync) = (collected.local_dirs(), collected.sync);
         let written = if collected.timed_out {
-            Err(Error::Executor(format!("savepoint {id} took longer than {} ms", self.checkpoint_timeout().as_millis())))
+            Err(Error::Executor(format!(
+                "savepoint {id} took longer than {} ms",
+                self.checkpoint_timeout().as_millis()
+            )))
         } else {
             savepoint::write(&self.s.info, CheckpointId(id), &req.target, req.form, collected.acks)
         };
@@ -275,7 +278,8 @@ impl<'a> Coordinator<'a> {
         let (Some(cfg), Some(writer)) = (self.s.checkpoints.as_ref(), self.writer.as_mut()) else {
             return Err(Error::Executor("checkpoint triggered without checkpoint settings".into()));
         };
-        let (local, sync, trigger_ms) = (c.local_dirs(), c.sync, now_ms().saturating_sub(started.elapsed().as_millis() as u64));
+        let (local, sync, trigger_ms) =
+            (c.local_dirs(), c.sync, now_ms().saturating_sub(started.elapsed().as_millis() as u64));
         let publish_started = Instant::now();
         let published = if c.timed_out {
             Err(Error::Executor(format!("checkpoint {} took longer than {} ms", id.0, cfg.timeout.as_millis())))
@@ -301,7 +305,10 @@ impl<'a> Coordinator<'a> {
             Ok(p) => {
                 self.published(id, started, publish_started, sync, &p)?;
                 (record.state_bytes, record.copied_bytes, record.reused_bytes) = (p.state_bytes, p.copied, p.reused);
-                record.location = Some(formats::layout::checkpoint_dir(&formats::layout::checkpoint_root(&cfg.dir, &self.s.info.job), id));
+                record.location = Some(formats::layout::checkpoint_dir(
+                    &formats::layout::checkpoint_root(&cfg.dir, &self.s.info.job),
+                    id,
+                ));
                 // The interval counts from the start of the last checkpoint, the pause from its end.
                 (started + cfg.interval).max(Instant::now() + cfg.min_pause)
             }

@@ -67,7 +67,12 @@ impl Restore {
             let meta = savepoint::load(&fs, path, protocol::Verify::Checksums)
                 .map_err(|e| Error::Config(format!("cannot restore {}: {e}", path.display())))?;
             let origin = Origin::Savepoint(meta.form);
-            return Ok(Restore { root: path.to_owned(), manifest: meta.manifest, origin, unmatched: Unmatched::Refuse });
+            return Ok(Restore {
+                root: path.to_owned(),
+                manifest: meta.manifest,
+                origin,
+                unmatched: Unmatched::Refuse,
+            });
         }
         if let Some((root, id)) = layout::split_checkpoint_dir(path) {
             let manifest = protocol::load(&fs, &root, id, protocol::Verify::Checksums)
@@ -190,7 +195,9 @@ impl Restore {
             return Ok(false);
         }
         let mut fs = StdFs;
-        let fail = |p: &Path, e: std::io::Error| Error::Config(format!("cannot restore {}: {}", self.location().display(), Error::io(p, e)));
+        let fail = |p: &Path, e: std::io::Error| {
+            Error::Config(format!("cannot restore {}: {}", self.location().display(), Error::io(p, e)))
+        };
         if fs.exists(instance) {
             fs.remove_dir_all(instance).map_err(|e| fail(instance, e))?;
         }

@@ -74,7 +74,9 @@ fn write_begun(
                 form = Form::Canonical;
                 (ShardFormat::Snapshot, vec![encode_collected(fs, target, a.shard, collected)?])
             }
-            (ShardState::Rocksdb { dir, .. }, Form::Native) => (ShardFormat::Rocksdb, copy_instance(fs, target, a.shard, &dir)?),
+            (ShardState::Rocksdb { dir, .. }, Form::Native) => {
+                (ShardFormat::Rocksdb, copy_instance(fs, target, a.shard, &dir)?)
+            }
             (ShardState::Rocksdb { dir, .. }, Form::Canonical) => {
                 (ShardFormat::Snapshot, vec![encode_instance(fs, target, a.shard, &dir, &a.states, a.range)?])
             }

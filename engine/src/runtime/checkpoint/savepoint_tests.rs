@@ -123,7 +123,13 @@ fn shard_ack(m: &Model, i: u16, n: u32, kind: BackendKind, dir: &std::path::Path
 }
 
 fn info(kind: BackendKind, shards: usize) -> JobInfo {
-    JobInfo { job: "job".into(), key: ValueEncoding::Utf8, max_key_groups: KEY_GROUPS_DEFAULT, backend: kind.to_string(), shards }
+    JobInfo {
+        job: "job".into(),
+        key: ValueEncoding::Utf8,
+        max_key_groups: KEY_GROUPS_DEFAULT,
+        backend: kind.to_string(),
+        shards,
+    }
 }
 
 proptest! {
