@@ -31,6 +31,37 @@ pub struct JobInfo {
     pub shards: usize,
 }
 
+impl JobInfo {
+    /// The manifest of checkpoint (or savepoint) `id` of this job, created now.
+    pub fn manifest(
+        &self,
+        id: CheckpointId,
+        parent: Option<CheckpointId>,
+        states: Vec<formats::value::StateDescriptor>,
+        shards: Vec<ShardSnapshot>,
+    ) -> Manifest {
+        Manifest {
+            job: self.job.clone(),
+            checkpoint: id,
+            parent,
+            created_ms: now_ms(),
+            max_key_groups: self.max_key_groups,
+            backend: self.backend.clone(),
+            key: Some(self.key.clone()),
+            states,
+            shards,
+        }
+    }
+
+    /// Shard `a`'s source position as a manifest records it; `what` (checkpoint or
+    /// savepoint) and `id` name it in the error.
+    pub fn source_position(&self, a: &Ack, what: &str, id: CheckpointId) -> Result<serde_json::Value, Error> {
+        serde_json::to_value(&a.splits).map_err(|e| {
+            Error::Executor(format!("shard {}: cannot record the source position of {what} {}: {e}", a.shard, id.0))
+        })
+    }
+}
+
 /// What publishing a checkpoint wrote.
 #[derive(Debug)]
 pub struct Published {
@@ -118,6 +149,7 @@ impl Writer {
         let states = acks.first().map(|a| a.states.clone()).unwrap_or_default();
         protocol::begin(&mut *self.fs, &self.root, id)?;
         for a in acks {
+            let source_position = info.source_position(&a, "checkpoint", id)?;
             let state = a.snapshot.map_err(|e| {
                 Error::Executor(format!("shard {} could not snapshot checkpoint {}: {e}", a.shard, id.0))
             })?;
@@ -135,25 +167,9 @@ impl Writer {
                     (ShardFormat::Rocksdb, staged.files)
                 }
             };
-            let source_position = serde_json::to_value(&a.splits).map_err(|e| {
-                Error::Executor(format!(
-                    "shard {}: cannot record the source position of checkpoint {}: {e}",
-                    a.shard, id.0
-                ))
-            })?;
             shards.push(ShardSnapshot { shard: a.shard, range: a.range, format, files, source_position });
         }
-        let manifest = Manifest {
-            job: info.job.clone(),
-            checkpoint: id,
-            parent,
-            created_ms: now_ms(),
-            max_key_groups: info.max_key_groups,
-            backend: info.backend.clone(),
-            key: Some(info.key.clone()),
-            states,
-            shards,
-        };
+        let manifest = info.manifest(id, parent, states, shards);
         protocol::commit(&mut *self.fs, &self.root, &manifest, &payloads)?;
         let state_bytes = manifest.files().map(|f| f.size).sum();
         Ok(Published { copied, reused, state_bytes })

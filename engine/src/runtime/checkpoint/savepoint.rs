@@ -18,14 +18,14 @@ use formats::fs::{Fs, StdFs};
 use formats::id::CheckpointId;
 use formats::keygroup::KeyGroupRange;
 use formats::layout;
-use formats::manifest::{FileRef, Manifest, ShardFormat, ShardSnapshot};
+use formats::manifest::{FileRef, ShardFormat, ShardSnapshot};
 use formats::savepoint::{self, Form, SavepointMeta};
 use formats::snapshot::SnapshotWriter;
 use formats::statekey;
 use formats::value::StateDescriptor;
 
 use super::ack::{Ack, ShardState};
-use super::publish::{now_ms, JobInfo};
+use super::publish::JobInfo;
 use crate::error::Error;
 use crate::state::snapshot::Collected;
 
@@ -66,6 +66,7 @@ fn write_begun(
     let mut form = requested;
     let mut shards = Vec::with_capacity(acks.len());
     for a in acks {
+        let source_position = info.source_position(&a, "savepoint", id)?;
         let state = a
             .snapshot
             .map_err(|e| Error::Executor(format!("shard {} could not snapshot savepoint {}: {e}", a.shard, id.0)))?;
@@ -81,22 +82,9 @@ fn write_begun(
                 (ShardFormat::Snapshot, vec![encode_instance(fs, target, a.shard, &dir, &a.states, a.range)?])
             }
         };
-        let source_position = serde_json::to_value(&a.splits).map_err(|e| {
-            Error::Executor(format!("shard {}: cannot record the source position of savepoint {}: {e}", a.shard, id.0))
-        })?;
         shards.push(ShardSnapshot { shard: a.shard, range: a.range, format, files, source_position });
     }
-    let manifest = Manifest {
-        job: info.job.clone(),
-        checkpoint: id,
-        parent: None,
-        created_ms: now_ms(),
-        max_key_groups: info.max_key_groups,
-        backend: info.backend.clone(),
-        key: Some(info.key.clone()),
-        states,
-        shards,
-    };
+    let manifest = info.manifest(id, None, states, shards);
     let bytes = manifest.files().map(|f| f.size).sum();
     savepoint::commit(fs, target, &SavepointMeta { form, manifest })?;
     tracing::debug!(savepoint = id.0, ms = started.elapsed().as_millis() as u64, bytes, "savepoint files written");
