@@ -16,6 +16,7 @@ mod function;
 mod graph;
 mod job;
 pub mod pipeline;
+mod priority;
 mod runtime;
 mod sink;
 mod source;

@@ -46,6 +46,7 @@ pub struct Setup {
 /// call `fail` and end with an error, so the job fails and its restart strategy decides.
 /// A failed savepoint is reported to its requester and never fails the job.
 pub fn coordinate(s: Setup, fail: &dyn Fn()) -> Result<(), Error> {
+    crate::priority::lower_current_thread(crate::priority::BACKGROUND_NICE);
     let result = Coordinator::open(&s).and_then(|mut c| c.run());
     if result.is_err() {
         fail();
