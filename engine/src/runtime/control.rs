@@ -17,6 +17,9 @@ use super::metrics::Metrics;
 
 /// Checkpoints (and savepoints) kept in the history `status` shows.
 const HISTORY_MAX: usize = 20;
+/// The longest the daemon keeps its endpoint open after a stop with a savepoint, for
+/// the requester to read the outcome (`sluice stop` polls every 100 ms).
+const STOP_REPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A savepoint the coordinator is to take.
 #[derive(Debug, Clone)]
@@ -115,6 +118,8 @@ struct Inner {
     operations: BTreeMap<String, Operation>,
     /// The request queued or being taken.
     pending: Option<String>,
+    /// A completed stop with a savepoint whose outcome no one has read yet.
+    unreported_stop: Option<String>,
     next_request: u64,
 }
 
@@ -217,6 +222,9 @@ impl JobControl {
         if inner.pending.as_deref() == Some(&req.request_id) {
             inner.pending = None;
         }
+        if ok && req.stop_after {
+            inner.unreported_stop = Some(req.request_id.clone());
+        }
         drop(inner);
         if ok && req.stop_after {
             tracing::info!(savepoint = %req.target.display(), "stopping the job after its savepoint");
@@ -265,8 +273,26 @@ impl JobControl {
         self.stop.store(true, Ordering::SeqCst);
     }
 
+    /// A request's outcome. Reading a stop's final outcome lets the daemon exit
+    /// ([`JobControl::wait_stop_reported`]).
     pub fn operation(&self, request_id: &str) -> Option<Operation> {
-        self.lock().operations.get(request_id).cloned()
+        let mut inner = self.lock();
+        let op = inner.operations.get(request_id).cloned();
+        if inner.unreported_stop.as_deref() == Some(request_id) && !matches!(op, Some(Operation::InProgress) | None) {
+            inner.unreported_stop = None;
+        }
+        op
+    }
+
+    /// After the job has ended: waits (at most [`STOP_REPORT_WAIT`]) until the outcome of
+    /// a stop with a savepoint has been read. Without this the endpoint could close
+    /// between the savepoint's completion and the requester's next poll, and
+    /// `sluice stop` would report a savepoint it cannot see as an error.
+    pub fn wait_stop_reported(&self) {
+        let until = std::time::Instant::now() + STOP_REPORT_WAIT;
+        while self.lock().unreported_stop.is_some() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     pub fn snapshot(&self) -> Snapshot {

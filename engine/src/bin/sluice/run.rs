@@ -136,6 +136,9 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> Result<(), JobError> {
     };
     tracing::info!(job = %plan.name, shards, backend = %args.state_backend, "starting");
     let result = pipeline::run(&plan, &cfg);
+    if let Some(c) = &cfg.control {
+        c.wait_stop_reported();
+    }
     drop(_endpoint);
     if temporary {
         let _ = std::fs::remove_dir_all(&data_dir);
