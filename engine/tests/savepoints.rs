@@ -373,3 +373,198 @@ fn stop_heap_canonical_restore_rocksdb() {
     // copy started, or the canonical load into RocksDB drops a state).
     stop_then_restore(("heap", 2), "canonical", ("rocksdb", 1), false);
 }
+
+// ---------------------------------------------------------------------------------------
+// 3. Refused requests: a clear error each, and the job keeps running.
+
+#[test]
+fn bad_requests_are_refused_and_the_job_keeps_running() {
+    // Pins: an unknown path (404), a target that exists (409), a target that cannot be
+    // written (400), a second savepoint while one runs (409) and a bad body (400) each get
+    // `{"errors": [...]}` naming the problem, the CLI exits 2 with it, nothing is written
+    // to the refused targets, and the job keeps running (fails if a refusal is checked
+    // only in the coordinator, so that the request is accepted and fails later, or if a
+    // refused request stops the job or leaves the endpoint wedged).
+    let _g = shared();
+    let dir = Dir::new();
+    dir.write("job.toml", &seq_job("seq", None, 200_000, None, "out.jsonl"));
+    let d = dir.daemon("data", &["job.toml", "--shards", "2"]);
+    d.wait_records(300_000);
+
+    let (status, v) = d.http("GET", "/nope", None, None);
+    assert_eq!(status, 404, "{v}");
+    let msg = v["errors"][0].as_str().expect("errors[0]");
+    assert!(msg.contains("unknown path") && msg.contains("/nope"), "{msg}");
+    let (status, v) = d.http("GET", "/jobs/0123abcd", None, None);
+    assert!(status == 404 && v["errors"][0].as_str().is_some_and(|m| m.contains("0123abcd")), "{status} {v}");
+    let (status, v) = d.http("POST", &format!("/jobs/{}/savepoints", d.jid), None, Some("{\"formatType\": 7"));
+    assert!(status == 400 && v["errors"][0].as_str().is_some_and(|m| m.contains("not valid JSON")), "{status} {v}");
+
+    // The target exists and holds a file: 409, and the file is left alone.
+    let taken = dir.join("taken");
+    std::fs::create_dir(&taken).expect("mkdir");
+    std::fs::write(taken.join("precious"), b"keep me").expect("write");
+    let r = dir.cli(&["savepoint", "--data-dir", d.data_arg(), "--to", s(&taken)]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("409") && r.stderr.contains("already exists"), "{r:?}");
+    assert_eq!(std::fs::read_dir(&taken).expect("ls").count(), 1);
+    assert_eq!(std::fs::read(taken.join("precious")).expect("read"), b"keep me");
+
+    // The target's parent is a regular file (root ignores chmod, so a read-only
+    // directory would not do): 400, and nothing is created.
+    let file = dir.write("file", "not a directory");
+    let r = dir.cli(&["savepoint", "--data-dir", d.data_arg(), "--to", s(&file.join("sp"))]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("400") && r.stderr.contains("not writable"), "{r:?}");
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), "not a directory");
+
+    // Two savepoints at once: the second is refused while the first runs, the first
+    // completes.
+    let (first, second) = (dir.join("sp-first"), dir.join("sp-second"));
+    let rid = d.trigger(&first, "CANONICAL");
+    let body = serde_json::json!({ "target-directory": second }).to_string();
+    let (status, v) = d.http("POST", &format!("/jobs/{}/savepoints", d.jid), None, Some(&body));
+    assert_eq!(status, 409, "{v}");
+    assert!(v["errors"][0].as_str().is_some_and(|m| m.contains("already in progress")), "{v}");
+    assert!(!second.exists(), "a refused savepoint creates nothing");
+    let done = d.wait_savepoint(&rid);
+    assert_eq!(done["status"]["id"], "COMPLETED", "{done}");
+    assert!(first.join("_savepoint").is_file());
+
+    d.assert_running();
+    let r = dir.cli(&["cancel", "--data-dir", d.data_arg()]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
+#[test]
+fn off_loopback_the_endpoint_needs_a_token() {
+    // Pins: bound off loopback, sluice run refuses to start without a token file (exit
+    // 2) or with one others can read; with a 0600 token file a request without the token
+    // or with a wrong one gets 401 (CLI exit 2) and the job keeps running, and the right
+    // token (CLI --token-file, or the token file the daemon published) works (fails if
+    // the token check is skipped for some route or the bind check only warns).
+    use std::os::unix::fs::PermissionsExt;
+    let _g = shared();
+    let dir = Dir::new();
+    dir.write("job.toml", &seq_job("seq", None, 1000, Some(200_000), "out.jsonl"));
+    let mut d = dir.spawn("data0", &["job.toml", "--shards", "1", "--control-bind", "0.0.0.0"]);
+    let (code, log) = d.wait();
+    assert_eq!(code, 2, "{log}");
+    assert!(log.contains("refusing to listen on 0.0.0.0 without a token"), "{log}");
+
+    let token = dir.write("token", "s3cret-token\n");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let tok = ["--control-bind", "0.0.0.0", "--control-token-file", s(&token)];
+    let mut d = dir.spawn("data1", &[&["job.toml", "--shards", "1"][..], &tok].concat());
+    let (code, log) = d.wait();
+    assert_eq!(code, 2, "{log}");
+    assert!(log.contains("readable only by its owner"), "{log}");
+
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let wrong = dir.write("wrong", "not-the-token");
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let d = dir.daemon("data2", &[&["job.toml", "--shards", "1"][..], &tok].concat());
+    for path in ["/jobs/overview".to_owned(), format!("/jobs/{}", d.jid), "/nope".to_owned()] {
+        let (status, v) = d.http("GET", &path, None, None);
+        assert!(status == 401 && v["errors"][0].as_str().is_some_and(|m| m.contains("Bearer")), "{path}: {v}");
+        let (status, v) = d.http("GET", &path, Some("not-the-token"), None);
+        assert!(status == 401 && v["errors"][0].as_str().is_some_and(|m| m.contains("wrong")), "{path}: {v}");
+    }
+    let (status, v) = d.http("POST", &format!("/jobs/{}/stop", d.jid), Some("s3cret"), Some("{}"));
+    assert_eq!(status, 401, "a prefix of the token is wrong: {v}");
+    let (status, v) = d.http("GET", "/jobs/overview", Some("s3cret-token"), None);
+    assert_eq!(status, 200, "{v}");
+
+    let r = dir.cli(&["status", "--address", &d.address]);
+    assert!(r.code == 2 && r.stderr.contains("401"), "no token: {r:?}");
+    let r = dir.cli(&["status", "--address", &d.address, "--token-file", s(&wrong)]);
+    assert!(r.code == 2 && r.stderr.contains("401") && r.stderr.contains("wrong"), "wrong token: {r:?}");
+    let r = dir.cli(&["status", "--address", &d.address, "--token-file", s(&token)]);
+    assert_eq!(r.code, 0, "--token-file: {r:?}");
+    let sp = dir.join("sp");
+    let r = dir.cli(&["savepoint", "--data-dir", d.data_arg(), "--to", s(&sp)]);
+    assert_eq!(r.code, 0, "the published token file: {r:?}");
+    assert_eq!(r.stdout.trim(), s(&sp));
+
+    let (status, v) = d.http("GET", &format!("/jobs/{}", d.jid), Some("s3cret-token"), None);
+    assert!(status == 200 && v["state"] == "RUNNING", "{v}");
+    let before = v["records-in"].as_u64().expect("records-in");
+    std::thread::sleep(Duration::from_millis(200));
+    let (_, v) = d.http("GET", &format!("/jobs/{}", d.jid), Some("s3cret-token"), None);
+    assert!(v["records-in"].as_u64().expect("records-in") > before, "the job keeps reading: {v}");
+    let r = dir.cli(&["cancel", "--data-dir", d.data_arg()]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. sluice list and sluice status.
+
+#[test]
+fn list_and_status_show_the_job_its_shards_and_savepoints() {
+    // Pins: `sluice list` shows the running job (pid, jid, name, RUNNING) and forgets it
+    // once it ends; `sluice status` shows every shard's key-group range (contiguous,
+    // covering all 128 groups) and the savepoint taken, as a table and as JSON (fails if
+    // the registry entry outlives the daemon, or a savepoint is missing from status).
+    let _g = shared();
+    let dir = Dir::new();
+    dir.write("job.toml", &seq_job("listed", None, 10_000, Some(300_000), "out.jsonl"));
+    let mut d = dir.daemon("data", &["job.toml", "--shards", "3"]);
+    let pid = d.pid().to_string();
+
+    let r = dir.cli(&["list"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let row = r.stdout.lines().find(|l| l.contains(&d.jid)).unwrap_or_else(|| panic!("no row for the job: {r:?}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert!(cells.first() == Some(&pid.as_str()) && cells.contains(&"listed") && cells.contains(&"RUNNING"), "{row}");
+    let r = dir.cli(&["list", "--json"]);
+    let v: Value = serde_json::from_str(&r.stdout).expect("list --json");
+    let jobs = v.as_array().expect("array");
+    assert_eq!(jobs.len(), 1, "{v}");
+    assert_eq!(jobs[0]["endpoint"]["pid"].as_u64(), Some(u64::from(d.pid())), "{v}");
+    assert!(jobs[0]["job"]["name"] == "listed" && jobs[0]["job"]["state"] == "RUNNING", "{v}");
+
+    let sp = dir.join("sp");
+    let r = dir.cli(&["savepoint", "--data-dir", d.data_arg(), "--to", s(&sp)]);
+    assert_eq!(r.code, 0, "{r:?}");
+
+    let r = dir.cli(&["status", "--data-dir", d.data_arg(), "--json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: Value = serde_json::from_str(&r.stdout).expect("status --json");
+    let job = &v["job"];
+    assert!(job["state"] == "RUNNING" && job["parallelism"] == 3 && job["max-key-groups"] == 128, "{job}");
+    let shards = job["shards"].as_array().expect("shards");
+    let mut ranges = Vec::new();
+    for (i, sh) in shards.iter().enumerate() {
+        let (start, end) = (sh["key-groups"]["start"].as_u64().expect("start"), sh["key-groups"]["end"].as_u64().expect("end"));
+        assert!(sh["shard"].as_u64() == Some(i as u64) && start < end, "{sh}");
+        assert_eq!(start, ranges.last().map_or(0, |r: &(u64, u64)| r.1), "contiguous ranges: {job}");
+        ranges.push((start, end));
+    }
+    assert!(ranges.len() == 3 && ranges[2].1 == 128, "three ranges covering 0..128: {ranges:?}");
+    let sps = job["savepoints"].as_array().expect("savepoints");
+    assert_eq!(sps.len(), 1, "{job}");
+    assert!(sps[0]["location"] == s(&sp) && sps[0]["form"] == "CANONICAL", "{job}");
+    let latest = &v["checkpoints"]["latest"]["savepoint"];
+    assert!(latest["is_savepoint"] == true && latest["status"] == "COMPLETED", "{v}");
+    assert_eq!(latest["external_path"], s(&sp), "{v}");
+
+    let r = dir.cli(&["status", "--data-dir", d.data_arg()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let t = &r.stdout;
+    assert!(t.contains("RUNNING") && t.contains("3 shards, 128 key groups") && t.contains("KEY GROUPS"), "{t}");
+    for (i, (start, end)) in ranges.iter().enumerate() {
+        assert!(t.lines().any(|l| l.split_whitespace().take(2).eq([i.to_string(), format!("{start}..{end}")])), "shard {i}: {t}");
+    }
+    assert!(t.contains("savepoints: 1") && t.lines().any(|l| l.starts_with(s(&sp)) && l.contains("CANONICAL")), "{t}");
+    assert!(t.contains("COMPLETED (savepoint)"), "{t}");
+
+    let r = dir.cli(&["cancel", "--data-dir", d.data_arg()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let (code, log) = d.wait();
+    assert_eq!(code, 0, "{log}");
+    let r = dir.cli(&["list", "--json"]);
+    assert_eq!(serde_json::from_str::<Value>(&r.stdout).expect("json"), serde_json::json!([]), "{r:?}");
+    let r = dir.cli(&["list"]);
+    assert!(r.stdout.contains("no sluice job is running"), "{r:?}");
+    assert!(!d.data_dir.join("control.json").exists(), "the endpoint file goes with the daemon");
+}
