@@ -145,13 +145,11 @@ impl Daemon {
         let path = self.data_dir.join("control.json");
         let until = Instant::now() + PATIENCE;
         loop {
-            if let Ok(v) = std::fs::read_to_string(&path).map(|t| serde_json::from_str::<Value>(&t)) {
-                if let Ok(v) = v {
-                    if v["pid"].as_u64() == Some(u64::from(self.pid())) {
-                        self.address = v["address"].as_str().expect("address").to_owned();
-                        self.jid = v["jid"].as_str().expect("jid").to_owned();
-                        return;
-                    }
+            if let Ok(Ok(v)) = std::fs::read_to_string(&path).map(|t| serde_json::from_str::<Value>(&t)) {
+                if v["pid"].as_u64() == Some(u64::from(self.pid())) {
+                    self.address = v["address"].as_str().expect("address").to_owned();
+                    self.jid = v["jid"].as_str().expect("jid").to_owned();
+                    return;
                 }
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().expect("try_wait")) {
@@ -657,7 +655,7 @@ fn upgraded_jobs_restore_older_savepoints() {
     let total: u64 = sums.values().sum();
     let below = |n: u64| n * n.saturating_sub(1) / 2;
     let n = (0..UP_COUNT).find(|n| below(UP_COUNT) - below(*n) == total).expect("the total is a sum of n..count");
-    assert!(n >= 20_000 && n < UP_COUNT, "the savepoint lay mid-stream (n = {n})");
+    assert!((20_000..UP_COUNT).contains(&n), "the savepoint lay mid-stream (n = {n})");
     let want: BTreeMap<u64, u64> =
         (0..UP_KEYS).map(|k| (k, (n..UP_COUNT).filter(|seq| seq % UP_KEYS == k).sum())).collect();
     assert!(sums == want, "`sum` did not start empty at seq {n}");
