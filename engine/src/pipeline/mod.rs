@@ -103,16 +103,22 @@ pub fn run(plan: &JobPlan, cfg: &RunConfig) -> Result<RunReport, JobError> {
     source.check().map_err(JobError::Setup)?;
     crate::runtime::setup::check_data_dir(cfg).map_err(JobError::Setup)?;
     let mut cfg = cfg.clone();
-    let bad = BadRecords::new(plan.fail_on_bad_record, plan.dead_letter.as_deref()).map_err(JobError::Setup)?;
-    cfg.bad_records = Arc::new(bad);
     if let Some(g) = plan.max_key_groups {
         cfg.max_key_groups = g;
     }
+    let (kind, ty, emit) = (plan.aggregate, plan.value_type, plan.emit);
+    // A restore the job must refuse is refused before the dead-letter and output files
+    // are created (truncated).
+    let ignore = Arc::new(BadRecords::ignore());
+    let states = |reg: &mut _| Aggregate::open(kind, ty, emit, ignore, reg).map(|_| ());
+    crate::runtime::setup::check_restore_states(&plan.name, &cfg, false, states).map_err(JobError::Setup)?;
+    let bad = BadRecords::new(plan.fail_on_bad_record, plan.dead_letter.as_deref()).map_err(JobError::Setup)?;
+    cfg.bad_records = Arc::new(bad);
     if cfg.checkpoint.is_none() {
         cfg.checkpoint = plan.checkpoint.clone();
     }
     let sink = sink_of(plan).map_err(JobError::Setup)?;
-    let (kind, ty, emit, bad) = (plan.aggregate, plan.value_type, plan.emit, cfg.bad_records.clone());
+    let bad = cfg.bad_records.clone();
     Job::new(plan.name.clone())
         .source(source)
         .key_by(|i: &Input| i.key.clone())

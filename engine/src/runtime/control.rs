@@ -15,6 +15,10 @@ use formats::savepoint::Form;
 
 use super::metrics::Metrics;
 
+/// How long a finished job's endpoint waits for a stop-with-savepoint's requester to
+/// read where the savepoint went.
+const STOP_REPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Checkpoints (and savepoints) kept in the history `status` shows.
 const HISTORY_MAX: usize = 20;
 
@@ -115,8 +119,8 @@ struct Inner {
     operations: BTreeMap<String, Operation>,
     /// The request queued or being taken.
     pending: Option<String>,
-    /// Ended requests whose outcome nobody has asked for yet.
-    unread: usize,
+    /// A completed stop with a savepoint whose outcome no one has read yet.
+    unreported_stop: Option<String>,
     next_request: u64,
 }
 
@@ -236,7 +240,9 @@ impl JobControl {
         };
         let ok = matches!(op, Operation::Completed { .. });
         inner.operations.insert(req.request_id.clone(), op);
-        inner.unread += 1;
+        if ok && req.stop_after {
+            inner.unreported_stop = Some(req.request_id.clone());
+        }
         if inner.pending.as_deref() == Some(&req.request_id) {
             inner.pending = None;
         }
@@ -297,22 +303,25 @@ impl JobControl {
         self.stop.store(true, Ordering::SeqCst);
     }
 
+    /// A request's outcome. Reading a stop's final outcome lets the daemon exit
+    /// ([`JobControl::wait_stop_reported`]).
     pub fn operation(&self, request_id: &str) -> Option<Operation> {
         let mut inner = self.lock();
         let op = inner.operations.get(request_id).cloned();
-        if matches!(op, Some(Operation::Completed { .. } | Operation::Failed { .. })) {
-            inner.unread = inner.unread.saturating_sub(1);
+        if inner.unreported_stop.as_deref() == Some(request_id) && !matches!(op, Some(Operation::InProgress) | None) {
+            inner.unreported_stop = None;
         }
         op
     }
 
-    /// Waits (at most `max`) until every ended request's outcome has been asked for: a
-    /// stop-with-savepoint ends the job, and the endpoint must stay up until its
-    /// requester has read where the savepoint went.
-    pub fn wait_outcomes_read(&self, max: std::time::Duration) {
-        let until = std::time::Instant::now() + max;
-        while self.lock().unread > 0 && std::time::Instant::now() < until {
-            std::thread::sleep(std::time::Duration::from_millis(20));
+    /// After the job has ended: waits (at most [`STOP_REPORT_WAIT`]) until the outcome of
+    /// a stop with a savepoint has been read. Without this the endpoint could close
+    /// between the savepoint's completion and the requester's next poll, and
+    /// `sluice stop` would report a savepoint it cannot see as an error.
+    pub fn wait_stop_reported(&self) {
+        let until = std::time::Instant::now() + STOP_REPORT_WAIT;
+        while self.lock().unreported_stop.is_some() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 

@@ -38,8 +38,21 @@ fn check_restore<S, T, K, P: KeyedProcessFunction, O>(
     p: &Program<S, T, K, P, O>,
     cfg: &RunConfig,
 ) -> Result<(), Error> {
+    check_restore_states(&p.name, cfg, true, |registry| (p.factory)(registry).map(|_| ()))
+}
+
+/// [`check_restore`] for a job named `job` whose states `register` declares, for callers
+/// that must refuse a restore before they create anything (the TOML pipeline creates its
+/// output file before the driver's preflight runs). `warn`: log each state skipped under
+/// `--allow-non-restored-state` (once per run: only the preflight's check does).
+pub(crate) fn check_restore_states(
+    job: &str,
+    cfg: &RunConfig,
+    warn: bool,
+    register: impl FnOnce(&mut StateRegistry) -> Result<(), Error>,
+) -> Result<(), Error> {
     let Some(r) = &cfg.restore else { return Ok(()) };
-    let (m, job) = (&r.manifest, p.name.as_str());
+    let m = &r.manifest;
     if m.job != job {
         return Err(Error::Config(format!("{} belongs to job {:?}, not {job:?}", r.describe(), m.job)));
     }
@@ -52,12 +65,13 @@ fn check_restore<S, T, K, P: KeyedProcessFunction, O>(
         )));
     }
     let mut registry = StateRegistry::new();
-    (p.factory)(&mut registry)?;
+    register(&mut registry)?;
     let declared = registry.into_descriptors();
     for d in &m.states {
         match match_state(&declared, d, r.unmatched) {
             Ok(Some(_)) => {}
-            Ok(None) => tracing::warn!(state = %d.name, "state not restored: the job no longer declares it"),
+            Ok(None) if warn => tracing::warn!(state = %d.name, "state not restored: the job no longer declares it"),
+            Ok(None) => {}
             Err(e) => return Err(Error::Config(format!("{}: {e}", r.describe()))),
         }
     }

@@ -77,10 +77,6 @@ pub struct RunArgs {
     no_control: bool,
 }
 
-/// How long a finished job's endpoint stays up for a savepoint's requester to read its
-/// outcome (a stop-with-savepoint ends the job right after writing it).
-const ENDPOINT_LINGER: Duration = Duration::from_secs(5);
-
 pub fn run(args: RunArgs, log_format: LogFormat) -> Result<(), JobError> {
     let mut plan = pipeline::load(&args.job).map_err(JobError::Setup)?;
     if args.fail_on_bad_record {
@@ -130,14 +126,12 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> Result<(), JobError> {
     }
     // The endpoint lives as long as the job: dropping it stops the server and removes
     // the published address.
-    let mut control = None;
     let _endpoint = if args.no_control {
         None
     } else {
         let savepoint_dir = args.savepoint_dir.as_ref().map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()));
         let job = JobControl::new(&plan.name, &cfg, savepoint_dir);
         cfg.control = Some(job.clone());
-        control = Some(job.clone());
         let ep = EndpointArgs {
             bind: args.control_bind,
             port: args.control_port,
@@ -150,8 +144,8 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> Result<(), JobError> {
     };
     tracing::info!(job = %plan.name, shards, backend = %args.state_backend, "starting");
     let result = pipeline::run(&plan, &cfg);
-    if let Some(c) = &control {
-        c.wait_outcomes_read(ENDPOINT_LINGER);
+    if let Some(c) = &cfg.control {
+        c.wait_stop_reported();
     }
     drop(_endpoint);
     if temporary {
