@@ -146,9 +146,11 @@ impl Controller for Endpoint {
                 }
             })
             .collect();
+        // The history is newest first; the API lists savepoints oldest first.
         let savepoints = s
             .history
             .iter()
+            .rev()
             .filter(|r| r.savepoint && r.completed)
             .map(|r| api::SavepointInfo {
                 request_id: r.request_id.clone().unwrap_or_default(),
