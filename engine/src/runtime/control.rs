@@ -104,6 +104,8 @@ pub struct Snapshot {
     pub processed_per_shard: Vec<u64>,
     pub in_per_shard: Vec<u64>,
     pub history: Vec<CheckpointRecord>,
+    /// Every savepoint this run completed, oldest first.
+    pub savepoints: Vec<CheckpointRecord>,
     pub completed: u64,
     pub failed: u64,
     pub in_progress: bool,
@@ -114,6 +116,7 @@ struct Inner {
     state: Option<JobState>,
     metrics: Option<Arc<Metrics>>,
     history: VecDeque<CheckpointRecord>,
+    savepoints: Vec<CheckpointRecord>,
     completed: u64,
     failed: u64,
     operations: BTreeMap<String, Operation>,
@@ -256,6 +259,9 @@ impl JobControl {
     /// A checkpoint or savepoint ended (completed or failed).
     pub(crate) fn record(&self, r: CheckpointRecord) {
         let mut inner = self.lock();
+        if r.completed && r.savepoint {
+            inner.savepoints.push(r.clone());
+        }
         if r.completed {
             inner.completed += 1;
         } else {
@@ -341,6 +347,7 @@ impl JobControl {
             processed_per_shard: processed,
             in_per_shard,
             history: inner.history.iter().cloned().collect(),
+            savepoints: inner.savepoints.clone(),
             completed: inner.completed,
             failed: inner.failed,
             in_progress: inner.pending.is_some(),

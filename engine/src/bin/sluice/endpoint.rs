@@ -146,12 +146,9 @@ impl Controller for Endpoint {
                 }
             })
             .collect();
-        // The history is newest first; the API lists savepoints oldest first.
         let savepoints = s
-            .history
+            .savepoints
             .iter()
-            .rev()
-            .filter(|r| r.savepoint && r.completed)
             .map(|r| api::SavepointInfo {
                 request_id: r.request_id.clone().unwrap_or_default(),
                 location: r.location.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
