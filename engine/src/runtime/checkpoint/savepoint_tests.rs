@@ -1,5 +1,5 @@
 //! Savepoint round trips through the runtime's own paths: random state of every kind
-//! (value, list, map, reducing, and a value with TTL) written by N shards on either
+//! (value, list, map, reducing, aggregating, and a value with TTL) written by N shards on either
 //! backend, taken as each shard's barrier snapshot (a RocksDB checkpoint or a heap copy),
 //! written as a savepoint in either form, then restored onto M shards of either backend
 //! (reopening the instances when shard count and backend allow) equals the model.
@@ -20,10 +20,29 @@ use super::publish::JobInfo;
 use super::restore::{Origin, Restore};
 use super::savepoint;
 use crate::state::context::StateRegistry;
-use crate::state::handles::{ListState, MapState, ReducingState, ValueState};
+use crate::state::handles::{AggregateFunction, AggregatingState, ListState, MapState, ReducingState, ValueState};
 use crate::{BackendKind, ManualClock, StateHarness};
 
+/// Count and sum of the inputs: an accumulator that is not the output.
+struct CountSum;
+
+impl AggregateFunction for CountSum {
+    type In = i64;
+    type Acc = (u64, i64);
+    type Out = (u64, i64);
+    fn create(&self) -> (u64, i64) {
+        (0, 0)
+    }
+    fn add(&self, v: i64, (n, s): (u64, i64)) -> (u64, i64) {
+        (n + 1, s + v)
+    }
+    fn result(&self, acc: &(u64, i64)) -> (u64, i64) {
+        *acc
+    }
+}
+
 struct S {
+    agg: AggregatingState<CountSum>,
     value: ValueState<u64>,
     list: ListState<String>,
     map: MapState<String, i64>,
@@ -34,6 +53,7 @@ struct S {
 fn declare(reg: &mut StateRegistry) -> S {
     let ttl = TtlConfig { ttl_ms: 3_600_000, update: TtlUpdate::OnCreateAndWrite };
     S {
+        agg: reg.aggregating("agg", CountSum, None).expect("agg"),
         value: reg.value("value", None).expect("value"),
         list: reg.list("list", None).expect("list"),
         map: reg.map("map", None).expect("map"),
@@ -80,6 +100,8 @@ fn write(h: &mut StateHarness, s: &S, k: &str, e: &Entry) {
             s.map.put(c, mk, *mv).expect("put");
         }
         s.sum.add(c, e.3).expect("reduce");
+        s.agg.add(c, e.3).expect("aggregate");
+        s.agg.add(c, 1).expect("aggregate");
         s.ttl.set(c, e.4.clone()).expect("ttl");
     });
 }
@@ -89,6 +111,8 @@ fn read(h: &mut StateHarness, s: &S, k: &str) -> Option<Entry> {
         let v = s.value.get(c).expect("get")?;
         let m = s.map.entries(c).expect("entries").into_iter().collect();
         let sum = s.sum.get(c).expect("sum").unwrap_or(0);
+        // The accumulator holds two inputs per key: the reduced value and 1.
+        assert_eq!(s.agg.get(c).expect("agg"), Some((2, sum + 1)), "the aggregate of {k}");
         Some((v, s.list.get(c).expect("list"), m, sum, s.ttl.get(c).expect("ttl").unwrap_or_default()))
     })
 }
