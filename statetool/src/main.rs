@@ -1,7 +1,7 @@
 //! `statetool`: offline tooling for sluice state. Exit codes: 0 clean, 1 problems or
 //! differences found, 2 usage or I/O error. Human tables by default, `--json` for scripts.
 //!
-//! Verbs: `inspect`, `verify`, `dump`, `gc` on checkpoints; `key-group` (where a key
+//! Verbs: `inspect`, `verify`, `dump`, `diff`, `gc` on checkpoints; `key-group` (where a key
 //! lives) and `ranges` (which key groups each shard owns).
 mod verbs;
 
@@ -24,6 +24,8 @@ enum Verb {
     Verify(verbs::verify::Args),
     /// Print a checkpoint's entries as JSON lines.
     Dump(verbs::dump::Args),
+    /// Compare two checkpoints: files, then entries per state (exit 1 if they differ).
+    Diff(verbs::diff::Args),
     /// Remove subsumed checkpoints and unreferenced shared files.
     Gc(verbs::gc::Args),
     /// Show the key group and owning shard of keys.
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Verb::Inspect(a) => verbs::inspect::run(&a),
         Verb::Verify(a) => verbs::verify::run(&a),
         Verb::Dump(a) => verbs::dump::run(&a),
+        Verb::Diff(a) => verbs::diff::run(&a),
         Verb::Gc(a) => verbs::gc::run(&a),
         Verb::KeyGroup(a) => verbs::keygroup::run(&a),
         Verb::Ranges(a) => verbs::ranges::run(&a),

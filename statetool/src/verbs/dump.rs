@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 
 use formats::keygroup::KeyGroupRange;
-use formats::value::{render_json, StateDescriptor};
+use formats::value::StateDescriptor;
 
+use super::render::{entry_json, key_json};
 use super::target;
 
 #[derive(clap::Args)]
@@ -20,18 +21,6 @@ pub struct Args {
     /// Only this key (as text, or as a number for numeric keys).
     #[arg(long)]
     key: Option<String>,
-}
-
-/// Keys are rendered with the manifest's key encoding; without one (older manifests),
-/// as text when they are UTF-8, otherwise as an array of bytes.
-fn key_json(enc: Option<&formats::value::ValueEncoding>, k: &[u8]) -> serde_json::Value {
-    if let Some(v) = enc.and_then(|e| render_json(e, k).ok()) {
-        return v;
-    }
-    match std::str::from_utf8(k) {
-        Ok(s) => serde_json::Value::String(s.to_owned()),
-        Err(_) => serde_json::Value::from(k.to_vec()),
-    }
 }
 
 /// Whether `--key WANT` names the stored key `k` under the key encoding.
@@ -79,15 +68,7 @@ impl Rows<'_> {
         if self.args.key_group.is_some_and(|g| g != sk.key_group.0) {
             return Ok(());
         }
-        let mut row = formats::value::render_stored(desc, v)?;
-        if let Some(o) = row.as_object_mut() {
-            o.insert("state".into(), desc.name.clone().into());
-            o.insert("key_group".into(), sk.key_group.0.into());
-            o.insert("key".into(), key_json(self.key, sk.key));
-            if let Some(uk) = &desc.user_key {
-                o.insert("user_key".into(), key_json(Some(uk), sk.user_key));
-            }
-        }
+        let row = entry_json(desc, self.key, k, v)?;
         self.buf.push_str(&row.to_string());
         self.buf.push('\n');
         if self.buf.len() > 1 << 16 {

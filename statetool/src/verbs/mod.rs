@@ -1,9 +1,12 @@
+pub mod diff;
 pub mod dump;
 pub mod entries;
 pub mod gc;
 pub mod inspect;
+pub mod join;
 pub mod keygroup;
 pub mod ranges;
+pub mod render;
 pub mod target;
 pub mod verify;
 
