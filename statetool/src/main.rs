@@ -24,7 +24,7 @@ enum Verb {
     Verify(verbs::verify::Args),
     /// Print a checkpoint's entries as JSON lines.
     Dump(verbs::dump::Args),
-    /// Compare two checkpoints: files, then entries per state (exit 1 if they differ).
+    /// Compare two checkpoints or savepoints: files, then entries per state (exit 1 if they differ).
     Diff(verbs::diff::Args),
     /// Remove subsumed checkpoints and unreferenced shared files.
     Gc(verbs::gc::Args),

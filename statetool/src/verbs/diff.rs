@@ -1,5 +1,5 @@
-//! `statetool diff A B`: what differs between two checkpoints (each a `chk-<n>` or a
-//! job's root, then its newest intact checkpoint). First the manifest differences that
+//! `statetool diff A B`: what differs between two checkpoints or savepoints (each a
+//! `chk-<n>`, a job's root, then its newest intact checkpoint, or a savepoint). First the manifest differences that
 //! matter (job, key-group count, key encoding, state descriptors), then the files (for
 //! two checkpoints of one root: the shared files B copied and those it reused, the owned
 //! files of each), then per state the entries added, removed and changed, with both
@@ -18,11 +18,11 @@ use serde_json::{json, Value};
 
 use super::join::{self, Pair, Side};
 use super::render::add_identity;
-use super::target;
+use super::target::{self, Kind, Loaded};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A checkpoint (`chk-<n>`) or a job's checkpoint root.
+    /// A checkpoint (`chk-<n>`), a job's checkpoint root or a savepoint.
     a: PathBuf,
     /// The checkpoint to compare A with, in the same forms.
     b: PathBuf,
@@ -34,17 +34,8 @@ pub struct Args {
     json: bool,
 }
 
-struct Loaded {
-    root: PathBuf,
-    manifest: Manifest,
-    label: String,
-}
-
 fn load(path: &Path) -> anyhow::Result<Loaded> {
-    let t = target::resolve(path)?;
-    let manifest = target::newest_intact(&t)?;
-    let label = formats::layout::checkpoint_dir(&t.root, manifest.checkpoint).display().to_string();
-    Ok(Loaded { root: t.root, manifest, label })
+    target::resolve(path)?.newest_intact()
 }
 
 /// A manifest difference; `matters` when it makes the states differ.
@@ -110,10 +101,10 @@ impl FileChange {
 
 /// Every file of A and B once, with what happened to it, ordered by change then path.
 fn file_changes(a: &Loaded, b: &Loaded) -> Vec<(FileChange, String, u64)> {
-    let same_root = match (a.root.canonicalize(), b.root.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    };
+    // Paths name the same files only under one checkpoint root (a savepoint's are its own).
+    let same_root = a.kind == Kind::Checkpoint
+        && b.kind == Kind::Checkpoint
+        && matches!((a.base.canonicalize(), b.base.canonicalize()), (Ok(x), Ok(y)) if x == y);
     let files = |m: &Manifest| m.files().map(|f| (f.path.clone(), f.size)).collect::<BTreeMap<_, _>>();
     let (fa, fb) = (files(&a.manifest), files(&b.manifest));
     let mut out = Vec::new();
@@ -233,7 +224,13 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     let mut r = Report { args, buf: String::new() };
     if !args.json && !args.summary {
         for (side, l) in [("a", &la), ("b", &lb)] {
-            r.line(&format!("{side}  {}  checkpoint {} of job {:?}", l.label, l.manifest.checkpoint.0, l.manifest.job));
+            r.line(&format!(
+                "{side}  {}  {} {} of job {:?}",
+                l.dir.display(),
+                l.kind.label(),
+                l.manifest.checkpoint.0,
+                l.manifest.job
+            ));
         }
     }
 
@@ -296,7 +293,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     if !args.json && !args.summary {
         r.line("\nentries");
     }
-    let (sa, sb) = (Side { root: &la.root, manifest: ma }, Side { root: &lb.root, manifest: mb });
+    let (sa, sb) = (Side { root: &la.base, manifest: ma }, Side { root: &lb.base, manifest: mb });
     join::join(&sa, &sb, &mut |p| {
         let (change, row) = match p {
             Pair::OnlyA(d, k, v) => ("removed", entry_row("removed", d, ma.key.as_ref(), k, Some((d, v)), None)?),
@@ -341,8 +338,13 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         }
     };
     if args.json {
-        let side =
-            |l: &Loaded| json!({ "path": l.label, "job": l.manifest.job, "checkpoint": l.manifest.checkpoint.0 });
+        let side = |l: &Loaded| {
+            let mut o = l.kind.json();
+            o.insert("path".into(), l.dir.display().to_string().into());
+            o.insert("job".into(), l.manifest.job.clone().into());
+            o.insert("checkpoint".into(), l.manifest.checkpoint.0.into());
+            Value::Object(o)
+        };
         let v = json!({
             "kind": "summary",
             "a": side(&la),

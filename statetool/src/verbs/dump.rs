@@ -1,4 +1,4 @@
-//! `statetool dump PATH`: every entry of a checkpoint as JSON lines
+//! `statetool dump PATH`: every entry of a checkpoint or savepoint as JSON lines
 //! `{"state", "key_group", "key", "user_key"?, "value"...}`, rendered from the encodings
 //! recorded in the manifest. Filters: --state, --key-group, --key.
 use std::path::PathBuf;
@@ -11,6 +11,7 @@ use super::target;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// A chk-<n> directory, a job's checkpoint root (its newest intact checkpoint) or a savepoint.
     path: PathBuf,
     /// Only this state.
     #[arg(long)]
@@ -33,18 +34,20 @@ fn key_matches(enc: Option<&formats::value::ValueEncoding>, want: &str, k: &[u8]
 
 pub fn run(a: &Args) -> anyhow::Result<u8> {
     let t = target::resolve(&a.path)?;
-    let m = target::newest_intact(&t)?;
+    let l = t.newest_intact()?;
+    let m = &l.manifest;
     if let Some(s) = &a.state {
         anyhow::ensure!(
             m.states.iter().any(|d| &d.name == s),
-            "checkpoint {} has no state {s:?} (states: {})",
-            m.checkpoint.0,
+            "{} {} has no state {s:?} (states: {})",
+            l.kind.label(),
+            l.dir.display(),
             m.states.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
         );
     }
     let clip = a.key_group.map_or(super::entries::ALL, |g| KeyGroupRange { start: g, end: g.saturating_add(1) });
     let mut rows = Rows { args: a, key: m.key.as_ref(), buf: String::new() };
-    super::entries::for_each(&t.root, &m, clip, &mut |d, k, v| Ok(rows.push(d, k, v)?))?;
+    l.for_each(clip, &mut |d, k, v| Ok(rows.push(d, k, v)?))?;
     super::out(&rows.buf);
     Ok(0)
 }

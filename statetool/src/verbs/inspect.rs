@@ -14,26 +14,20 @@ pub struct Args {
 
 pub fn run(a: &Args) -> anyhow::Result<u8> {
     let t = target::resolve(&a.path)?;
-    let mut last_err = None;
-    let mut found = None;
-    for id in &t.ids {
-        match target::manifest(&t.root, *id) {
-            Ok(m) => {
-                found = Some(m);
-                break;
-            }
-            Err(e) => last_err = Some(e),
-        }
-    }
-    let Some(m) = found else { return Err(last_err.unwrap_or_else(|| anyhow::anyhow!("no manifest"))) };
-    let total: u64 = m.files().map(|f| f.size).sum();
+    let l = t.newest_readable()?;
+    let m = &l.manifest;
+    let total = l.bytes();
     if a.json {
-        let v = serde_json::json!({ "manifest": m, "total_bytes": total, "root": t.root });
-        super::out(&format!("{v}\n"));
+        let mut v = l.kind.json();
+        v.insert("manifest".into(), serde_json::to_value(m)?);
+        v.insert("total_bytes".into(), total.into());
+        v.insert("root".into(), l.base.display().to_string().into());
+        super::out(&format!("{}\n", serde_json::Value::Object(v)));
         return Ok(0);
     }
     let mut s = format!(
-        "checkpoint {} of job {:?}  parent {}  backend {}  key groups {}  shards {}  size {}\n\n",
+        "{} {} of job {:?}  parent {}  backend {}  key groups {}  shards {}  size {}\n\n",
+        l.kind.label(),
         m.checkpoint.0,
         m.job,
         m.parent.map_or("-".to_string(), |p| p.0.to_string()),

@@ -1,45 +1,226 @@
-//! Resolving a PATH argument: a `chk-<n>` directory or a job's checkpoint root.
+//! Resolving a PATH argument: a `chk-<n>` directory, a job's checkpoint root, or a
+//! savepoint directory of either form (FORMAT.md §13), complete or not.
+//!
+//! Every verb that reads state goes through here, so each works on all three alike: a
+//! [`Target`] names one or more [`Member`]s (checkpoints, or the one savepoint); loading
+//! a member gives a [`Loaded`]: its [`Kind`], its manifest, and the directory the
+//! manifest's file paths are relative to (`base`: the checkpoint root, or the savepoint
+//! directory), which is what `reader::for_each` takes as its root.
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use formats::checkpoint::{self, Verify};
+use formats::error::FormatError;
 use formats::fs::StdFs;
+use formats::layout;
 use formats::manifest::{CheckpointId, Manifest};
+use formats::savepoint::{self, Form, SavepointMeta};
 
-pub struct Target {
-    pub root: PathBuf,
-    /// The checkpoints PATH names: one for `chk-<n>`, every one for a root.
-    pub ids: Vec<CheckpointId>,
+/// What PATH names.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A job's checkpoint root; `ids` are its `chk-<n>` directories, newest first.
+    Root { root: PathBuf, ids: Vec<CheckpointId> },
+    /// One `chk-<n>` directory of the root `root`.
+    Checkpoint { root: PathBuf, id: CheckpointId },
+    /// A savepoint directory: it holds `_savepoint` or only the in-progress marker.
+    Savepoint { dir: PathBuf },
 }
 
+/// What one piece of state is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Checkpoint,
+    Savepoint(Form),
+}
+
+impl Kind {
+    /// `checkpoint`, `savepoint (canonical)` or `savepoint (native)`.
+    pub fn label(self) -> String {
+        match self {
+            Kind::Checkpoint => "checkpoint".into(),
+            Kind::Savepoint(f) => format!("savepoint ({f})"),
+        }
+    }
+
+    /// `{"kind": "checkpoint"}` or `{"kind": "savepoint", "form": "native"}` fields.
+    pub fn json(self) -> serde_json::Map<String, serde_json::Value> {
+        let mut o = serde_json::Map::new();
+        match self {
+            Kind::Checkpoint => {
+                o.insert("kind".into(), "checkpoint".into());
+            }
+            Kind::Savepoint(f) => {
+                o.insert("kind".into(), "savepoint".into());
+                o.insert("form".into(), f.to_string().into());
+            }
+        }
+        o
+    }
+}
+
+/// One checkpoint or savepoint of a target, not read yet.
+#[derive(Debug, Clone)]
+pub enum Member {
+    Checkpoint { root: PathBuf, id: CheckpointId },
+    Savepoint { dir: PathBuf },
+}
+
+/// A checkpoint or savepoint whose manifest has been read.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub kind: Kind,
+    /// The directory the manifest's file paths are relative to: the checkpoint root,
+    /// or the savepoint directory.
+    pub base: PathBuf,
+    /// The `chk-<n>` directory or the savepoint directory, for messages.
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Loaded {
+    fn checkpoint(root: &Path, manifest: Manifest) -> Loaded {
+        let dir = layout::checkpoint_dir(root, manifest.checkpoint);
+        Loaded { kind: Kind::Checkpoint, base: root.to_path_buf(), dir, manifest }
+    }
+
+    fn savepoint(dir: &Path, meta: SavepointMeta) -> Loaded {
+        Loaded {
+            kind: Kind::Savepoint(meta.form),
+            base: dir.to_path_buf(),
+            dir: dir.to_path_buf(),
+            manifest: meta.manifest,
+        }
+    }
+
+    /// Visits every entry whose key group lies in `clip` (see `entries::for_each`).
+    pub fn for_each(
+        &self,
+        clip: formats::keygroup::KeyGroupRange,
+        visit: &mut super::entries::Visit<'_>,
+    ) -> anyhow::Result<u64> {
+        super::entries::for_each(&self.base, &self.manifest, clip, visit)
+    }
+
+    /// The total size of the files the manifest names (a shared file counted once per
+    /// reference, as the manifest lists it).
+    pub fn bytes(&self) -> u64 {
+        self.manifest.files().map(|f| f.size).sum()
+    }
+}
+
+impl Member {
+    /// `chk-<n>` for a checkpoint, the directory for a savepoint.
+    pub fn name(&self) -> String {
+        match self {
+            Member::Checkpoint { id, .. } => layout::checkpoint_dir_name(*id),
+            Member::Savepoint { dir } => dir.display().to_string(),
+        }
+    }
+
+    /// Reads the manifest (savepoint: `_savepoint`). With `verify`, every file it names
+    /// is checked too (`Sizes`, or `Checksums` as well); without, the manifest is only
+    /// decoded and validated, which reads no data file (what `inspect` needs to stay
+    /// fast on any state size). An incomplete savepoint is an error saying so.
+    pub fn load(&self, verify: Option<Verify>) -> Result<Loaded, FormatError> {
+        match self {
+            Member::Checkpoint { root, id } => {
+                let m = match verify {
+                    Some(v) => checkpoint::load(&StdFs, root, *id, v)?,
+                    None => {
+                        let p = layout::manifest_path(root, *id);
+                        let bytes = std::fs::read(&p).map_err(|e| FormatError::io(&p, e))?;
+                        Manifest::decode(&bytes).map_err(|e| e.in_file(&p))?
+                    }
+                };
+                Ok(Loaded::checkpoint(root, m))
+            }
+            Member::Savepoint { dir } => {
+                let mp = layout::savepoint_metadata_path(dir);
+                let meta = match verify {
+                    Some(v) => savepoint::load(&StdFs, dir, v)?,
+                    // Without `_savepoint`, load names the problem (incomplete, or not one).
+                    None if !mp.is_file() => savepoint::load(&StdFs, dir, Verify::Sizes)?,
+                    None => {
+                        let bytes = std::fs::read(&mp).map_err(|e| FormatError::io(&mp, e))?;
+                        SavepointMeta::decode(&bytes).map_err(|e| e.in_file(&mp))?
+                    }
+                };
+                Ok(Loaded::savepoint(dir, meta))
+            }
+        }
+    }
+}
+
+/// Resolves PATH; a usage error (exit 2) when it names none of the three.
 pub fn resolve(path: &Path) -> anyhow::Result<Target> {
     if !path.is_dir() {
-        bail!("{}: not a directory (expected chk-<n> or a job's checkpoint root)", path.display());
+        bail!("{}: not a directory (expected chk-<n>, a job's checkpoint root or a savepoint)", path.display());
     }
-    if let Some((root, id)) = formats::layout::split_checkpoint_dir(path) {
-        return Ok(Target { root, ids: vec![id] });
+    if layout::is_savepoint_dir(path) {
+        return Ok(Target::Savepoint { dir: path.to_path_buf() });
+    }
+    if let Some((root, id)) = layout::split_checkpoint_dir(path) {
+        return Ok(Target::Checkpoint { root, id });
     }
     let ids = checkpoint::checkpoint_ids(&StdFs, path).with_context(|| format!("listing {}", path.display()))?;
     if ids.is_empty() {
-        bail!("{}: no chk-<n> directories", path.display());
+        bail!("{}: no chk-<n> directories and no {}", path.display(), layout::SAVEPOINT_METADATA_NAME);
     }
-    Ok(Target { root: path.to_path_buf(), ids })
+    Ok(Target::Root { root: path.to_path_buf(), ids })
 }
 
-/// The manifest of `id`, checking only that it decodes (not the files).
-pub fn manifest(root: &Path, id: CheckpointId) -> anyhow::Result<Manifest> {
-    let p = formats::layout::manifest_path(root, id);
-    let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-    Manifest::decode(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
-}
-
-/// The newest checkpoint of a target that fully verifies, for verbs that read state.
-pub fn newest_intact(t: &Target) -> anyhow::Result<Manifest> {
-    if let [id] = t.ids.as_slice() {
-        return checkpoint::load(&StdFs, &t.root, *id, Verify::Checksums).map_err(|e| anyhow::anyhow!("{e}"));
+impl Target {
+    /// Every checkpoint or savepoint PATH names, newest first.
+    pub fn members(&self) -> Vec<Member> {
+        match self {
+            Target::Root { root, ids } => {
+                ids.iter().map(|id| Member::Checkpoint { root: root.clone(), id: *id }).collect()
+            }
+            Target::Checkpoint { root, id } => vec![Member::Checkpoint { root: root.clone(), id: *id }],
+            Target::Savepoint { dir } => vec![Member::Savepoint { dir: dir.clone() }],
+        }
     }
-    let d = checkpoint::latest(&StdFs, &t.root, Verify::Checksums)?;
-    d.latest.ok_or_else(|| anyhow::anyhow!("{}: no intact checkpoint", t.root.display()))
+
+    /// The path the user gave, resolved: the root, `chk-<n>` or savepoint directory.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            Target::Root { root, .. } => root.clone(),
+            Target::Checkpoint { root, id } => layout::checkpoint_dir(root, *id),
+            Target::Savepoint { dir } => dir.clone(),
+        }
+    }
+
+    /// The newest member whose manifest decodes, files unchecked (for `inspect`).
+    pub fn newest_readable(&self) -> anyhow::Result<Loaded> {
+        self.newest(None)
+    }
+
+    /// The newest member whose files all check out, sizes and crc32s (for the verbs
+    /// that read entries: `dump`, `du`, `diff`).
+    pub fn newest_intact(&self) -> anyhow::Result<Loaded> {
+        self.newest(Some(Verify::Checksums))
+    }
+
+    fn newest(&self, verify: Option<Verify>) -> anyhow::Result<Loaded> {
+        let mut newest_err = None;
+        for m in self.members() {
+            match m.load(verify) {
+                Ok(l) => return Ok(l),
+                Err(e) => {
+                    newest_err.get_or_insert(e);
+                }
+            }
+        }
+        let Some(e) = newest_err else { bail!("{}: nothing to read", self.path().display()) };
+        match self {
+            Target::Root { root, .. } => {
+                let what = if verify.is_some() { "intact" } else { "readable" };
+                bail!("{}: no {what} checkpoint (the newest: {e})", root.display())
+            }
+            _ => Err(e.into()),
+        }
+    }
 }
 
 pub fn human_bytes(n: u64) -> String {

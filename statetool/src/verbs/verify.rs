@@ -1,51 +1,68 @@
-//! `statetool verify PATH`: every checkpoint PATH names is intact: the manifest decodes
-//! and validates (key groups covered exactly once), every file exists with its size and
-//! crc32, and every entry reads back (snapshot blocks decode; RocksDB shards open
-//! read-only and scan, which checks RocksDB's own block checksums). Exit 0 when all are intact, 1 otherwise.
+//! `statetool verify PATH`: every checkpoint PATH names, or the savepoint it is, is
+//! intact: the manifest (a savepoint's `_savepoint`) decodes and validates (key groups
+//! covered exactly once), every file exists with its size and crc32, and every entry
+//! reads back (snapshot blocks decode; RocksDB shards open read-only and scan, which
+//! checks RocksDB's own block checksums). An incomplete savepoint (only its in-progress
+//! marker) is reported as such. Exit 0 when all are intact, 1 otherwise.
 use std::path::PathBuf;
 
-use formats::checkpoint::{self, Verify};
-use formats::fs::StdFs;
-use formats::id::CheckpointId;
-use formats::layout;
+use formats::checkpoint::Verify;
 
-use super::target;
+use super::target::{self, Member};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// A chk-<n> directory, a job's checkpoint root (every checkpoint in it) or a savepoint.
     path: PathBuf,
     #[arg(long)]
     json: bool,
 }
 
-fn check(root: &std::path::Path, id: CheckpointId) -> Result<u64, String> {
-    let m = checkpoint::load(&StdFs, root, id, Verify::Checksums).map_err(|e| e.to_string())?;
-    super::entries::for_each(root, &m, super::entries::ALL, &mut |_, _, _| Ok(())).map_err(|e| format!("{e:#}"))
+/// The member's kind and entry count when intact, the problem (naming the file) if not.
+fn check(m: &Member) -> Result<(target::Kind, u64), String> {
+    let l = m.load(Some(Verify::Checksums)).map_err(|e| e.to_string())?;
+    let n = l.for_each(super::entries::ALL, &mut |_, _, _| Ok(())).map_err(|e| format!("{e:#}"))?;
+    Ok((l.kind, n))
 }
 
 pub fn run(a: &Args) -> anyhow::Result<u8> {
     let t = target::resolve(&a.path)?;
-    let results: Vec<_> = t.ids.iter().map(|id| (id.0, check(&t.root, *id))).collect();
+    let savepoint = matches!(t, target::Target::Savepoint { .. });
+    let results: Vec<_> = t.members().into_iter().map(|m| (m.clone(), check(&m))).collect();
     let bad = results.iter().filter(|(_, r)| r.is_err()).count();
     if a.json {
-        for (id, r) in &results {
-            let v = match r {
-                Ok(n) => serde_json::json!({ "checkpoint": id, "ok": true, "entries": n }),
-                Err(e) => serde_json::json!({ "checkpoint": id, "ok": false, "problem": e }),
+        for (m, r) in &results {
+            let mut o = serde_json::Map::new();
+            match m {
+                Member::Checkpoint { id, .. } => o.insert("checkpoint".into(), id.0.into()),
+                Member::Savepoint { dir } => o.insert("savepoint".into(), dir.display().to_string().into()),
             };
-            super::out(&format!("{v}\n"));
+            match r {
+                Ok((kind, n)) => {
+                    o.extend(kind.json());
+                    o.insert("ok".into(), true.into());
+                    o.insert("entries".into(), (*n).into());
+                }
+                Err(e) => {
+                    o.insert("ok".into(), false.into());
+                    o.insert("problem".into(), e.clone().into());
+                }
+            }
+            super::out(&format!("{}\n", serde_json::Value::Object(o)));
         }
     } else {
         let mut s = String::new();
-        for (id, r) in &results {
+        for (m, r) in &results {
             match r {
-                Ok(n) => {
-                    s.push_str(&format!("{}  ok       {n} entries\n", layout::checkpoint_dir_name(CheckpointId(*id))))
+                Ok((kind, n)) if savepoint => {
+                    s.push_str(&format!("{}  ok       {}, {n} entries\n", m.name(), kind.label()))
                 }
-                Err(e) => s.push_str(&format!("{}  PROBLEM  {e}\n", layout::checkpoint_dir_name(CheckpointId(*id)))),
+                Ok((_, n)) => s.push_str(&format!("{}  ok       {n} entries\n", m.name())),
+                Err(e) => s.push_str(&format!("{}  PROBLEM  {e}\n", m.name())),
             }
         }
-        s.push_str(&format!("{} checkpoint(s), {} intact, {bad} with problems\n", results.len(), results.len() - bad));
+        let what = if savepoint { "savepoint(s)" } else { "checkpoint(s)" };
+        s.push_str(&format!("{} {what}, {} intact, {bad} with problems\n", results.len(), results.len() - bad));
         super::out(&s);
     }
     Ok(u8::from(bad > 0))
