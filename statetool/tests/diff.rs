@@ -9,6 +9,7 @@ use formats::checkpoint::{checkpoint_ids, load, publish, Payload, Verify};
 use formats::fs::StdFs;
 use formats::keygroup::{range_for_shard, KeyGroup};
 use formats::manifest::{CheckpointId, FileRef, Manifest, ShardFormat, ShardSnapshot};
+use formats::savepoint;
 use formats::snapshot::SnapshotWriter;
 use formats::ShardId;
 use serde_json::Value;
@@ -221,13 +222,14 @@ fn consecutive_checkpoints_show_what_the_second_copied_and_changed() {
     assert_eq!(hash_tree(&root), before, "diff modified its input");
 }
 
-/// Republishes checkpoint `m` of `root` as checkpoint 1 of `to`, in snapshot files cut
-/// for `shards` shards, after `edit` changed its entries ((state index, state key) ->
-/// stored value).
+/// Republishes checkpoint `m` of `root` as checkpoint 1 of the root `to` (or, with
+/// `savepoint`, as the canonical savepoint `to`), in snapshot files cut for `shards`
+/// shards, after `edit` changed its entries ((state index, state key) -> stored value).
 fn republish(
     root: &Path,
     m: &Manifest,
     to: &Path,
+    savepoint: bool,
     shards: u32,
     edit: impl FnOnce(&mut BTreeMap<(u32, Vec<u8>), Vec<u8>>),
 ) {
@@ -253,7 +255,11 @@ fn republish(
             }
         }
         let bytes = w.finish().expect("finish");
-        let path = formats::layout::snapshot_file_path(id, sh as u16);
+        let path = if savepoint {
+            formats::layout::savepoint_snapshot_path(sh as u16)
+        } else {
+            formats::layout::snapshot_file_path(id, sh as u16)
+        };
         out.shards.push(ShardSnapshot {
             shard: sh as u16,
             range,
@@ -263,37 +269,39 @@ fn republish(
         });
         payloads.push(Payload { path, bytes });
     }
-    std::fs::create_dir_all(to).expect("mkdir");
-    publish(&mut StdFs, to, &out, &payloads).expect("publish");
+    if savepoint {
+        savepoint::begin(&mut StdFs, to).expect("begin");
+        for p in &payloads {
+            std::fs::write(formats::layout::resolve(to, &p.path), &p.bytes).expect("write");
+        }
+        let meta = savepoint::SavepointMeta { form: savepoint::Form::Canonical, manifest: out };
+        savepoint::commit(&mut StdFs, to, &meta).expect("commit");
+    } else {
+        std::fs::create_dir_all(to).expect("mkdir");
+        publish(&mut StdFs, to, &out, &payloads).expect("publish");
+    }
 }
 
 #[test]
 fn a_planted_change_is_found_with_both_values() {
-    // Pins: the same state cut into other shard ranges (3 snapshot shards against a
-    // 2-shard RocksDB checkpoint) is the same state (exit 0, "the files differ"); one
-    // value changed, one entry removed and one added in that copy are exactly what diff
-    // reports (exit 1), with A's and B's values rendered as `dump` renders them.
+    // Pins: the same state in a canonical savepoint cut into other shard ranges (3
+    // snapshot shards against a 2-shard RocksDB checkpoint) is the same state (exit 0,
+    // "the files differ"); one value changed, one entry removed and one added in a copy
+    // are exactly what diff reports (exit 1), against the checkpoint and against the
+    // savepoint, with A's and B's values rendered as `dump` renders them.
     let dir = tempfile::tempdir().expect("tempdir");
     let root = run_job(dir.path(), "rocksdb");
     let m = manifests(&root).pop().expect("a checkpoint");
     let chk = formats::layout::checkpoint_dir(&root, m.checkpoint);
     let same = dir.path().join("same");
-    republish(&root, &m, &same, 3, |_| {});
-    let inputs = [root.clone(), same.clone()];
-    let before: Vec<_> = inputs.iter().map(|p| hash_tree(p)).collect();
-    let (code, out, err) = statetool(&["diff", s(&chk), s(&same)]);
-    assert_eq!(code, 0, "{out}{err}");
-    let n_files = m.files().map(|f| f.path.clone()).collect::<BTreeSet<_>>().len();
-    let verdict = format!("same state; the files differ (0 copied, 3 added, {n_files} removed)");
-    assert!(out.trim_end().ends_with(&verdict), "{out}");
-
+    republish(&root, &m, &same, true, 3, |_| {});
     let want = dump(&chk);
     let ((_, changed_key), old) = want.iter().next().expect("an entry");
     let ((_, removed_key), _) = want.iter().nth(1).expect("a second entry");
     let (changed_key, removed_key, old) = (changed_key.clone(), removed_key.clone(), old.clone());
     let planted = dir.path().join("planted");
     let mut new_value = None;
-    republish(&root, &m, &planted, 3, |all| {
+    republish(&root, &m, &planted, false, 3, |all| {
         let key_of = |k: &[u8]| {
             let sk = formats::statekey::decode(k).expect("key");
             format!("{:?}", String::from_utf8_lossy(sk.key))
@@ -324,9 +332,20 @@ fn a_planted_change_is_found_with_both_values() {
         })
         .map(|(_, v)| v.clone())
         .expect("the other entry");
+    let inputs = [root.clone(), same.clone(), planted.clone()];
+    let before: Vec<_> = inputs.iter().map(|p| hash_tree(p)).collect();
+    let (code, out, err) = statetool(&["diff", s(&chk), s(&same)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let n_files = m.files().map(|f| f.path.clone()).collect::<BTreeSet<_>>().len();
+    let verdict = format!("same state; the files differ (0 copied, 3 added, {n_files} removed)");
+    assert!(out.trim_end().ends_with(&verdict), "{out}");
+
     let (code, out, err) = statetool(&["diff", s(&chk), s(&planted), "--json"]);
     assert_eq!(code, 1, "{out}{err}");
     let got = changes(&json_lines(&out));
+    let (code, out, err) = statetool(&["diff", s(&same), s(&planted), "--json"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(changes(&json_lines(&out)), got, "the savepoint holds the checkpoint's state");
     let expect: Changes = [
         (("changed".to_string(), changed_key.clone()), (Some(old.clone()), Some(other_value.clone()))),
         (
@@ -358,4 +377,114 @@ fn a_missing_input_is_a_usage_error_naming_it() {
     let (code, _, err) = statetool(&["diff", s(d.path()), s(&missing)]);
     assert_eq!(code, 2);
     assert!(err.contains(s(d.path())) || err.contains(s(&missing)), "{err}");
+}
+
+/// Publishes checkpoint 1 of the root `root` (one shard, 8 key groups) holding, per
+/// state of `states`, the `(key, u64 value)` rows given for it.
+fn publish_states(root: &Path, states: &[(&str, formats::value::ValueEncoding, Vec<(&str, u64)>)]) {
+    use formats::value::{StateDescriptor, StateKind};
+    let range = formats::keygroup::KeyGroupRange { start: 0, end: 8 };
+    let descs: Vec<StateDescriptor> = states
+        .iter()
+        .map(|(n, enc, _)| StateDescriptor {
+            name: (*n).into(),
+            kind: StateKind::Value,
+            value: enc.clone(),
+            user_key: None,
+            ttl: None,
+        })
+        .collect();
+    let mut entries = Vec::new();
+    for (i, (_, _, rows)) in states.iter().enumerate() {
+        for (k, v) in rows {
+            let kg = formats::keygroup::key_group_of(k.as_bytes(), 8);
+            let mut sk = Vec::new();
+            formats::statekey::encode_prefix(&mut sk, kg, k.as_bytes(), b"");
+            entries.push((i as u32, sk, v.to_le_bytes().to_vec()));
+        }
+    }
+    entries.sort();
+    let mut w = SnapshotWriter::new(descs.clone(), range);
+    for (i, k, v) in &entries {
+        let kg = formats::statekey::decode(k).expect("key").key_group;
+        w.add(*i, kg, k, v).expect("add");
+    }
+    let bytes = w.finish().expect("finish");
+    let id = CheckpointId(1);
+    let path = formats::layout::snapshot_file_path(id, 0);
+    let m = Manifest {
+        job: "j".into(),
+        checkpoint: id,
+        parent: None,
+        created_ms: 0,
+        max_key_groups: 8,
+        backend: "heap".into(),
+        key: Some(formats::value::ValueEncoding::Utf8),
+        states: descs,
+        shards: vec![ShardSnapshot {
+            shard: 0,
+            range,
+            format: ShardFormat::Snapshot,
+            files: vec![FileRef::of(&path, &bytes)],
+            source_position: Value::Null,
+        }],
+    };
+    std::fs::create_dir_all(root).expect("mkdir");
+    publish(&mut StdFs, root, &m, &[Payload { path, bytes }]).expect("publish");
+}
+
+#[test]
+fn state_differences_come_first_and_entries_follow_them() {
+    // Pins: a state only B declares is reported as added and all its entries as added; a
+    // state whose descriptor changed is reported as changed and its entries compared as
+    // bytes (equal bytes: unchanged), exit 1 all the same; entry differences of the other
+    // states are found whether B declares the common states in A's order (one merged
+    // pass) or in the opposite order (read state by state).
+    use formats::value::ValueEncoding::{I64, U64};
+    let d = tempfile::tempdir().expect("tempdir");
+    let rows = |n: u64| (0..5).map(|i| (["k0", "k1", "k2", "k3", "k4"][i as usize], i + n)).collect::<Vec<_>>();
+    let a = d.path().join("a");
+    publish_states(&a, &[("x", U64, rows(0)), ("y", U64, rows(10))]);
+    let mut x_b = rows(0);
+    x_b[2].1 = 99;
+    let z = vec![("k0", 7), ("k1", 8)];
+    let orders = [
+        ("merged", vec![("x", U64, x_b.clone()), ("z", U64, z.clone()), ("y", I64, rows(10))]),
+        ("opposite", vec![("z", U64, z.clone()), ("y", I64, rows(10)), ("x", U64, x_b.clone())]),
+    ];
+    for (what, states) in orders {
+        let b = d.path().join(what);
+        publish_states(&b, &states);
+        let before = (hash_tree(&a), hash_tree(&b));
+        let (code, out, err) = statetool(&["diff", s(&a), s(&b), "--json"]);
+        assert_eq!(code, 1, "{what}: {out}{err}");
+        let lines = json_lines(&out);
+        // The state lines come before any file or entry line.
+        let kinds: Vec<&str> = lines.iter().map(|v| v["kind"].as_str().expect("kind")).collect();
+        assert_eq!(kinds.get(..2), Some(&["state", "state"][..]), "{what}: {out}");
+        let states: BTreeMap<&str, &str> = lines
+            .iter()
+            .filter(|v| v["kind"] == "state")
+            .map(|v| (v["state"].as_str().expect("state"), v["change"].as_str().expect("change")))
+            .collect();
+        assert_eq!(states, BTreeMap::from([("y", "changed"), ("z", "added")]), "{what}");
+        let entries: BTreeSet<(String, String, String)> = lines
+            .iter()
+            .filter(|v| v["kind"] == "entry")
+            .map(|v| (v["state"].to_string(), v["change"].to_string(), v["key"].to_string()))
+            .collect();
+        let want: BTreeSet<(String, String, String)> =
+            [("x", "changed", "k2"), ("z", "added", "k0"), ("z", "added", "k1")]
+                .iter()
+                .map(|(s, c, k)| (format!("{s:?}"), format!("{c:?}"), format!("{k:?}")))
+                .collect();
+        assert_eq!(entries, want, "{what}: {out}");
+        let x2 = lines.iter().find(|v| v["kind"] == "entry" && v["state"] == "x").expect("x's change");
+        assert_eq!((x2["a"]["value"].as_u64(), x2["b"]["value"].as_u64()), (Some(2), Some(99)), "{what}");
+        let sum = lines.last().expect("summary");
+        assert_eq!(sum["states"]["y"]["unchanged"].as_u64(), Some(5), "{what}: {sum}");
+        assert_eq!(sum["states"]["x"]["unchanged"].as_u64(), Some(4), "{what}: {sum}");
+        assert_eq!(sum["same_state"].as_bool(), Some(false));
+        assert_eq!((hash_tree(&a), hash_tree(&b)), before, "{what}: diff modified its input");
+    }
 }
