@@ -379,9 +379,12 @@ fn a_missing_input_is_a_usage_error_naming_it() {
     assert!(err.contains(s(d.path())) || err.contains(s(&missing)), "{err}");
 }
 
+/// A state's name, value encoding and `(key, u64 value)` rows.
+type StateRows<'a> = (&'a str, formats::value::ValueEncoding, Vec<(&'a str, u64)>);
+
 /// Publishes checkpoint 1 of the root `root` (one shard, 8 key groups) holding, per
-/// state of `states`, the `(key, u64 value)` rows given for it.
-fn publish_states(root: &Path, states: &[(&str, formats::value::ValueEncoding, Vec<(&str, u64)>)]) {
+/// state of `states`, the rows given for it.
+fn publish_states(root: &Path, states: &[StateRows<'_>]) {
     use formats::value::{StateDescriptor, StateKind};
     let range = formats::keygroup::KeyGroupRange { start: 0, end: 8 };
     let descs: Vec<StateDescriptor> = states
