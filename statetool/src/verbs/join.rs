@@ -14,8 +14,9 @@
 //! one; a stream out of order is an error, never a wrong answer.
 //!
 //! Each side is read on its own thread and handed over in batches through a bounded
-//! channel: memory is bounded by [`IN_FLIGHT_BYTES_MAX`] per side (plus one entry larger
-//! than a batch, and the reader's own block), whatever the state size.
+//! channel: memory is bounded by [`IN_FLIGHT_BYTES_MAX`] per side (each batch may
+//! exceed [`BATCH_BYTES_MAX`] by its last entry; plus the reader's own block), whatever
+//! the state size.
 use std::cmp::Ordering;
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver};
