@@ -1,8 +1,9 @@
 //! `statetool`: offline tooling for sluice state. Exit codes: 0 clean, 1 problems or
 //! differences found, 2 usage or I/O error. Human tables by default, `--json` for scripts.
 //!
-//! Verbs: `inspect`, `verify`, `dump`, `gc` on checkpoints; `key-group` (where a key
-//! lives) and `ranges` (which key groups each shard owns).
+//! Verbs: `inspect`, `verify`, `dump`, `du` on checkpoints and savepoints (either form);
+//! `gc` on a checkpoint root; `key-group` (where a key lives) and `ranges` (which key
+//! groups each shard owns).
 mod verbs;
 
 use std::process::ExitCode;
@@ -18,12 +19,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Verb {
-    /// Summarize a checkpoint: job, parent, shards, sizes, states.
+    /// Summarize a checkpoint or savepoint: kind, job, time, shards, sizes, sources, states.
     Inspect(verbs::inspect::Args),
-    /// Check checkpoints are intact (exit 1 if not).
+    /// Check checkpoints or a savepoint are intact (exit 1 if not).
     Verify(verbs::verify::Args),
-    /// Print a checkpoint's entries as JSON lines.
+    /// Print a checkpoint's or savepoint's entries as JSON lines.
     Dump(verbs::dump::Args),
+    /// Where the bytes are: per state, key group or shard, and the largest entries.
+    Du(verbs::du::Args),
     /// Remove subsumed checkpoints and unreferenced shared files.
     Gc(verbs::gc::Args),
     /// Show the key group and owning shard of keys.
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Verb::Inspect(a) => verbs::inspect::run(&a),
         Verb::Verify(a) => verbs::verify::run(&a),
         Verb::Dump(a) => verbs::dump::run(&a),
+        Verb::Du(a) => verbs::du::run(&a),
         Verb::Gc(a) => verbs::gc::run(&a),
         Verb::KeyGroup(a) => verbs::keygroup::run(&a),
         Verb::Ranges(a) => verbs::ranges::run(&a),

@@ -1,10 +1,13 @@
+pub mod du;
 pub mod dump;
 pub mod entries;
 pub mod gc;
 pub mod inspect;
 pub mod keygroup;
 pub mod ranges;
+pub mod tally;
 pub mod target;
+pub mod utc;
 pub mod verify;
 
 use formats::keygroup::validate_shards;
