@@ -1,8 +1,9 @@
 //! `statetool`: offline tooling for sluice state. Exit codes: 0 clean, 1 problems or
 //! differences found, 2 usage or I/O error. Human tables by default, `--json` for scripts.
 //!
-//! Verbs: `inspect`, `verify`, `dump`, `diff`, `gc` on checkpoints; `key-group` (where a key
-//! lives) and `ranges` (which key groups each shard owns).
+//! Verbs: `inspect`, `verify`, `dump`, `du`, `diff` on checkpoints and savepoints
+//! (either form); `gc` on a checkpoint root; `key-group` (where a key lives) and
+//! `ranges` (which key groups each shard owns).
 mod verbs;
 
 use std::process::ExitCode;
@@ -18,12 +19,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Verb {
-    /// Summarize a checkpoint: job, parent, shards, sizes, states.
+    /// Summarize a checkpoint or savepoint: kind, job, time, shards, sizes, sources, states.
     Inspect(verbs::inspect::Args),
-    /// Check checkpoints are intact (exit 1 if not).
+    /// Check checkpoints or a savepoint are intact (exit 1 if not).
     Verify(verbs::verify::Args),
-    /// Print a checkpoint's entries as JSON lines.
+    /// Print a checkpoint's or savepoint's entries as JSON lines.
     Dump(verbs::dump::Args),
+    /// Where the bytes are: per state, key group or shard, and the largest entries.
+    Du(verbs::du::Args),
     /// Compare two checkpoints or savepoints: files, then entries per state (exit 1 if they differ).
     Diff(verbs::diff::Args),
     /// Remove subsumed checkpoints and unreferenced shared files.
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Verb::Inspect(a) => verbs::inspect::run(&a),
         Verb::Verify(a) => verbs::verify::run(&a),
         Verb::Dump(a) => verbs::dump::run(&a),
+        Verb::Du(a) => verbs::du::run(&a),
         Verb::Diff(a) => verbs::diff::run(&a),
         Verb::Gc(a) => verbs::gc::run(&a),
         Verb::KeyGroup(a) => verbs::keygroup::run(&a),

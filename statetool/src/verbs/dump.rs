@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use formats::keygroup::KeyGroupRange;
 use formats::value::StateDescriptor;
 
-use super::render::{entry_json, key_json};
+use super::render::entry_json;
+// `du` names keys through `dump::key_json`; the rendering itself lives in `render`.
+pub use super::render::key_json;
 use super::target;
 
 #[derive(clap::Args)]

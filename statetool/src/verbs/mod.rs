@@ -1,4 +1,5 @@
 pub mod diff;
+pub mod du;
 pub mod dump;
 pub mod entries;
 pub mod gc;
@@ -7,7 +8,9 @@ pub mod join;
 pub mod keygroup;
 pub mod ranges;
 pub mod render;
+pub mod tally;
 pub mod target;
+pub mod utc;
 pub mod verify;
 
 use formats::keygroup::validate_shards;

@@ -93,6 +93,15 @@ impl Loaded {
         }
     }
 
+    /// `checkpoint 11 of job "seq"` or `savepoint (native) at checkpoint 11 of job "seq"`.
+    pub fn title(&self) -> String {
+        let m = &self.manifest;
+        match self.kind {
+            Kind::Checkpoint => format!("checkpoint {} of job {:?}", m.checkpoint.0, m.job),
+            Kind::Savepoint(f) => format!("savepoint ({f}) at checkpoint {} of job {:?}", m.checkpoint.0, m.job),
+        }
+    }
+
     /// Visits every entry whose key group lies in `clip` (see `entries::for_each`).
     pub fn for_each(
         &self,
