@@ -12,7 +12,9 @@
 //!   canonical -> rocksdb, same shard count (rebuild)
 //!   canonical -> heap,    same shard count (rebuild)
 //!
-//! An empty run of the same job without a restore gives the setup cost, subtracted.
+//! Each restore starts from a cold page cache and is timed as `sluice run --from` does
+//! it: `Restore::load` (every file's size and crc32 checked), then the run. An empty run
+//! of the same job without a restore gives the setup cost, subtracted.
 //! A heap job takes a canonical savepoint too (the heap has no native form).
 //! `dd` measures the file system's sequential write (conv=fdatasync) and read (after
 //! dropping the page cache) in the same directory.
@@ -319,34 +321,36 @@ impl Bench {
         Ok(out)
     }
 
-    /// One run of the empty job restoring `from` (or nothing) onto `shards` of `backend`:
-    /// wall seconds and the slowest shard's "state restored" ms.
-    fn restore(&mut self, from: Option<&Path>, shards: u32, backend: BackendKind) -> anyhow::Result<(f64, Option<u64>)> {
+    /// One run of the empty job restoring `from` (or nothing) onto `shards` of `backend`,
+    /// from a cold page cache, as `sluice run --from` does it: `Restore::load` (reads the
+    /// metadata and checks every file's size and crc32), then the run. Returns the
+    /// seconds of both parts and the slowest shard's "state restored" ms.
+    fn restore(&mut self, from: Option<&Path>, shards: u32, backend: BackendKind) -> anyhow::Result<(f64, f64, Option<u64>)> {
         let data = self.a.dir.join("data-restore");
         let _ = std::fs::remove_dir_all(&data);
         std::fs::create_dir_all(&data)?;
         let mut cfg = self.cfg(shards, backend, data.clone());
+        drop_caches(self.a.drop_caches);
+        let _ = self.log.take();
+        let t = Instant::now();
         if let Some(p) = from {
             cfg.restore = Some(Arc::new(Restore::load(p)?));
         }
-        drop_caches(self.a.drop_caches);
-        let _ = self.log.take();
-        // Restore::load above checked every file's crc32 (it reads them all); the run is
-        // what is timed, after the page cache is dropped again.
+        let verify = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let report = run_job(Empty, 1, &cfg)?;
         let secs = t.elapsed().as_secs_f64();
         anyhow::ensure!(report.records_in == 0);
         let ms = restored_ms(&self.log.take());
         let _ = std::fs::remove_dir_all(&data);
-        Ok((secs, ms))
+        Ok((verify, secs, ms))
     }
 
     fn restores(&mut self, keys: u64, sps: &[(Form, PathBuf)], run: u32) -> anyhow::Result<()> {
         let s = self.a.shards;
         let baseline: Vec<(BackendKind, f64)> = [BackendKind::Rocksdb, BackendKind::Heap]
             .into_iter()
-            .map(|b| self.restore(None, s, b).map(|(secs, _)| (b, secs)))
+            .map(|b| self.restore(None, s, b).map(|(_, secs, _)| (b, secs)))
             .collect::<anyhow::Result<_>>()?;
         for (b, secs) in &baseline {
             println!("empty keys={keys} backend={b} shards={s} run={run} seconds={secs:.3}");
@@ -360,18 +364,19 @@ impl Bench {
             };
             for (path, shards, backend) in cases {
                 let load = load_avg();
-                let (secs, ms) = self.restore(Some(dir), shards, backend)?;
-                // The run minus an empty run, but never less than the slowest shard's own
-                // restore time (the two differ by noise when the restore is short).
-                let net = (secs - base(backend)).max(ms.map_or(0.0, |m| m as f64 / 1e3)).max(1e-3);
+                let (verify, secs, ms) = self.restore(Some(dir), shards, backend)?;
+                // Checking plus the run minus an empty run, but never less than checking plus
+                // the slowest shard's own restore time (they differ by noise when it is short).
+                let net = (verify + secs - base(backend)).max(verify + ms.map_or(0.0, |m| m as f64 / 1e3)).max(1e-3);
                 println!(
-                    "restore keys={keys} form={form} onto={backend} shards={shards} path={path} run={run} seconds={secs:.3} restore_s={net:.3} state_restored_ms={} bytes={bytes} mb_per_s={:.1} load={load}",
+                    "restore keys={keys} form={form} onto={backend} shards={shards} path={path} run={run} verify_s={verify:.3} run_s={secs:.3} restore_s={net:.3} state_restored_ms={} bytes={bytes} mb_per_s={:.1} load={load}",
                     ms.map_or("-".into(), |m| m.to_string()),
                     mb(bytes) / net
                 );
                 let tag = format!("restore {form} -> {backend} {shards} ({path})");
                 self.res.add(keys, format!("{tag} s"), net);
                 self.res.add(keys, format!("{tag} MB/s"), mb(bytes) / net);
+                self.res.add(keys, format!("{tag} verify s"), verify);
                 if let Some(m) = ms {
                     self.res.add(keys, format!("{tag} shard ms"), m as f64);
                 }
@@ -433,8 +438,8 @@ impl Bench {
                     );
                 }
             }
-            println!("| restore | s (run minus empty run, at least the slowest shard) | MB/s | vs dd read | slowest shard ms | runs (s) |");
-            println!("|---|---|---|---|---|---|");
+            println!("| restore | s (check + run - empty run) | MB/s | vs dd read | of which crc check s | slowest shard ms | runs (s) |");
+            println!("|---|---|---|---|---|---|---|");
             let tags: Vec<String> = self
                 .res
                 .cells
@@ -446,7 +451,12 @@ impl Bench {
                 let s = self.res.med(keys, &format!("{tag} s")).unwrap_or(f64::NAN);
                 let r = self.res.med(keys, &format!("{tag} MB/s")).unwrap_or(f64::NAN);
                 let ms = self.res.med(keys, &format!("{tag} shard ms")).map_or("".into(), |m| format!("{m:.0}"));
-                println!("| {tag} | {s:.2} | {r:.0} | {:.0}% | {ms} | {} |", 100.0 * r / dr, self.res.all(keys, &format!("{tag} s")));
+                let v = self.res.med(keys, &format!("{tag} verify s")).unwrap_or(f64::NAN);
+                println!(
+                    "| {tag} | {s:.2} | {r:.0} | {:.0}% | {v:.2} | {ms} | {} |",
+                    100.0 * r / dr,
+                    self.res.all(keys, &format!("{tag} s"))
+                );
             }
         }
     }
