@@ -444,7 +444,7 @@ impl Bench {
                 .res
                 .cells
                 .keys()
-                .filter(|(k, n)| *k == keys && n.starts_with("restore ") && n.ends_with(" s"))
+                .filter(|(k, n)| *k == keys && n.starts_with("restore ") && n.ends_with(" s") && !n.ends_with(" verify s"))
                 .map(|(_, n)| n.trim_end_matches(" s").to_string())
                 .collect();
             for tag in tags {
