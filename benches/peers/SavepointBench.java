@@ -81,6 +81,11 @@ public class SavepointBench {
     conf.setString("execution.checkpointing.incremental", "true");
     conf.setString("execution.checkpointing.dir", "file://" + work + "/ck");
     conf.setString("state.backend.rocksdb.localdir", rocksDir);
+    // The MiniCluster's default managed memory (RocksDB's block cache and write buffers)
+    // is small: at 10M keys each get re-read and decompressed an SST's index block
+    // (perf: snappy in BlockBasedTable::ReadIndexBlock) and the fill crawled.
+    String managed = System.getProperty("sluice.managed");
+    if (managed != null) conf.setString("taskmanager.memory.managed.size", managed);
     return conf;
   }
 

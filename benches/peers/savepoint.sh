@@ -5,7 +5,8 @@
 # Reuses the jar cache of ../shared/peers/flink/run.sh (~/.cache/sluice-peers/flink-2.3.0);
 # run that once first if it is missing. WORKDIR (default /tmp/flink-sp-bench) should be
 # on the same file system as savepoint-bench's --dir. Needs root to drop the page cache
-# before each restore. JAVA_XMX defaults to 8g.
+# before each restore. JAVA_XMX defaults to 8g; FLINK_MANAGED sets the MiniCluster's
+# taskmanager.memory.managed.size (RocksDB's memory; default: Flink's).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${SLUICE_PEERS_CACHE:-$HOME/.cache/sluice-peers}/flink-2.3.0
@@ -17,6 +18,6 @@ if [[ ! -f $cache/classes/SavepointBench.class || $here/SavepointBench.java -nt 
 fi
 keys=$1; runs=${2:-1}; work=${3:-/tmp/flink-sp-bench}
 mkdir -p "$work"
-java -Xmx"${JAVA_XMX:-8g}" -cp "$cp_jars:$cache/classes" SavepointBench "$keys" "$work" "$runs" 2>&1 \
+java -Xmx"${JAVA_XMX:-8g}" ${FLINK_MANAGED:+-Dsluice.managed=$FLINK_MANAGED} -cp "$cp_jars:$cache/classes" SavepointBench "$keys" "$work" "$runs" 2>&1 \
   | grep -E '^(fill|savepoint|empty|restore) |Exception' || true
 rm -rf "$work"
