@@ -138,10 +138,7 @@ fn dir_bytes(p: &Path) -> u64 {
 fn live_rocks_bytes(data_dir: &Path) -> u64 {
     let work = data_dir.join(JOB).join("work");
     let Ok(rd) = std::fs::read_dir(&work) else { return 0 };
-    rd.flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("shard-"))
-        .map(|e| dir_bytes(&e.path()))
-        .sum()
+    rd.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("shard-")).map(|e| dir_bytes(&e.path())).sum()
 }
 
 fn drop_caches(enabled: bool) {
@@ -181,7 +178,8 @@ impl std::io::Write for Captured {
 impl Captured {
     /// The lines logged since the last call; warnings and errors are echoed to stderr.
     fn take(&self) -> String {
-        let s = String::from_utf8_lossy(&std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))).into_owned();
+        let s = String::from_utf8_lossy(&std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner())))
+            .into_owned();
         for l in s.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")) {
             eprintln!("{l}");
         }
@@ -246,7 +244,13 @@ impl Bench {
 
     /// Fills a job with `keys` keys on `backend`, takes a savepoint of each form in
     /// `forms`, cancels it. Returns the savepoint directories by form.
-    fn savepoints(&mut self, keys: u64, backend: BackendKind, forms: &[Form], run: u32) -> anyhow::Result<Vec<(Form, PathBuf)>> {
+    fn savepoints(
+        &mut self,
+        keys: u64,
+        backend: BackendKind,
+        forms: &[Form],
+        run: u32,
+    ) -> anyhow::Result<Vec<(Form, PathBuf)>> {
         let data = self.a.dir.join(format!("data-{backend}"));
         let _ = std::fs::remove_dir_all(&data);
         std::fs::create_dir_all(&data)?;
@@ -325,7 +329,12 @@ impl Bench {
     /// from a cold page cache, as `sluice run --from` does it: `Restore::load` (reads the
     /// metadata and checks every file's size and crc32), then the run. Returns the
     /// seconds of both parts and the slowest shard's "state restored" ms.
-    fn restore(&mut self, from: Option<&Path>, shards: u32, backend: BackendKind) -> anyhow::Result<(f64, f64, Option<u64>)> {
+    fn restore(
+        &mut self,
+        from: Option<&Path>,
+        shards: u32,
+        backend: BackendKind,
+    ) -> anyhow::Result<(f64, f64, Option<u64>)> {
         let data = self.a.dir.join("data-restore");
         let _ = std::fs::remove_dir_all(&data);
         std::fs::create_dir_all(&data)?;
@@ -418,7 +427,10 @@ impl Bench {
     fn table(&self) {
         let dw = self.res.med(0, "dd write MB/s").unwrap_or(f64::NAN);
         let dr = self.res.med(0, "dd read MB/s").unwrap_or(f64::NAN);
-        println!("\n## medians (MB = 10^6 bytes); dd write {dw:.0} MB/s, dd read {dr:.0} MB/s ({})", self.res.all(0, "dd write MB/s"));
+        println!(
+            "\n## medians (MB = 10^6 bytes); dd write {dw:.0} MB/s, dd read {dr:.0} MB/s ({})",
+            self.res.all(0, "dd write MB/s")
+        );
         for &keys in &self.a.keys {
             println!("\nkeys={keys}");
             println!("| savepoint | s | MB | MB/s | vs dd write | sync ms | live RocksDB MB | runs (s) |");
@@ -444,7 +456,9 @@ impl Bench {
                 .res
                 .cells
                 .keys()
-                .filter(|(k, n)| *k == keys && n.starts_with("restore ") && n.ends_with(" s") && !n.ends_with(" verify s"))
+                .filter(|(k, n)| {
+                    *k == keys && n.starts_with("restore ") && n.ends_with(" s") && !n.ends_with(" verify s")
+                })
                 .map(|(_, n)| n.trim_end_matches(" s").to_string())
                 .collect();
             for tag in tags {
