@@ -1,12 +1,57 @@
-//! Background threads yield to processing: the checkpoint coordinator (which copies
-//! SSTs, encodes snapshots and writes savepoints) runs at a lower CPU priority than the
-//! shards, so on a machine whose cores the shards keep busy, a savepoint or checkpoint
-//! takes longer instead of taking throughput away (docs/CHECKPOINTING.md, "Savepoints").
+//! Background work yields to processing: a savepoint is written on a thread of lower CPU
+//! priority than the shards, and throttled to a duty cycle (`Throttle`), so on a machine
+//! whose cores the shards keep busy (or whose second vCPU is the shards' hyperthread
+//! sibling) a savepoint takes longer instead of taking throughput away
+//! (docs/CHECKPOINTING.md, "Savepoints"). Checkpoints are not throttled: their latency
+//! bounds how much a restart replays.
+use std::time::{Duration, Instant};
 
-/// The nice value of the coordinator thread. At nice 10 the kernel gives it about a
-/// tenth of a core that a shard (nice 0) keeps busy (CFS weights 110 against 1024), and
+/// The nice value of a savepoint's writer thread. At nice 10 the kernel gives it about
+/// a tenth of a core that a shard (nice 0) keeps busy (CFS weights 110 against 1024), and
 /// all of an idle one.
 pub const BACKGROUND_NICE: i32 = 10;
+
+/// A duty cycle for background work: after each `SLICE` of work, a pause so that work
+/// takes `duty` of the wall time.
+#[derive(Debug)]
+pub struct Throttle {
+    duty: f64,
+    since: Instant,
+}
+
+impl Throttle {
+    /// Work runs in slices this long before a pause.
+    pub const SLICE: Duration = Duration::from_millis(20);
+
+    pub fn new(duty: f64) -> Self {
+        Throttle { duty: duty.clamp(0.01, 1.0), since: Instant::now() }
+    }
+
+    /// Called between small pieces of work: pauses once a slice has been used.
+    pub fn tick(&mut self) {
+        let worked = self.since.elapsed();
+        if worked >= Self::SLICE && self.duty < 1.0 {
+            std::thread::sleep(worked.mul_f64((1.0 - self.duty) / self.duty));
+            self.since = Instant::now();
+        }
+    }
+}
+
+/// A writer that pauses as its [`Throttle`] says between writes.
+pub struct Throttled<W> {
+    pub inner: W,
+    pub throttle: Throttle,
+}
+
+impl<W: std::io::Write> std::io::Write for Throttled<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.throttle.tick();
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
 
 /// Lowers the calling thread's CPU priority to `nice` (Linux: the nice value is per
 /// thread). A failure is logged and ignored: the thread then runs at normal priority.

@@ -169,6 +169,19 @@ impl<B: Backend> Backend for CachedBackend<B> {
         self.inner.delete_prefix(s, prefix)
     }
 
+    /// A sorted run (a restore's load) goes to the inner backend whole, past the cache:
+    /// what the cache holds of the state is written out first (so the run lands after
+    /// it, as it would have) and forgotten for the run's keys.
+    fn write_sorted(&mut self, s: StateId, ops: &[(&[u8], Option<&[u8]>)]) -> Result<(), StateError> {
+        if let Some(Some(cache)) = self.caches.get_mut(s.0 as usize) {
+            Self::write_out(&mut self.inner, s, cache, false)?;
+            for (k, _) in ops {
+                cache.map.remove(*k);
+            }
+        }
+        self.inner.write_sorted(s, ops)
+    }
+
     fn flush(&mut self) -> Result<(), StateError> {
         for (i, c) in self.caches.iter_mut().enumerate() {
             if let Some(cache) = c {

@@ -46,7 +46,6 @@ pub struct Setup {
 /// call `fail` and end with an error, so the job fails and its restart strategy decides.
 /// A failed savepoint is reported to its requester and never fails the job.
 pub fn coordinate(s: Setup, fail: &dyn Fn()) -> Result<(), Error> {
-    crate::priority::lower_current_thread(crate::priority::BACKGROUND_NICE);
     let result = Coordinator::open(&s).and_then(|mut c| c.run());
     if result.is_err() {
         fail();
@@ -193,7 +192,16 @@ impl<'a> Coordinator<'a> {
                 self.checkpoint_timeout().as_millis()
             )))
         } else {
-            savepoint::write(&self.s.info, CheckpointId(id), &req.target, req.form, collected.acks)
+            // Written on a thread of its own at low priority (and throttled): a savepoint
+            // yields to processing, while checkpoints keep the coordinator's priority.
+            let info = &self.s.info;
+            std::thread::scope(|scope| {
+                let writer = scope.spawn(|| {
+                    crate::priority::lower_current_thread(crate::priority::BACKGROUND_NICE);
+                    savepoint::write(info, CheckpointId(id), &req.target, req.form, collected.acks)
+                });
+                writer.join().unwrap_or_else(|_| Err(Error::Executor("the savepoint writer panicked".into())))
+            })
         };
         remove_local(local);
         let mut record = CheckpointRecord {

@@ -27,7 +27,13 @@ use formats::value::StateDescriptor;
 use super::ack::{Ack, ShardState};
 use super::publish::JobInfo;
 use crate::error::Error;
+use crate::priority::{Throttle, Throttled};
 use crate::state::snapshot::Collected;
+
+/// The share of wall time a canonical savepoint's encoding may take (the rest it
+/// sleeps, in slices of `Throttle::SLICE`): on two vCPUs that are hyperthread
+/// siblings, any work beside a shard slows it, whatever its priority.
+const ENCODE_DUTY: f64 = 0.25;
 
 /// What writing a savepoint produced.
 #[derive(Debug, Clone)]
@@ -96,7 +102,7 @@ fn encode_collected(fs: &mut dyn Fs, target: &Path, shard: u16, collected: Colle
     let path = layout::savepoint_snapshot_path(shard);
     let mut file = OwnedFile::create(fs, target, &path)?;
     let label = file.path().to_owned();
-    let summary = collected.write_to(&mut file, label)?;
+    let summary = collected.write_to(Throttled { inner: &mut file, throttle: Throttle::new(ENCODE_DUTY) }, label)?;
     file.finish()?;
     Ok(FileRef { path, size: summary.size, crc32: summary.crc32, local: None })
 }
@@ -116,7 +122,9 @@ fn encode_instance(
     let label = file.path().to_owned();
     let mut w = SnapshotWriter::to_writer(states.to_vec(), range, &mut file, label);
     let mut failed: Option<formats::FormatError> = None;
+    let mut throttle = Throttle::new(ENCODE_DUTY);
     let scanned = reader::scan(dir, states, range, &mut |i, k, v| {
+        throttle.tick();
         statekey::decode(k).and_then(|sk| w.add(i as u32, sk.key_group, k, v)).map_err(|e| {
             let reason = e.to_string();
             failed = Some(e);
