@@ -198,7 +198,8 @@ impl<'a> Coordinator<'a> {
             std::thread::scope(|scope| {
                 let writer = scope.spawn(|| {
                     crate::priority::lower_current_thread(crate::priority::BACKGROUND_NICE);
-                    savepoint::write(info, CheckpointId(id), &req.target, req.form, collected.acks)
+                    let duty = if req.stop_after { 1.0 } else { savepoint::BACKGROUND_DUTY };
+                    savepoint::write(info, CheckpointId(id), &req.target, req.form, collected.acks, duty)
                 });
                 writer.join().unwrap_or_else(|_| Err(Error::Executor("the savepoint writer panicked".into())))
             })

@@ -30,10 +30,11 @@ use crate::error::Error;
 use crate::priority::{Throttle, Throttled};
 use crate::state::snapshot::Collected;
 
-/// The share of wall time a canonical savepoint's encoding may take (the rest it
-/// sleeps, in slices of `Throttle::SLICE`): on two vCPUs that are hyperthread
-/// siblings, any work beside a shard slows it, whatever its priority.
-const ENCODE_DUTY: f64 = 0.25;
+/// The share of wall time a canonical savepoint's encoding may take while the job goes
+/// on (the rest it sleeps, in slices of `Throttle::SLICE`): on two vCPUs that are
+/// hyperthread siblings, any work beside a shard slows it, whatever its priority. A
+/// stop-with-savepoint, after which the job ends, runs at full speed.
+pub const BACKGROUND_DUTY: f64 = 0.25;
 
 /// What writing a savepoint produced.
 #[derive(Debug, Clone)]
@@ -45,11 +46,19 @@ pub struct Written {
 }
 
 /// Writes savepoint `id` of the shards' `acks` into `target` (which must not exist or be
-/// empty) in `form`. On failure whatever was written is removed.
-pub fn write(info: &JobInfo, id: CheckpointId, target: &Path, form: Form, acks: Vec<Ack>) -> Result<Written, Error> {
+/// empty) in `form`, encoding at most `duty` of the time (1.0: full speed). On failure
+/// whatever was written is removed.
+pub fn write(
+    info: &JobInfo,
+    id: CheckpointId,
+    target: &Path,
+    form: Form,
+    acks: Vec<Ack>,
+    duty: f64,
+) -> Result<Written, Error> {
     let mut fs = StdFs;
     savepoint::begin(&mut fs, target)?;
-    let result = write_begun(&mut fs, info, id, target, form, acks);
+    let result = write_begun(&mut Out { fs: &mut fs, target, duty }, info, id, form, acks);
     if result.is_err() {
         if let Err(e) = savepoint::dispose(&mut fs, target) {
             tracing::warn!(path = %target.display(), error = %e, "cannot remove a failed savepoint");
@@ -58,11 +67,17 @@ pub fn write(info: &JobInfo, id: CheckpointId, target: &Path, form: Form, acks: 
     result
 }
 
+/// Where a savepoint's files go, and how fast they are encoded.
+struct Out<'a> {
+    fs: &'a mut dyn Fs,
+    target: &'a Path,
+    duty: f64,
+}
+
 fn write_begun(
-    fs: &mut dyn Fs,
+    out: &mut Out<'_>,
     info: &JobInfo,
     id: CheckpointId,
-    target: &Path,
     requested: Form,
     mut acks: Vec<Ack>,
 ) -> Result<Written, Error> {
@@ -79,30 +94,30 @@ fn write_begun(
         let (format, files) = match (state, requested) {
             (ShardState::Full(collected), _) => {
                 form = Form::Canonical;
-                (ShardFormat::Snapshot, vec![encode_collected(fs, target, a.shard, collected)?])
+                (ShardFormat::Snapshot, vec![encode_collected(out, a.shard, collected)?])
             }
             (ShardState::Rocksdb { dir, .. }, Form::Native) => {
-                (ShardFormat::Rocksdb, copy_instance(fs, target, a.shard, &dir)?)
+                (ShardFormat::Rocksdb, copy_instance(out, a.shard, &dir)?)
             }
             (ShardState::Rocksdb { dir, .. }, Form::Canonical) => {
-                (ShardFormat::Snapshot, vec![encode_instance(fs, target, a.shard, &dir, &a.states, a.range)?])
+                (ShardFormat::Snapshot, vec![encode_instance(out, a.shard, &dir, &a.states, a.range)?])
             }
         };
         shards.push(ShardSnapshot { shard: a.shard, range: a.range, format, files, source_position });
     }
     let manifest = info.manifest(id, None, states, shards);
     let bytes = manifest.files().map(|f| f.size).sum();
-    savepoint::commit(fs, target, &SavepointMeta { form, manifest })?;
+    savepoint::commit(out.fs, out.target, &SavepointMeta { form, manifest })?;
     tracing::debug!(savepoint = id.0, ms = started.elapsed().as_millis() as u64, bytes, "savepoint files written");
     Ok(Written { form, bytes })
 }
 
 /// A heap shard's copied entries as its snapshot file, streamed block by block.
-fn encode_collected(fs: &mut dyn Fs, target: &Path, shard: u16, collected: Collected) -> Result<FileRef, Error> {
+fn encode_collected(out: &mut Out<'_>, shard: u16, collected: Collected) -> Result<FileRef, Error> {
     let path = layout::savepoint_snapshot_path(shard);
-    let mut file = OwnedFile::create(fs, target, &path)?;
+    let mut file = OwnedFile::create(out.fs, out.target, &path)?;
     let label = file.path().to_owned();
-    let summary = collected.write_to(Throttled { inner: &mut file, throttle: Throttle::new(ENCODE_DUTY) }, label)?;
+    let summary = collected.write_to(Throttled { inner: &mut file, throttle: Throttle::new(out.duty) }, label)?;
     file.finish()?;
     Ok(FileRef { path, size: summary.size, crc32: summary.crc32, local: None })
 }
@@ -110,19 +125,18 @@ fn encode_collected(fs: &mut dyn Fs, target: &Path, shard: u16, collected: Colle
 /// A RocksDB shard's local checkpoint `dir` scanned in key order into its snapshot file
 /// (state by state; within a state, key order is key-group order).
 fn encode_instance(
-    fs: &mut dyn Fs,
-    target: &Path,
+    out: &mut Out<'_>,
     shard: u16,
     dir: &Path,
     states: &[StateDescriptor],
     range: KeyGroupRange,
 ) -> Result<FileRef, Error> {
     let path = layout::savepoint_snapshot_path(shard);
-    let mut file = OwnedFile::create(fs, target, &path)?;
+    let mut file = OwnedFile::create(out.fs, out.target, &path)?;
     let label = file.path().to_owned();
     let mut w = SnapshotWriter::to_writer(states.to_vec(), range, &mut file, label);
     let mut failed: Option<formats::FormatError> = None;
-    let mut throttle = Throttle::new(ENCODE_DUTY);
+    let mut throttle = Throttle::new(out.duty);
     let scanned = reader::scan(dir, states, range, &mut |i, k, v| {
         throttle.tick();
         statekey::decode(k).and_then(|sk| w.add(i as u32, sk.key_group, k, v)).map_err(|e| {
@@ -141,12 +155,12 @@ fn encode_instance(
 }
 
 /// Every file of a RocksDB shard's local checkpoint `dir`, copied into the savepoint.
-fn copy_instance(fs: &mut dyn Fs, target: &Path, shard: u16, dir: &Path) -> Result<Vec<FileRef>, Error> {
-    let names = fs.list(dir).map_err(|e| Error::io(dir, e))?;
+fn copy_instance(out: &mut Out<'_>, shard: u16, dir: &Path) -> Result<Vec<FileRef>, Error> {
+    let names = out.fs.list(dir).map_err(|e| Error::io(dir, e))?;
     let mut files = Vec::with_capacity(names.len());
     for name in names {
         let relative = layout::savepoint_owned_path(shard, &name);
-        files.push(savepoint::copy_in(fs, target, &relative, &dir.join(&name), None)?);
+        files.push(savepoint::copy_in(out.fs, out.target, &relative, &dir.join(&name), None)?);
     }
     Ok(files)
 }

@@ -167,7 +167,7 @@ proptest! {
         let (from, form) = (backend(from_rocks), if native { Form::Native } else { Form::Canonical });
         let acks = (0..n as u16).map(|i| shard_ack(&m, i, n, from, dir.path())).collect();
         let target = dir.path().join("sp");
-        let written = savepoint::write(&info(from, n as usize), CheckpointId(7), &target, form, acks).expect("write");
+        let written = savepoint::write(&info(from, n as usize), CheckpointId(7), &target, form, acks, 1.0).expect("write");
         // A heap job has no native form: it is written canonically.
         prop_assert_eq!(written.form, if from_rocks { form } else { Form::Canonical });
         // Relocatable: restore from a copy under another name, the original removed.
