@@ -1007,3 +1007,39 @@ fn longest_stall(samples: &[(f64, u64)], from: f64, to: f64) -> f64 {
     }
     longest
 }
+
+// ---------------------------------------------------------------------------------------
+// 8. A source waiting for input does not hold barriers back.
+
+#[test]
+fn a_savepoint_of_a_tcp_job_with_no_input_completes() {
+    // Pins: a job whose TCP source has nothing to read (no connection, then an idle one)
+    // still answers a savepoint and a stop-with-savepoint within seconds: the source
+    // hands control back to the producer every 100 ms, so barriers do not wait for data
+    // (fails if the reader keeps waiting inside `read` until a line arrives: the savepoint
+    // then times out after ten minutes).
+    let _g = shared();
+    let dir = Dir::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    dir.write(
+        "job.toml",
+        &format!(
+            "[job]\nname = \"sock\"\n\n[source]\nkind = \"tcp\"\naddress = \"127.0.0.1:{port}\"\nformat = \"words\"\n\n\
+             [key]\nfield = \"word\"\n\n[aggregate]\nkind = \"count\"\n\n[sink]\nkind = \"file\"\npath = \"out.jsonl\"\n"
+        ),
+    );
+    let d = dir.daemon("data", &["job.toml", "--shards", "2"]);
+    let data = d.data_dir.to_str().expect("utf-8").to_owned();
+    let started = Instant::now();
+    let r = dir.cli(&["savepoint", "--data-dir", &data, "--to", "sp-idle", "--timeout-s", "20"]);
+    assert_eq!(r.code, 0, "no connection: {r:?}");
+    let idle = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    std::thread::sleep(Duration::from_millis(300));
+    let r = dir.cli(&["stop", "--data-dir", &data, "--savepoint", "sp-final", "--timeout-s", "20"]);
+    assert_eq!(r.code, 0, "an idle connection: {r:?}");
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    drop(idle);
+    for sp in ["sp-idle", "sp-final"] {
+        assert!(dir.join(sp).join("_savepoint").exists(), "{sp} complete");
+    }
+}

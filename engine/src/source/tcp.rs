@@ -11,7 +11,8 @@ use super::{trim_eol, LineParser, LocalBoxFuture, Source, SourceContext, SourceR
 use crate::badrecord::BadRecords;
 use crate::error::Error;
 
-/// How often a blocked accept or read looks at the stop flag.
+/// How often a blocked accept or read hands control back to the producer (which looks
+/// at the stop flag and answers checkpoint requests).
 const STOP_POLL: Duration = Duration::from_millis(100);
 /// Longest line accepted from a socket; a longer one is a bad record.
 const LINE_BYTES_MAX: usize = 1 << 20;
@@ -94,12 +95,10 @@ impl<T> SourceReader<T> for TcpReader<T> {
                 }
                 let Some((peer, conn)) = &mut self.conn else {
                     match or_tick(listener.accept()).await {
-                        Step::Tick => {
-                            if out.len() > start_len {
-                                return Ok(true);
-                            }
-                            continue;
-                        }
+                        // A tick hands control back (an empty read, the source goes on),
+                        // so the producer answers checkpoint and savepoint requests while
+                        // no one is connected.
+                        Step::Tick => return Ok(true),
                         Step::Ready(Err(e)) => return Err(Error::io(&self.name, std::io::Error::other(e.to_string()))),
                         Step::Ready(Ok(s)) => {
                             let peer = s
@@ -115,11 +114,8 @@ impl<T> SourceReader<T> for TcpReader<T> {
                 // read_until appends what it consumed to `self.line`, so a read cut short
                 // by the stop tick loses nothing: the next call continues the same line.
                 match or_tick(conn.read_until(b'\n', &mut self.line)).await {
-                    Step::Tick => {
-                        if out.len() > start_len {
-                            return Ok(true);
-                        }
-                    }
+                    // Likewise while a connection is idle: barriers must not wait for data.
+                    Step::Tick => return Ok(true),
                     Step::Ready(Ok(0)) => {
                         tracing::info!(peer = %peer, "connection closed");
                         self.conn = None;
