@@ -6,11 +6,13 @@
 //!         --records 20000000 --keys 1000000 --backend rocksdb --shards 2
 //!
 //! Prints one line per run, in the peer's format, so the two can be compared directly.
+mod count;
+use count::Count;
+
 use clap::Parser;
 use engine::DiscardSink;
 use engine::Generator;
-use engine::ValueState;
-use engine::{BackendKind, Context, Error, Job, KeyedProcessFunction, RunConfig};
+use engine::{BackendKind, Job, RunConfig};
 
 #[derive(Parser)]
 struct Args {
@@ -33,25 +35,6 @@ struct Args {
     /// Take checkpoints at this interval (the log shows each one's duration and bytes).
     #[arg(long)]
     checkpoint_interval_ms: Option<u64>,
-}
-
-struct Count {
-    count: ValueState<i64>,
-}
-
-impl KeyedProcessFunction for Count {
-    type Key = u64;
-    type In = u64;
-    type Out = i64;
-
-    fn process(&mut self, _: &u64, seq: u64, ctx: &mut Context<'_>, out: &mut Vec<i64>) -> Result<(), Error> {
-        let n = self.count.get(ctx)?.unwrap_or(0) + 1;
-        self.count.set(ctx, n)?;
-        if seq & 0xFFFFF == 0 {
-            out.push(n);
-        }
-        Ok(())
-    }
 }
 
 fn main() -> anyhow::Result<()> {

@@ -23,6 +23,9 @@
 //!         --keys 1000000,10000000 --runs 3 --dir /work/sp-bench
 //!
 //! One `key=value` line per measurement, then a table of medians. MB = 10^6 bytes.
+mod count;
+use count::Count;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -31,8 +34,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use engine::{
-    BackendKind, Context, DiscardSink, Error, Generator, Job, JobControl, KeyedProcessFunction, Operation, Restore,
-    RunConfig, RunReport, Source, SourceContext, SourceReader, ValueState,
+    BackendKind, DiscardSink, Error, Generator, Job, JobControl, Operation, Restore, RunConfig, RunReport, Source,
+    SourceContext, SourceReader,
 };
 use formats::savepoint::Form;
 
@@ -67,25 +70,6 @@ struct Args {
     /// lets 50M keys be filled at the cache's speed instead of RocksDB's.
     #[arg(long)]
     fill_cache_entries: Option<usize>,
-}
-
-struct Count {
-    count: ValueState<i64>,
-}
-
-impl KeyedProcessFunction for Count {
-    type Key = u64;
-    type In = u64;
-    type Out = i64;
-
-    fn process(&mut self, _: &u64, seq: u64, ctx: &mut Context<'_>, out: &mut Vec<i64>) -> Result<(), Error> {
-        let n = self.count.get(ctx)?.unwrap_or(0) + 1;
-        self.count.set(ctx, n)?;
-        if seq & 0xFFFFF == 0 {
-            out.push(n);
-        }
-        Ok(())
-    }
 }
 
 /// A source with no records: the restore runs end as soon as their state is loaded.
