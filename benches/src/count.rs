@@ -13,6 +13,9 @@ impl KeyedProcessFunction for Count {
     type In = u64;
     type Out = i64;
 
+    // Inlined into the engine's operator loop across codegen units (a separate module
+    // without it measured 4-6% slower on RocksDB: the bench would measure the harness).
+    #[inline]
     fn process(&mut self, _: &u64, seq: u64, ctx: &mut Context<'_>, out: &mut Vec<i64>) -> Result<(), Error> {
         let n = self.count.get(ctx)?.unwrap_or(0) + 1;
         self.count.set(ctx, n)?;
