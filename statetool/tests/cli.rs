@@ -293,6 +293,29 @@ mod checkpoints {
     }
 
     #[test]
+    fn verify_quick_checks_files_and_dump_limit_stops() {
+        // Pins: `verify --quick` checks every file's size and crc32 without reading entries
+        // (a flipped byte is still named, exit 1), and `dump --limit N` prints exactly N of
+        // the entries, exit 0.
+        let (_d, root) = setup();
+        let r = root.to_str().expect("utf8");
+        let (code, out, _) = statetool(&["verify", "--quick", r]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("files only (--quick)") && out.contains("2 intact"), "{out}");
+        let (code, out, _) = statetool(&["dump", r, "--limit", "3"]);
+        assert_eq!((code, out.lines().count()), (0, 3), "{out}");
+        let (code, out, _) = statetool(&["dump", r, "--limit", "100"]);
+        assert_eq!((code, out.lines().count()), (0, 10), "{out}");
+        let snap = root.join("chk-1").join("shard-0.snapshot");
+        let mut b = std::fs::read(&snap).expect("read");
+        b[40] ^= 1;
+        std::fs::write(&snap, b).expect("write");
+        let (code, out, _) = statetool(&["verify", "--quick", r]);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("chk-1  PROBLEM") && out.contains("shard-0.snapshot"), "{out}");
+    }
+
+    #[test]
     fn gc_dry_run_then_remove() {
         let (_d, root) = setup();
         let (code, out, _) = statetool(&["gc", root.to_str().expect("utf8"), "--dry-run"]);

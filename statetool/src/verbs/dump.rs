@@ -1,6 +1,7 @@
 //! `statetool dump PATH`: every entry of a checkpoint or savepoint as JSON lines
 //! `{"state", "key_group", "key", "user_key"?, "value"...}`, rendered from the encodings
-//! recorded in the manifest. Filters: --state, --key-group, --key.
+//! recorded in the manifest. Filters: --state, --key-group, --key; --limit N stops after
+//! N entries.
 use std::path::PathBuf;
 
 use formats::keygroup::KeyGroupRange;
@@ -24,6 +25,9 @@ pub struct Args {
     /// Only this key (as text, or as a number for numeric keys).
     #[arg(long)]
     key: Option<String>,
+    /// Stop after this many entries (of those the filters let through).
+    #[arg(long)]
+    limit: Option<u64>,
 }
 
 /// Whether `--key WANT` names the stored key `k` under the key encoding.
@@ -48,17 +52,34 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         );
     }
     let clip = a.key_group.map_or(super::entries::ALL, |g| KeyGroupRange { start: g, end: g.saturating_add(1) });
-    let mut rows = Rows { args: a, key: m.key.as_ref(), buf: String::new() };
-    l.for_each(clip, &mut |d, k, v| Ok(rows.push(d, k, v)?))?;
+    let mut rows = Rows { args: a, key: m.key.as_ref(), buf: String::new(), printed: 0 };
+    let mut limited = false;
+    let read = l.for_each(clip, &mut |d, k, v| {
+        rows.push(d, k, v)?;
+        // The reader stops at the first error a visit returns: the limit is one.
+        if a.limit.is_some_and(|n| rows.printed >= n) {
+            limited = true;
+            return Err(reader::ReadError::Visit(LIMIT_REACHED.into()));
+        }
+        Ok(())
+    });
     super::out(&rows.buf);
-    Ok(0)
+    match read {
+        Err(_) if limited => Ok(0),
+        Err(e) => Err(e),
+        Ok(_) => Ok(0),
+    }
 }
+
+/// How the visit ends a dump at `--limit` (not an error of the input).
+const LIMIT_REACHED: &str = "dump --limit reached";
 
 /// Renders entries as JSON lines, filtered by the arguments, and writes them in chunks.
 struct Rows<'a> {
     args: &'a Args,
     key: Option<&'a formats::value::ValueEncoding>,
     buf: String,
+    printed: u64,
 }
 
 impl Rows<'_> {
@@ -74,6 +95,7 @@ impl Rows<'_> {
             return Ok(());
         }
         let row = entry_json(desc, self.key, k, v)?;
+        self.printed += 1;
         self.buf.push_str(&row.to_string());
         self.buf.push('\n');
         if self.buf.len() > 1 << 16 {
