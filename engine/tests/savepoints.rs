@@ -10,6 +10,8 @@
 //! leaves no process behind. The throughput test holds [`EXCLUSIVE`] for writing, so no
 //! other test of this file runs beside it; every other test holds it for reading.
 mod common;
+#[path = "common/tree.rs"]
+mod tree;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -278,26 +280,6 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// Every file under `root` (relative path) with its length and a hash of its bytes.
-fn fingerprints(root: &Path) -> BTreeMap<PathBuf, (u64, u64)> {
-    use std::hash::{DefaultHasher, Hasher};
-    let mut out = BTreeMap::new();
-    let mut todo = vec![root.to_owned()];
-    while let Some(dir) = todo.pop() {
-        for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
-                let mut h = DefaultHasher::new();
-                h.write(&bytes);
-                out.insert(p.strip_prefix(root).expect("under root").to_owned(), (bytes.len() as u64, h.finish()));
-            }
-        }
-    }
-    out
-}
 
 // ---------------------------------------------------------------------------------------
 // 1. Stop with a savepoint, then restore: the uninterrupted result.
@@ -739,7 +721,7 @@ fn restores_never_modify_what_they_restore_from() {
     let ids = published_ids(&root);
     assert_eq!(ids.len(), 1, "retained 1: {ids:?}");
     let chk = root.join(format!("chk-{}", ids[0]));
-    let before = fingerprints(&root);
+    let before = tree::fingerprints(&root);
     assert!(before.keys().any(|p| p.starts_with("shared")), "incremental checkpoints share SSTs: {before:?}");
 
     let from = [&["job.toml", "--shards", "2", "--from", s(&chk)][..], &ckargs].concat();
@@ -750,7 +732,7 @@ fn restores_never_modify_what_they_restore_from() {
     assert_eq!(r.code, 0, "{r:?}");
     cancel(&dir, &mut d);
     assert!(d.log().contains("state restored (instance reopened)"), "{}", d.log());
-    let after = fingerprints(&root);
+    let after = tree::fingerprints(&root);
     for (path, print) in &before {
         assert_eq!(after.get(path), Some(print), "{} changed or vanished after the restore", path.display());
     }
@@ -759,7 +741,7 @@ fn restores_never_modify_what_they_restore_from() {
 
     // A native savepoint restored onto the same shard count (SSTs hard-linked again),
     // checkpointing into a root of its own.
-    let sp_before = fingerprints(&sp);
+    let sp_before = tree::fingerprints(&sp);
     let ck2 = dir.join("ck2");
     let from =
         ["job.toml", "--shards", "2", "--from", s(&sp), "--checkpoint-dir", s(&ck2), "--checkpoint-interval-ms", "100"];
@@ -767,7 +749,7 @@ fn restores_never_modify_what_they_restore_from() {
     wait_checkpoints(&d, 3);
     cancel(&dir, &mut d);
     assert!(d.log().contains("state restored (instance reopened)"), "{}", d.log());
-    assert!(fingerprints(&sp) == sp_before, "the savepoint's files changed");
+    assert!(tree::fingerprints(&sp) == sp_before, "the savepoint's files changed");
     let fs = formats::fs::StdFs;
     formats::savepoint::load(&fs, &sp, formats::checkpoint::Verify::Checksums).expect("the savepoint still loads");
 
@@ -775,12 +757,12 @@ fn restores_never_modify_what_they_restore_from() {
     let other = dir.join("other");
     std::fs::create_dir(&other).expect("mkdir");
     std::fs::write(other.join("data.csv"), "a,b\n").expect("write");
-    let everything = fingerprints(dir.path());
+    let everything = tree::fingerprints(dir.path());
     for p in [&ck, &root, &chk, &other] {
         let r = dir.cli(&["savepoint", "--dispose", s(p)]);
         assert!(r.code == 2 && r.stderr.contains("not a savepoint"), "dispose {}: {r:?}", p.display());
     }
-    assert!(fingerprints(dir.path()) == everything, "a refused dispose removed something");
+    assert!(tree::fingerprints(dir.path()) == everything, "a refused dispose removed something");
     let r = dir.cli(&["savepoint", "--dispose", s(&sp)]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(!sp.exists());

@@ -1,6 +1,9 @@
 //! `statetool diff` on checkpoints written by real jobs (the `sluice` binary, built here
 //! when missing: never skipped): what it says, its exit codes, and that it never
 //! modifies its input.
+#[path = "../../engine/tests/common/tree.rs"]
+mod tree;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -62,23 +65,6 @@ fn run_job(d: &Path, backend: &str) -> PathBuf {
     root
 }
 
-/// Every file under `dir` with its size and crc32: what "unchanged" means.
-fn hash_tree(dir: &Path) -> BTreeMap<PathBuf, (u64, u32)> {
-    let mut out = BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(p) = todo.pop() {
-        for e in std::fs::read_dir(&p).expect("read_dir") {
-            let e = e.expect("entry");
-            if e.file_type().expect("type").is_dir() {
-                todo.push(e.path());
-            } else {
-                let bytes = std::fs::read(e.path()).expect("read");
-                out.insert(e.path(), (bytes.len() as u64, FileRef::of("f", &bytes).crc32));
-            }
-        }
-    }
-    out
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf8 path")
@@ -132,7 +118,7 @@ fn diff_of_a_checkpoint_with_itself_is_empty() {
     for backend in ["rocksdb", "heap"] {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = run_job(dir.path(), backend);
-        let before = hash_tree(&root);
+        let before = tree::fingerprints(&root);
         let newest = manifests(&root).pop().expect("a checkpoint");
         let chk = formats::layout::checkpoint_dir(&root, newest.checkpoint);
         let entries = dump(&chk).len() as u64;
@@ -155,7 +141,7 @@ fn diff_of_a_checkpoint_with_itself_is_empty() {
             assert_eq!(code, 0);
             assert!(out.trim_end().ends_with("same state, same files"), "{out}");
         }
-        assert_eq!(hash_tree(&root), before, "{backend}: diff modified its input");
+        assert_eq!(tree::fingerprints(&root), before, "{backend}: diff modified its input");
     }
 }
 
@@ -167,7 +153,7 @@ fn consecutive_checkpoints_show_what_the_second_copied_and_changed() {
     // keys whose values differ between the two `dump`s, with both values; exit 1.
     let dir = tempfile::tempdir().expect("tempdir");
     let root = run_job(dir.path(), "rocksdb");
-    let before = hash_tree(&root);
+    let before = tree::fingerprints(&root);
     let ms = manifests(&root);
     let mut checked = 0;
     for w in ms.windows(2) {
@@ -219,7 +205,7 @@ fn consecutive_checkpoints_show_what_the_second_copied_and_changed() {
         assert_eq!(json_lines(&out).len(), 1, "--summary --json prints the summary only: {out}");
     }
     assert!(checked > 0, "some consecutive pair copied files and changed entries");
-    assert_eq!(hash_tree(&root), before, "diff modified its input");
+    assert_eq!(tree::fingerprints(&root), before, "diff modified its input");
 }
 
 /// Republishes checkpoint `m` of `root` as checkpoint 1 of the root `to` (or, with
@@ -333,7 +319,7 @@ fn a_planted_change_is_found_with_both_values() {
         .map(|(_, v)| v.clone())
         .expect("the other entry");
     let inputs = [root.clone(), same.clone(), planted.clone()];
-    let before: Vec<_> = inputs.iter().map(|p| hash_tree(p)).collect();
+    let before: Vec<_> = inputs.iter().map(|p| tree::fingerprints(p)).collect();
     let (code, out, err) = statetool(&["diff", s(&chk), s(&same)]);
     assert_eq!(code, 0, "{out}{err}");
     let n_files = m.files().map(|f| f.path.clone()).collect::<BTreeSet<_>>().len();
@@ -365,7 +351,7 @@ fn a_planted_change_is_found_with_both_values() {
     assert!(line.ends_with(&format!("a {}  b {}", bare(&old), bare(&other_value))), "{line}");
     assert!(out.trim_end().ends_with("states differ: 1 added, 1 removed, 1 changed entries"), "{out}");
     for (p, h) in inputs.iter().zip(&before) {
-        assert_eq!(&hash_tree(p), h, "diff modified {}", p.display());
+        assert_eq!(&tree::fingerprints(p), h, "diff modified {}", p.display());
     }
 }
 
@@ -458,7 +444,7 @@ fn state_differences_come_first_and_entries_follow_them() {
     for (what, states) in orders {
         let b = d.path().join(what);
         publish_states(&b, &states);
-        let before = (hash_tree(&a), hash_tree(&b));
+        let before = (tree::fingerprints(&a), tree::fingerprints(&b));
         let (code, out, err) = statetool(&["diff", s(&a), s(&b), "--json"]);
         assert_eq!(code, 1, "{what}: {out}{err}");
         let lines = json_lines(&out);
@@ -488,6 +474,6 @@ fn state_differences_come_first_and_entries_follow_them() {
         assert_eq!(sum["states"]["y"]["unchanged"].as_u64(), Some(5), "{what}: {sum}");
         assert_eq!(sum["states"]["x"]["unchanged"].as_u64(), Some(4), "{what}: {sum}");
         assert_eq!(sum["same_state"].as_bool(), Some(false));
-        assert_eq!((hash_tree(&a), hash_tree(&b)), before, "{what}: diff modified its input");
+        assert_eq!((tree::fingerprints(&a), tree::fingerprints(&b)), before, "{what}: diff modified its input");
     }
 }

@@ -7,6 +7,9 @@
 //! The `sluice` binary is the one beside this test's `statetool` (the same target
 //! directory and profile); when it is missing it is built (`cargo build -p
 //! sluice-engine --bin sluice`), never skipped.
+#[path = "../../engine/tests/common/tree.rs"]
+mod tree;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,10 +36,10 @@ fn statetool(args: &[&str]) -> (i32, String, String) {
 /// Runs statetool and checks that none of `inputs` changed a byte (hashes of every file
 /// before and after).
 fn statetool_on(inputs: &[&Path], args: &[&str]) -> (i32, String, String) {
-    let before: Vec<_> = inputs.iter().map(|p| fingerprints(p)).collect();
+    let before: Vec<_> = inputs.iter().map(|p| tree::fingerprints(p)).collect();
     let r = statetool(args);
     for (p, b) in inputs.iter().zip(before) {
-        assert!(fingerprints(p) == b, "statetool {args:?} changed {}", p.display());
+        assert!(tree::fingerprints(p) == b, "statetool {args:?} changed {}", p.display());
     }
     r
 }
@@ -69,26 +72,6 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// Every file under `root` (relative path) with its length and a hash of its bytes.
-fn fingerprints(root: &Path) -> BTreeMap<PathBuf, (u64, u64)> {
-    use std::hash::{DefaultHasher, Hasher};
-    let mut out = BTreeMap::new();
-    let mut todo = vec![root.to_owned()];
-    while let Some(dir) = todo.pop() {
-        for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
-                let mut h = DefaultHasher::new();
-                h.write(&bytes);
-                out.insert(p.strip_prefix(root).expect("under root").to_owned(), (bytes.len() as u64, h.finish()));
-            }
-        }
-    }
-    out
-}
 
 /// A `sluice run` child, killed and reaped when dropped (a failing test leaves no process).
 struct Daemon {
@@ -456,7 +439,7 @@ fn verify_passes_on_good_savepoints_and_names_every_planted_fault() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let copy = |from: &Path, name: &str| -> PathBuf {
         let to = tmp.path().join(name);
-        for (rel, _) in fingerprints(from) {
+        for (rel, _) in tree::fingerprints(from) {
             let dst = to.join(&rel);
             std::fs::create_dir_all(dst.parent().expect("parent")).expect("mkdir");
             std::fs::copy(from.join(&rel), &dst).expect("copy");
