@@ -280,7 +280,6 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-
 // ---------------------------------------------------------------------------------------
 // 1. Stop with a savepoint, then restore: the uninterrupted result.
 

@@ -65,7 +65,6 @@ fn run_job(d: &Path, backend: &str) -> PathBuf {
     root
 }
 
-
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf8 path")
 }

@@ -72,7 +72,6 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-
 /// A `sluice run` child, killed and reaped when dropped (a failing test leaves no process).
 struct Daemon {
     child: Option<Child>,

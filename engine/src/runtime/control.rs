@@ -69,8 +69,10 @@ pub struct CheckpointRecord {
     pub copied_bytes: u64,
     pub reused_bytes: u64,
     pub location: Option<PathBuf>,
-    /// The savepoint's form, or the failure.
-    pub note: String,
+    /// The form a completed savepoint was written in.
+    pub form: Option<Form>,
+    /// Why it failed (empty when it completed).
+    pub failure: String,
 }
 
 /// The job's lifecycle, as the endpoint reports it (Flink's names).

@@ -99,7 +99,7 @@ fn stats(r: &CheckpointRecord) -> api::CheckpointStats {
         checkpointed_size: r.copied_bytes,
         reused_size: r.reused_bytes,
         external_path: r.location.as_ref().map(|p| p.display().to_string()),
-        failure_message: (!r.completed).then(|| r.note.clone()),
+        failure_message: (!r.completed).then(|| r.failure.clone()),
     }
 }
 
@@ -152,7 +152,10 @@ impl Controller for Endpoint {
             .map(|r| api::SavepointInfo {
                 request_id: r.request_id.clone().unwrap_or_default(),
                 location: r.location.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
-                form: if r.note == "native" { SavepointForm::Native } else { SavepointForm::Canonical },
+                form: match r.form {
+                    Some(Form::Native) => SavepointForm::Native,
+                    _ => SavepointForm::Canonical,
+                },
                 checkpoint_id: r.id,
                 bytes: r.state_bytes,
                 duration_ms: r.duration_ms,

@@ -217,7 +217,8 @@ impl<'a> Coordinator<'a> {
             copied_bytes: 0,
             reused_bytes: 0,
             location: Some(req.target.clone()),
-            note: String::new(),
+            form: None,
+            failure: String::new(),
         };
         match &written {
             Ok(w) => {
@@ -230,11 +231,11 @@ impl<'a> Coordinator<'a> {
                     sync_ms = record.sync_ms,
                     "savepoint completed"
                 );
-                (record.state_bytes, record.copied_bytes, record.note) = (w.bytes, w.bytes, w.form.to_string());
+                (record.state_bytes, record.copied_bytes, record.form) = (w.bytes, w.bytes, Some(w.form));
             }
             Err(e) => {
                 tracing::warn!(savepoint = id, error = %e, "savepoint failed");
-                record.note = e.to_string();
+                record.failure = e.to_string();
             }
         }
         if let Some(c) = control {
@@ -309,7 +310,8 @@ impl<'a> Coordinator<'a> {
             copied_bytes: 0,
             reused_bytes: 0,
             location: None,
-            note: String::new(),
+            form: None,
+            failure: String::new(),
         };
         let next = match published {
             Ok(p) => {
@@ -323,7 +325,7 @@ impl<'a> Coordinator<'a> {
                 (started + cfg.interval).max(Instant::now() + cfg.min_pause)
             }
             Err(e) => {
-                record.note = e.to_string();
+                record.failure = e.to_string();
                 record.duration_ms = started.elapsed().as_millis() as u64;
                 if let Some(c) = &self.s.control {
                     c.record(record);
