@@ -214,7 +214,7 @@ impl JobControl {
                 dir.join(formats::layout::default_savepoint_name(
                     &self.job,
                     formats::id::CheckpointId(inner.next_request + 1),
-                    fastrand_nonce(),
+                    time_nonce(),
                 ))
             }
         };
@@ -357,7 +357,9 @@ impl JobControl {
     }
 }
 
-fn fastrand_nonce() -> u64 {
+/// A number that differs between savepoints (a hash of the time in nanoseconds): the
+/// suffix of a default savepoint directory name.
+fn time_nonce() -> u64 {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     xxhash_rust::xxh3::xxh3_64(&t.to_le_bytes())
 }
