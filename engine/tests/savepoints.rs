@@ -901,7 +901,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 // canonical ratios 0.54-0.65; at nice 10 on a quiet machine 0.65-0.81 (the two vCPUs
 // behave as hyperthread siblings: work on the second slows the first whatever its
 // priority); with the encoding also throttled to a 25% duty cycle, 0.71-0.79 against
-// that mean and 0.78-0.89 against the window before. Native savepoints take 0.3-0.9 s,
+// that mean and 0.77-0.91 against the window before (a median of 0.77 in one clean-clone
+// run: too close to the bar); at a 10% duty cycle 0.92-1.04 against the window before. Native savepoints take 0.3-0.9 s,
 // most of it the synchronous part (RocksDB's flush of the memtable, 250-770 ms with no
 // record read): their ratio is the stall, not the copy. Shortening the synchronous part
 // is issue 15's; here the stall is bounded instead.

@@ -34,7 +34,7 @@ use crate::state::snapshot::Collected;
 /// on (the rest it sleeps, in slices of `Throttle::SLICE`): on two vCPUs that are
 /// hyperthread siblings, any work beside a shard slows it, whatever its priority. A
 /// stop-with-savepoint, after which the job ends, runs at full speed.
-pub const BACKGROUND_DUTY: f64 = 0.25;
+pub const BACKGROUND_DUTY: f64 = 0.1;
 
 /// What writing a savepoint produced.
 #[derive(Debug, Clone)]
