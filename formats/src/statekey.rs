@@ -30,6 +30,17 @@ pub fn key_group_prefix(kg: KeyGroup) -> [u8; 2] {
     kg.0.to_be_bytes()
 }
 
+/// The state key `buf` moved to key group `kg` (what rewriting state for another
+/// key-group count does: the key group is recomputed from the key, the rest is kept).
+/// `buf` must decode; the error names the part that does not.
+pub fn with_key_group(buf: &[u8], kg: KeyGroup) -> Result<Vec<u8>, FormatError> {
+    decode(buf)?;
+    let mut out = Vec::with_capacity(buf.len());
+    out.extend_from_slice(&key_group_prefix(kg));
+    out.extend_from_slice(buf.get(2..).unwrap_or_default());
+    Ok(out)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StateKey<'a> {
     pub key_group: KeyGroup,
@@ -74,6 +85,20 @@ mod tests {
             encode_prefix(&mut x, KeyGroup(a), &k, b"");
             encode_prefix(&mut y, KeyGroup(b), &k, b"");
             if a < b { prop_assert!(x < y); }
+        }
+    }
+
+    proptest! {
+        /// Pins with_key_group: only the key group changes; key, namespace and user key
+        /// decode as before.
+        #[test]
+        fn moving_key_group_keeps_the_rest(a in any::<u16>(), b in any::<u16>(), key in proptest::collection::vec(any::<u8>(), 0..30),
+                                           uk in proptest::collection::vec(any::<u8>(), 0..10)) {
+            let mut buf = Vec::new();
+            encode_prefix(&mut buf, KeyGroup(a), &key, b"ns");
+            buf.extend_from_slice(&uk);
+            let moved = with_key_group(&buf, KeyGroup(b)).expect("decodes");
+            prop_assert_eq!(decode(&moved).expect("decodes"), StateKey { key_group: KeyGroup(b), key: &key, namespace: b"ns", user_key: &uk });
         }
     }
 

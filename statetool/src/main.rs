@@ -2,8 +2,10 @@
 //! differences found, 2 usage or I/O error. Human tables by default, `--json` for scripts.
 //!
 //! Verbs: `inspect`, `verify`, `dump`, `du`, `diff` on checkpoints and savepoints
-//! (either form); `gc` on a checkpoint root; `key-group` (where a key lives) and
+//! (either form); `compact` and `migrate` rewrite them into a new checkpoint or
+//! savepoint; `gc` on a checkpoint root; `key-group` (where a key lives) and
 //! `ranges` (which key groups each shard owns).
+mod rewrite;
 mod verbs;
 
 use std::process::ExitCode;
@@ -31,6 +33,10 @@ enum Verb {
     Diff(verbs::diff::Args),
     /// Remove subsumed checkpoints and unreferenced shared files.
     Gc(verbs::gc::Args),
+    /// Squash a checkpoint chain into one self-contained, compacted checkpoint or savepoint.
+    Compact(verbs::compact::Args),
+    /// Rewrite state for another shard or key-group count, form, state names or format version.
+    Migrate(verbs::migrate::Args),
     /// Show the key group and owning shard of keys.
     KeyGroup(verbs::keygroup::Args),
     /// Show the key-group range each shard owns for a shard count.
@@ -52,6 +58,8 @@ fn main() -> ExitCode {
         Verb::Du(a) => verbs::du::run(&a),
         Verb::Diff(a) => verbs::diff::run(&a),
         Verb::Gc(a) => verbs::gc::run(&a),
+        Verb::Compact(a) => verbs::compact::run(&a),
+        Verb::Migrate(a) => verbs::migrate::run(&a),
         Verb::KeyGroup(a) => verbs::keygroup::run(&a),
         Verb::Ranges(a) => verbs::ranges::run(&a),
     };

@@ -1,3 +1,4 @@
+pub mod compact;
 pub mod diff;
 pub mod du;
 pub mod dump;
@@ -6,6 +7,7 @@ pub mod gc;
 pub mod inspect;
 pub mod join;
 pub mod keygroup;
+pub mod migrate;
 pub mod ranges;
 pub mod render;
 pub mod tally;
