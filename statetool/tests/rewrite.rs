@@ -25,12 +25,17 @@ const KEYS: u64 = 1_000;
 /// The job file: a sum per key over a bounded, throttled generator, checkpointed every
 /// 100 ms into `ck/`, with `key_groups` key groups.
 fn job(dir: &Path, name: &str, key_groups: u32, keys: u64, records: u64) -> PathBuf {
+    job_of("sum", dir, name, key_groups, keys, records)
+}
+
+/// The same job with another aggregate (`distinct_count`: two states).
+fn job_of(aggregate: &str, dir: &Path, name: &str, key_groups: u32, keys: u64, records: u64) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(
         &p,
         format!(
             "[job]\nname = \"sum\"\nmax_key_groups = {key_groups}\n\n[source]\nkind = \"generator\"\ncount = {records}\n\
-             keys = {keys}\nrate_per_s = 300000\n\n[key]\nfield = \"key\"\n\n[aggregate]\nkind = \"sum\"\nfield = \"value\"\n\n\
+             keys = {keys}\nrate_per_s = 300000\n\n[key]\nfield = \"key\"\n\n[aggregate]\nkind = \"{aggregate}\"\nfield = \"value\"\n\n\
              [sink]\nkind = \"file\"\npath = \"out.jsonl\"\n\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 100\nretain = 3\n"
         ),
     )
@@ -272,4 +277,27 @@ fn migrate_upgrades_a_version_1_checkpoint_to_the_current_manifest_version() {
     assert_eq!(version, formats::manifest::MANIFEST_VERSION);
     let (code, out_text, err) = statetool(&["diff", s(&fixture), s(&out), "--summary"]);
     assert_eq!(code, 0, "{out_text}{err}");
+}
+
+#[test]
+fn migrate_merging_old_shards_of_several_states_goes_through_the_sorter_and_restores_identically() {
+    // Pins: with two states (distinct_count: a map and a value state), a new shard that
+    // takes key groups of two old shards cannot stream (the old shards come state by
+    // state), so the entries are sorted first (the report says so); 1 and 3 shards,
+    // both forms, restore to the uninterrupted run's results. The same layout streams.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let j = job_of("distinct_count", tmp.path(), "job.toml", 128, KEYS, RECORDS);
+    let results = run_job(tmp.path(), &j, 2, "rocksdb", None);
+    let root = tmp.path().join("ck").join("sum");
+    let src = Source { _tmp: tempfile::tempdir().expect("tmp"), root: root.clone(), results };
+    for (form, shards, sorted) in [("native", 1, true), ("canonical", 3, true), ("canonical", 2, false)] {
+        let out = tmp.path().join(format!("{form}-{shards}"));
+        let report = rewrite(&root, &["migrate", s(&root), "--to", s(&out), "--shards", &shards.to_string(), "--form", form, "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&report).expect("json");
+        assert_eq!(v["sorted"].as_bool(), Some(sorted), "{form} onto {shards}: {v}");
+        let dir = tempfile::tempdir().expect("tmp");
+        let j = job_of("distinct_count", dir.path(), "job.toml", 128, KEYS, RECORDS);
+        let got = run_job(dir.path(), &j, shards, "heap", Some(&out));
+        assert!(got == src.results, "{form} onto {shards}: results differ");
+    }
 }

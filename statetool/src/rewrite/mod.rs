@@ -3,13 +3,17 @@
 //! every file's crc32 checked first) is read entry by entry; each entry is mapped by the
 //! [`plan::Plan`] (its state renamed or dropped, expired TTL values dropped, its key
 //! moved to its key group under a new key-group count) and put into the [`sort::Sorter`];
-//! then each new shard is written from it ([`write::Output`]) and the output published.
+//! then each new shard is written from it ([`write::Output`], [`shard::ShardSink`]) and
+//! the output published. When the input already arrives in a shard's order (`in_order`:
+//! the same key groups, and one state or no new shard spanning two old ones) each new
+//! shard streams straight from the input instead, with no sorter.
 //!
 //! The input is only read (RocksDB shards are rebuilt from hard links in a temporary
 //! directory). The scratch directory (`.statetool-rewrite-*` beside the output, so
 //! instances move into it without copies) is removed when the rewrite ends, whether it
 //! succeeds or fails; a failed rewrite removes its unfinished output too.
 pub mod plan;
+pub mod shard;
 pub mod sort;
 pub mod write;
 
@@ -17,11 +21,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use formats::keygroup::{key_group_of, range_for_shard, shard_of, ShardId};
+use formats::keygroup::{key_group_of, range_for_shard, KeyGroup, ShardId};
 use formats::manifest::{Manifest, ShardSnapshot};
 use formats::statekey;
 use formats::value::{purge_expired, Purged};
 
+use crate::verbs::entries::ALL;
 use crate::verbs::target::Loaded;
 use plan::{Form, Plan};
 use sort::Sorter;
@@ -42,6 +47,8 @@ pub struct Report {
     pub lists_trimmed: u64,
     /// Entries of dropped states.
     pub state_dropped: u64,
+    /// Whether entries went through the sorter (false: streamed in order, see `in_order`).
+    pub sorted: bool,
     /// Bytes of the input's files (as its manifest lists them) and of the output's.
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -85,8 +92,19 @@ fn positions(m: &Manifest, shards: u32) -> anyhow::Result<Vec<serde_json::Value>
     Ok(out.into_iter().map(serde_json::Value::from).collect())
 }
 
-/// Reads every entry of `input` into `sorter` as `plan` maps it.
-fn fill(input: &Loaded, plan: &Plan, sorter: &mut Sorter, r: &mut Report) -> anyhow::Result<()> {
+/// Where mapped entries go: (output state, key group, state key, value).
+type Emit<'a> = dyn FnMut(usize, KeyGroup, &[u8], &[u8]) -> anyhow::Result<()> + 'a;
+
+/// Reads the entries of `input` whose key group lies in `clip`, maps each as `plan`
+/// says (dropped state, expired, new key group) and hands the survivors to
+/// `emit(output state, key group, state key, value)`, in the order read.
+fn read_mapped(
+    input: &Loaded,
+    plan: &Plan,
+    clip: formats::keygroup::KeyGroupRange,
+    r: &mut Report,
+    emit: &mut Emit<'_>,
+) -> anyhow::Result<()> {
     let mut failed: Option<anyhow::Error> = None;
     let mut one = |d: &formats::value::StateDescriptor, k: &[u8], v: &[u8]| -> anyhow::Result<()> {
         r.entries_read += 1;
@@ -108,15 +126,15 @@ fn fill(input: &Loaded, plan: &Plan, sorter: &mut Sorter, r: &mut Report) -> any
             }
         };
         r.entries_written += 1;
+        let sk = statekey::decode(k)?;
         if plan.rehash {
-            let sk = statekey::decode(k)?;
-            let moved = statekey::with_key_group(k, key_group_of(sk.key, plan.key_groups))?;
-            sorter.put(state, &moved, value)
+            let kg = key_group_of(sk.key, plan.key_groups);
+            emit(state, kg, &statekey::with_key_group(k, kg)?, value)
         } else {
-            sorter.put(state, k, value)
+            emit(state, sk.key_group, k, value)
         }
     };
-    let read = input.for_each(crate::verbs::entries::ALL, &mut |d, k, v| {
+    let read = input.for_each(clip, &mut |d, k, v| {
         one(d, k, v).map_err(|e| {
             let reason = format!("{e:#}");
             failed = Some(e);
@@ -127,6 +145,22 @@ fn fill(input: &Loaded, plan: &Plan, sorter: &mut Sorter, r: &mut Report) -> any
         (Some(e), _) => Err(e),
         (None, r) => r.map(|_| ()),
     }
+}
+
+/// Whether the input, read clipped to each new shard's range, already arrives in the
+/// order a shard is written in (by state, then key): keys keep their key groups, and
+/// either there is one state (old shards are read in key-group order) or every new
+/// shard lies within one old shard (which is read state by state). Then no sorter is
+/// needed: each new shard streams straight from the input.
+fn in_order(m: &Manifest, plan: &Plan) -> bool {
+    if plan.rehash {
+        return false;
+    }
+    plan.states.len() <= 1
+        || (0..plan.shards).all(|i| {
+            let r = range_for_shard(ShardId(i as u16), plan.shards, plan.key_groups);
+            m.shards.iter().filter(|s| s.range.start < r.end && r.start < s.range.end).count() <= 1
+        })
 }
 
 /// Rewrites `input` by `plan` into `to`. On failure nothing that looks valid is left
@@ -147,42 +181,58 @@ pub fn run(input: &Loaded, plan: &Plan, to: &Path) -> anyhow::Result<Report> {
         shards: plan.shards,
         key_groups: plan.key_groups,
         bytes_in: input.bytes(),
+        sorted: !in_order(m, plan),
         ..Report::default()
     };
     let positions = positions(m, plan.shards)?;
-    let mut sorter = Sorter::create(&scratch.path().join("sort"), plan.states.len())?;
-    fill(input, plan, &mut sorter, &mut r)?;
-    sorter.seal()?;
-    let mut out = Output::begin(to, plan.form, m.checkpoint, scratch.path())?;
+    let sorter = if r.sorted {
+        let mut sorter = Sorter::create(&scratch.path().join("sort"), plan.states.len())?;
+        read_mapped(input, plan, ALL, &mut r, &mut |state, _, k, v| sorter.put(state, k, v))?;
+        sorter.seal()?;
+        Some(sorter)
+    } else {
+        None
+    };
     let backend = if plan.form == Form::Native { "rocksdb".to_owned() } else { m.backend.clone() };
-    let written = (|| -> anyhow::Result<Manifest> {
-        let format = out.shard_format(&backend);
+    let format = Output::format_for(plan.form, &backend);
+    let mut out = Output::begin(to, plan.form, format, m.checkpoint, scratch.path())?;
+    let opts: Vec<rocksdb::Options> = plan.states.iter().map(shard::cf_options).collect();
+    let written = || -> anyhow::Result<Vec<ShardSnapshot>> {
         let mut shards = Vec::new();
         for (i, source_position) in positions.into_iter().enumerate() {
             let shard = ShardId(i as u16);
             let range = range_for_shard(shard, plan.shards, plan.key_groups);
-            debug_assert_eq!(shard_of(formats::keygroup::KeyGroup(range.start), plan.shards, plan.key_groups), shard);
-            let files = out.shard(format, shard.0, range, &plan.states, &sorter)?;
+            let mut sink = out.open(shard.0, range, &plan.states, &opts)?;
+            match &sorter {
+                Some(sorter) => {
+                    for state in 0..plan.states.len() {
+                        sorter.scan(state, range, &mut |kg, k, v| sink.add(state, kg, k, v))?;
+                    }
+                }
+                None => read_mapped(input, plan, range, &mut r, &mut |state, kg, k, v| sink.add(state, kg, k, v))?,
+            }
+            let files = out.close(shard.0, sink)?;
             shards.push(ShardSnapshot { shard: shard.0, range, format, files, source_position });
         }
-        Ok(Manifest {
-            job: m.job.clone(),
-            checkpoint: m.checkpoint,
-            parent: None,
-            created_ms: m.created_ms,
-            max_key_groups: plan.key_groups,
-            backend,
-            key: m.key.clone(),
-            states: plan.states.clone(),
-            shards,
-        })
-    })();
-    let manifest = match written {
-        Ok(m) => m,
+        Ok(shards)
+    };
+    let shards = match written() {
+        Ok(s) => s,
         Err(e) => {
             out.discard();
             return Err(e);
         }
+    };
+    let manifest = Manifest {
+        job: m.job.clone(),
+        checkpoint: m.checkpoint,
+        parent: None,
+        created_ms: m.created_ms,
+        max_key_groups: plan.key_groups,
+        backend,
+        key: m.key.clone(),
+        states: plan.states.clone(),
+        shards,
     };
     r.bytes_out = manifest.files().map(|f| f.size).sum();
     out.commit(manifest)?;
