@@ -1,8 +1,10 @@
-//! `statetool diff` on checkpoints written by real jobs (the `sluice` binary, built here
-//! when missing: never skipped): what it says, its exit codes, and that it never
+//! `statetool diff` on checkpoints written by real jobs (the `sluice` binary, built by
+//! `common/bins.rs`: never skipped): what it says, its exit codes, and that it never
 //! modifies its input.
 #[path = "../../engine/tests/common/tree.rs"]
 mod tree;
+#[path = "common/bins.rs"]
+mod bins;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -17,35 +19,7 @@ use formats::snapshot::SnapshotWriter;
 use formats::ShardId;
 use serde_json::Value;
 
-fn statetool(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_statetool")).args(args).output().expect("run statetool");
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-/// The workspace's `sluice`, built into this test's target directory and profile (a
-/// no-op when up to date); the test fails, never skips, if that does not produce it.
-fn sluice_bin() -> PathBuf {
-    let statetool = Path::new(env!("CARGO_BIN_EXE_statetool"));
-    let bin = statetool.with_file_name(format!("sluice{}", std::env::consts::EXE_SUFFIX));
-    let profile_dir = statetool.parent().expect("the binary's directory");
-    let profile = profile_dir.file_name().and_then(|n| n.to_str()).expect("profile directory name");
-    let target_dir = profile_dir.parent().expect("the target directory");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "sluice-engine", "--bin", "sluice", "--profile"])
-        .arg(if profile == "debug" { "dev" } else { profile })
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run cargo build -p sluice-engine");
-    assert!(out.status.success(), "cannot build sluice: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(bin.is_file(), "sluice not found at {} after building it", bin.display());
-    bin
-}
+use bins::{sluice_bin, statetool};
 
 /// Runs a count over 2000 generator keys throttled to about 1 s, checkpointed every
 /// 150 ms and keeping every checkpoint, on `backend` with 2 shards; returns the root.

@@ -1,6 +1,6 @@
 //! The binaries statetool's CLI tests run: `statetool` (this package's) and `sluice`
-//! (the one beside it in the same target directory and profile, built when missing,
-//! never skipped).
+//! (the workspace's, built into the same target directory and profile).
+#![allow(dead_code)] // each test file uses part of it
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -15,22 +15,27 @@ pub fn statetool(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// The `sluice` binary beside `statetool`, built when missing.
+/// The workspace's `sluice`, built into this test's target directory and profile once
+/// per test binary (a no-op when up to date, so never a stale one); the test fails,
+/// never skips, if that does not produce it.
 pub fn sluice_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_BIN_EXE_statetool")).parent().expect("bin dir").to_path_buf();
-        let bin = dir.join("sluice");
-        if !bin.is_file() {
-            let target = dir.parent().expect("target dir");
-            let mut c = Command::new(env!("CARGO"));
-            c.args(["build", "-p", "sluice-engine", "--bin", "sluice", "--target-dir"]).arg(target);
-            if dir.file_name().is_some_and(|n| n == "release") {
-                c.arg("--release");
-            }
-            let st = c.current_dir(env!("CARGO_MANIFEST_DIR")).status().expect("cargo build sluice");
-            assert!(st.success() && bin.is_file(), "building {} failed", bin.display());
-        }
+        let statetool = Path::new(env!("CARGO_BIN_EXE_statetool"));
+        let bin = statetool.with_file_name(format!("sluice{}", std::env::consts::EXE_SUFFIX));
+        let profile_dir = statetool.parent().expect("the binary's directory");
+        let profile = profile_dir.file_name().and_then(|n| n.to_str()).expect("profile directory name");
+        let target_dir = profile_dir.parent().expect("the target directory");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "sluice-engine", "--bin", "sluice", "--profile"])
+            .arg(if profile == "debug" { "dev" } else { profile })
+            .env("CARGO_TARGET_DIR", target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("run cargo build -p sluice-engine");
+        assert!(out.status.success(), "cannot build sluice: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(bin.is_file(), "sluice not found at {} after building it", bin.display());
         bin
     })
 }
