@@ -15,6 +15,8 @@
 pub mod plan;
 pub mod shard;
 pub mod sort;
+#[cfg(test)]
+mod tests;
 pub mod write;
 
 use std::path::{Path, PathBuf};
