@@ -4,6 +4,7 @@
 //! Verbs: `inspect`, `verify`, `dump`, `du`, `diff` on checkpoints and savepoints
 //! (either form); `gc` on a checkpoint root; `key-group` (where a key lives) and
 //! `ranges` (which key groups each shard owns).
+mod progress;
 mod verbs;
 
 use std::process::ExitCode;
