@@ -66,7 +66,7 @@ pub fn for_each(
 fn name_the_file(e: ReadError, root: &Path, sh: &ShardSnapshot) -> ReadError {
     match e {
         ReadError::Rocks { path, source } if source.kind() == rocksdb::ErrorKind::Corruption => {
-            match rocks::file_named_in(&source.to_string(), root, sh) {
+            match rocks::file_named_in(source.as_ref(), root, sh) {
                 Some(file) => ReadError::CorruptFile { path: file, source },
                 None => ReadError::Rocks { path, source },
             }

@@ -81,7 +81,8 @@ impl Progress {
         // The templates are constants of this file; one that did not parse would show
         // indicatif's default bar rather than fail the verb.
         let style = ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
-        let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden()).with_style(style.progress_chars("=> "));
+        let bar =
+            ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden()).with_style(style.progress_chars("=> "));
         bar.set_prefix(label);
         let bar = multi().add(bar);
         if !multi().is_hidden() {

@@ -622,7 +622,8 @@ fn verify_reports_every_named_check_on_good_state() {
             let (code, members) = verify_json(path, quick);
             assert_eq!(code, 0, "{members:?}");
             for m in &members {
-                let got: Vec<&str> = m["checks"].as_array().expect("checks").iter().filter_map(|c| c["check"].as_str()).collect();
+                let got: Vec<&str> =
+                    m["checks"].as_array().expect("checks").iter().filter_map(|c| c["check"].as_str()).collect();
                 assert_eq!(got, names, "{m}");
                 assert_eq!(check(m, "key_groups"), ("ok", "0..128 covered exactly once by 2 shard(s)"), "{m}");
                 let (status, parent) = check(m, "parent");

@@ -189,7 +189,9 @@ pub fn run(m: &Member, quick: bool, chain: &mut Chain) -> Report {
         }
         (Member::Savepoint { .. }, Some((man, _))) => match man.parent {
             None => r.add(PARENT, Ok("none (a savepoint has no parent)".into())),
-            Some(p) => r.add(PARENT, Err(format!("{}: a savepoint has no parent, found parent {}", file.display(), p.0))),
+            Some(p) => {
+                r.add(PARENT, Err(format!("{}: a savepoint has no parent, found parent {}", file.display(), p.0)))
+            }
         },
     }
 
@@ -239,7 +241,8 @@ pub fn run(m: &Member, quick: bool, chain: &mut Chain) -> Report {
         }
         Err(e) => match e.downcast_ref::<reader::ReadError>() {
             Some(reader::ReadError::CorruptFile { .. }) => {
-                r.add(SST_BLOCKS, Err(format!("{e:#}")));
+                // Its message holds RocksDB's already; `{e:#}` would repeat it.
+                r.add(SST_BLOCKS, Err(e.to_string()));
                 r.add(ENTRIES, Err("reading stopped at the corrupt SST (sst_blocks)".into()));
             }
             _ => {

@@ -14,12 +14,16 @@ use std::path::Path;
 use formats::layout;
 use formats::manifest::{CheckpointId, Manifest};
 
+/// An ancestor as far as the walk needs it: `None` when GC removed it, else the job and
+/// the parent its manifest names.
+type Ancestor = Option<(String, Option<CheckpointId>)>;
+
 /// What is known of the ancestors met so far: their parent, or why they do not resolve.
 #[derive(Debug, Default)]
 pub struct Chain {
     /// Per checkpoint id: `Ok(None)` removed by GC, `Ok(Some(m))` its decoded manifest's
     /// (job, parent), `Err` why its manifest does not load.
-    seen: BTreeMap<CheckpointId, Result<Option<(String, Option<CheckpointId>)>, String>>,
+    seen: BTreeMap<CheckpointId, Result<Ancestor, String>>,
 }
 
 /// How a chain ended: as it should (`Ok`, with what to say), or not.
@@ -61,7 +65,7 @@ impl Chain {
     }
 
     /// Ancestor `id`: `None` if removed, its (job, parent) if its manifest loads.
-    fn ancestor(&mut self, root: &Path, id: CheckpointId) -> Result<Option<(String, Option<CheckpointId>)>, String> {
+    fn ancestor(&mut self, root: &Path, id: CheckpointId) -> Result<Ancestor, String> {
         self.seen
             .entry(id)
             .or_insert_with(|| {
