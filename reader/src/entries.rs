@@ -5,7 +5,7 @@ use std::path::Path;
 use formats::fs::Fs;
 use formats::keygroup::KeyGroupRange;
 use formats::layout;
-use formats::manifest::{Manifest, ShardFormat};
+use formats::manifest::{Manifest, ShardFormat, ShardSnapshot};
 use formats::value::StateDescriptor;
 
 use crate::error::ReadError;
@@ -52,12 +52,27 @@ pub fn for_each(
                     None => Ok(()),
                 });
                 let removed = fs.remove_dir_all(scratch).map_err(|e| ReadError::io(scratch, e));
-                scanned?;
+                scanned.map_err(|e| name_the_file(e, root, sh))?;
                 removed?;
             }
         }
     }
     Ok(visited)
+}
+
+/// A RocksDB corruption error of shard `sh`, which names the table by its name in the
+/// rebuilt instance, as [`ReadError::CorruptFile`] naming the checkpoint's file instead;
+/// any other error as it is.
+fn name_the_file(e: ReadError, root: &Path, sh: &ShardSnapshot) -> ReadError {
+    match e {
+        ReadError::Rocks { path, source } if source.kind() == rocksdb::ErrorKind::Corruption => {
+            match rocks::file_named_in(source.as_ref(), root, sh) {
+                Some(file) => ReadError::CorruptFile { path: file, source },
+                None => ReadError::Rocks { path, source },
+            }
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,16 @@ pub enum ReadError {
         #[source]
         source: rocksdb::Error,
     },
+    /// RocksDB found a file of a shard's instance corrupt (a block whose checksum does
+    /// not match, a table it cannot open): `path` is that file in the checkpoint, as the
+    /// manifest names it, though its size and crc32 may match the manifest's (a file
+    /// written corrupt, or damaged and recorded again).
+    #[error("{path}: RocksDB reports it corrupt: {source}")]
+    CorruptFile {
+        path: PathBuf,
+        #[source]
+        source: rocksdb::Error,
+    },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
     /// The visitor refused an entry (for example, a state the job no longer declares).

@@ -3,7 +3,7 @@
 //! system, else copies), opened read-only, and the entries of the key groups asked for
 //! are read out of it in key order. The files were verified (size, crc32) when the
 //! manifest was loaded with checksums.
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use formats::fs::Fs;
 use formats::keygroup::{KeyGroup, KeyGroupRange};
@@ -11,7 +11,7 @@ use formats::layout;
 use formats::manifest::ShardSnapshot;
 use formats::statekey;
 use formats::value::{StateDescriptor, StateKind};
-use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, MergeOperands, Options, DB};
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, MergeOperands, Options, ReadOptions, DB};
 
 use crate::error::ReadError;
 
@@ -60,8 +60,21 @@ pub fn materialize(fs: &mut dyn Fs, root: &Path, shard: &ShardSnapshot, scratch:
 /// Callback of [`scan`]: (index of the state, key, value).
 pub type IndexedVisit<'a> = dyn FnMut(usize, &[u8], &[u8]) -> Result<(), ReadError> + 'a;
 
+/// The options of every scan: each block read is checked against its checksum (stated
+/// here rather than left to RocksDB's default, because `statetool verify` relies on it
+/// to find a corrupt block that a file's crc32 cannot see), and a one-pass scan does not
+/// fill the block cache, which would only evict blocks nobody reads again.
+fn scan_options() -> ReadOptions {
+    let mut o = ReadOptions::default();
+    o.set_verify_checksums(true);
+    o.fill_cache(false);
+    o
+}
+
 /// Visits, per state in `states` order, every entry of the instance in `dir` whose key
-/// group lies in `clip`, in key order: `visit(state index, key, value)`.
+/// group lies in `clip`, in key order: `visit(state index, key, value)`. Every data
+/// block the scan passes is checksummed ([`scan_options`]); with a `clip` that covers
+/// the instance's key groups, that is every data block of every SST.
 pub fn scan(
     dir: &Path,
     states: &[StateDescriptor],
@@ -76,7 +89,7 @@ pub fn scan(
             path: dir.to_owned(),
             reason: format!("no column family for state {:?}", d.name),
         })?;
-        for item in db.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward)) {
+        for item in db.iterator_cf_opt(cf, scan_options(), IteratorMode::From(&start, Direction::Forward)) {
             let (k, v) = item.map_err(rocks)?;
             let kg = statekey::decode(&k)?.key_group;
             if u32::from(kg.0) >= u32::from(clip.end) {
@@ -86,4 +99,41 @@ pub fn scan(
         }
     }
     Ok(())
+}
+
+/// Names the file behind a RocksDB error of `shard`'s instance: RocksDB names the table
+/// it failed to read (`.../000012.sst`, for a block checksum mismatch or a table it
+/// cannot open) by its name in the instance, which is a file's local name in the
+/// manifest. Returns that file's path under `root`, or `None` when the message names no
+/// file of the shard.
+pub(crate) fn file_named_in(message: &str, root: &Path, shard: &ShardSnapshot) -> Option<PathBuf> {
+    shard.files.iter().find(|f| names_file(message, f.local_name())).map(|f| layout::resolve(root, &f.path))
+}
+
+/// Whether `message` mentions `local` as a whole file name (after a `/`, a space or a
+/// quote), not as the tail or head of a longer one (`1000012.sst`, `000012.sst.tmp`).
+fn names_file(message: &str, local: &str) -> bool {
+    message.match_indices(local).any(|(at, _)| {
+        let before = message.get(..at).and_then(|b| b.chars().next_back());
+        let after = message.get(at + local.len()..).and_then(|a| a.chars().next());
+        matches!(before, None | Some('/' | ' ' | '\'' | '"'))
+            && !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_file;
+
+    #[test]
+    fn a_file_is_named_only_by_its_whole_name() {
+        // Pins: the SST a RocksDB message names is found by its whole local name in the
+        // path form RocksDB writes; a name that is only part of another does not match.
+        let m = "Corruption: block checksum mismatch: stored = 1, computed = 2, type = 1  \
+                 in /tmp/x/i/000012.sst offset 0 size 4015";
+        assert!(names_file(m, "000012.sst"));
+        assert!(!names_file(m, "00012.sst"), "a tail of the name");
+        assert!(!names_file(m, "000012.ss"), "a head of the name");
+        assert!(!names_file("Corruption: no file here", "000012.sst"));
+    }
 }

@@ -5,6 +5,7 @@
 //! (either form); `compact` and `migrate` rewrite them into a new checkpoint or
 //! savepoint; `gc` on a checkpoint root; `key-group` (where a key lives) and
 //! `ranges` (which key groups each shard owns).
+mod progress;
 mod rewrite;
 mod verbs;
 

@@ -1,10 +1,10 @@
 //! `statetool diff` on checkpoints written by real jobs (the `sluice` binary, built by
 //! `common/bins.rs`: never skipped): what it says, its exit codes, and that it never
 //! modifies its input.
-#[path = "../../engine/tests/common/tree.rs"]
-mod tree;
 #[path = "common/bins.rs"]
 mod bins;
+#[path = "../../engine/tests/common/tree.rs"]
+mod tree;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -500,7 +500,7 @@ fn dump_of_a_savepoint_equals_dump_of_a_checkpoint_of_the_same_state() {
     // `k, k+10, ..., k+90` of key k in the map state `distinct_seen`), and inspect
     // --entries counts 10 and 100 entries per state in both (a savepoint read through the
     // wrong root, a form whose entries render differently, or map entries dropped, fail
-    // this); no input changes.
+    // this); verify passes on the checkpoints and the savepoint of both; no input changes.
     for (backend, form) in [("heap", "canonical"), ("rocksdb", "native")] {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path();
@@ -561,5 +561,239 @@ fn dump_of_a_savepoint_equals_dump_of_a_checkpoint_of_the_same_state() {
         let (code, out, _) = statetool_on(&[&sp], &["inspect", s(&sp)]);
         assert_eq!(code, 0);
         assert!(out.starts_with(&format!("savepoint ({form}) at checkpoint")), "{out}");
+        for path in [&root, &sp] {
+            let (code, members) = verify_json(path, false);
+            assert!(code == 0 && !members.is_empty(), "{backend}: verify {}: {members:?}", path.display());
+        }
     }
+}
+
+/// A copy of the tree `from` (every file) at `to`.
+fn copy_tree(from: &Path, to: &Path) -> PathBuf {
+    for (rel, _) in tree::fingerprints(from) {
+        let dst = to.join(&rel);
+        std::fs::create_dir_all(dst.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(from.join(&rel), &dst).expect("copy");
+    }
+    to.to_path_buf()
+}
+
+/// `verify --json PATH` (inputs untouched): exit code and the one object per member.
+fn verify_json(path: &Path, quick: bool) -> (i32, Vec<Value>) {
+    let mut args = vec!["verify", "--json", s(path)];
+    if quick {
+        args.push("--quick");
+    }
+    let (code, out, err) = statetool_on(&[path], &args);
+    assert!(err.is_empty(), "verify writes nothing to stderr: {err}");
+    (code, out.lines().map(json).collect())
+}
+
+/// The named check `name` of a `verify --json` object: (status, detail).
+fn check<'a>(member: &'a Value, name: &str) -> (&'a str, &'a str) {
+    let c = member["checks"].as_array().expect("checks").iter().find(|c| c["check"] == name);
+    let c = c.unwrap_or_else(|| panic!("no check {name}: {member}"));
+    (c["status"].as_str().expect("status"), c["detail"].as_str().expect("detail"))
+}
+
+/// The newest checkpoint of the root `root` whose parent directory is still there.
+fn newest_with_parent(root: &Path) -> Manifest {
+    let m = newest_checkpoint(root).expect("a checkpoint");
+    let p = m.parent.expect("an incremental checkpoint has a parent");
+    assert!(formats::layout::checkpoint_dir(root, p).is_dir(), "retain = 2 keeps the parent of the newest");
+    m
+}
+
+/// Writes `m` as checkpoint `m.checkpoint`'s manifest through `formats` (checksums valid).
+fn rewrite_manifest(root: &Path, m: &Manifest) {
+    std::fs::write(formats::layout::manifest_path(root, m.checkpoint), m.encode().expect("encode")).expect("write");
+}
+
+#[test]
+fn verify_reports_every_named_check_on_good_state() {
+    // Pins: on the RocksDB root and both savepoint forms, verify --json lists the six
+    // named checks in order, every one ok (or sst_blocks skipped: a canonical savepoint
+    // has no SST); key groups are covered exactly once, a checkpoint's parent resolves
+    // and a savepoint has none; --quick skips the two that read entries; exit 0.
+    let w = written();
+    let names = ["manifest", "key_groups", "parent", "files", "sst_blocks", "entries"];
+    for path in [&w.root, &w.native, &w.canonical] {
+        for quick in [false, true] {
+            let (code, members) = verify_json(path, quick);
+            assert_eq!(code, 0, "{members:?}");
+            for m in &members {
+                let got: Vec<&str> =
+                    m["checks"].as_array().expect("checks").iter().filter_map(|c| c["check"].as_str()).collect();
+                assert_eq!(got, names, "{m}");
+                assert_eq!(check(m, "key_groups"), ("ok", "0..128 covered exactly once by 2 shard(s)"), "{m}");
+                let (status, parent) = check(m, "parent");
+                assert_eq!(status, "ok", "{m}");
+                let read = if quick { "skipped" } else { "ok" };
+                assert_eq!(check(m, "entries").0, read, "{m}");
+                if path == &w.canonical {
+                    assert_eq!(parent, "none (a savepoint has no parent)");
+                    assert_eq!(check(m, "sst_blocks"), ("skipped", if quick { "--quick" } else { "no RocksDB shard" }));
+                } else {
+                    assert_eq!(check(m, "sst_blocks").0, read, "{m}");
+                }
+                if path == &w.root {
+                    assert!(parent.starts_with("parent chk-"), "{m}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn verify_names_a_wrong_size_a_key_group_gap_and_a_broken_parent() {
+    // Pins: on copies of the RocksDB root, with each manifest rewritten through
+    // `formats` so its own checksums hold: a file's size off by one in the manifest is a
+    // `files` problem naming the file; a shard range shrunk (a gap) is a `key_groups`
+    // problem naming the manifest and the missing key groups (the other invariants
+    // still pass); a parent whose manifest is damaged is a `parent` problem naming that
+    // manifest; a parent removed as GC would is information, exit 0, while a shared file
+    // missing with it is a problem. Exit 1 for every fault.
+    let w = written();
+    let tmp = tempfile::tempdir().expect("tempdir");
+
+    let root = copy_tree(&w.root, &tmp.path().join("size"));
+    let mut m = newest_with_parent(&root);
+    let chk = formats::layout::checkpoint_dir(&root, m.checkpoint);
+    let f = &mut m.shards[1].files[0];
+    f.size += 1;
+    let named = f.path.clone();
+    rewrite_manifest(&root, &m);
+    let (code, v) = verify_json(&chk, true);
+    assert_eq!(code, 1, "{v:?}");
+    let (status, detail) = check(&v[0], "files");
+    assert!(status == "problem" && detail.contains(&named) && detail.contains("size"), "{}", v[0]);
+
+    let root = copy_tree(&w.root, &tmp.path().join("gap"));
+    let mut m = newest_with_parent(&root);
+    let chk = formats::layout::checkpoint_dir(&root, m.checkpoint);
+    let was = m.shards[1].range.start;
+    m.shards[1].range.start = was + 6;
+    let body = serde_json::to_vec(&m).expect("json");
+    let bytes = formats::envelope::encode(
+        formats::envelope::Kind::CheckpointManifest,
+        formats::manifest::MANIFEST_VERSION,
+        &body,
+    )
+    .expect("envelope");
+    std::fs::write(formats::layout::manifest_path(&root, m.checkpoint), bytes).expect("write");
+    let (code, v) = verify_json(&chk, false);
+    assert_eq!(code, 1, "{v:?}");
+    let (status, detail) = check(&v[0], "key_groups");
+    let gap = format!("key groups {was}..{} covered by no shard", was + 6);
+    assert!(status == "problem" && detail.contains("_manifest") && detail.contains(&gap), "{}", v[0]);
+    assert_eq!(check(&v[0], "manifest").0, "ok", "only 9.1 is broken: {}", v[0]);
+    assert!(v[0]["problem"].as_str().is_some_and(|p| p.contains(&gap)), "{}", v[0]);
+
+    let root = copy_tree(&w.root, &tmp.path().join("parent"));
+    let m = newest_with_parent(&root);
+    let chk = formats::layout::checkpoint_dir(&root, m.checkpoint);
+    let parent_manifest = formats::layout::manifest_path(&root, m.parent.expect("parent"));
+    flip(&parent_manifest);
+    let (code, v) = verify_json(&chk, true);
+    assert_eq!(code, 1, "{v:?}");
+    let (status, detail) = check(&v[0], "parent");
+    assert!(status == "problem" && detail.contains(s(&parent_manifest)), "{}", v[0]);
+
+    std::fs::remove_dir_all(parent_manifest.parent().expect("chk dir")).expect("collect the parent");
+    let (code, v) = verify_json(&chk, true);
+    assert_eq!(code, 0, "{v:?}");
+    let (status, detail) = check(&v[0], "parent");
+    assert!(status == "ok" && detail.contains("collected") && detail.contains("are present"), "{}", v[0]);
+    let shared = m.files().find(|f| f.path.starts_with("shared/")).expect("a shared file");
+    std::fs::remove_file(root.join(&shared.path)).expect("rm");
+    let (code, v) = verify_json(&chk, true);
+    assert_eq!(code, 1, "{v:?}");
+    let (status, detail) = check(&v[0], "parent");
+    assert!(status == "problem" && detail.contains("collected") && detail.contains(&shared.path), "{}", v[0]);
+}
+
+#[test]
+fn verify_finds_a_corrupt_sst_block_whose_crc32_the_manifest_agrees_with() {
+    // Pins: a flipped bit in an SST's first data block, with the manifest's crc32 (and
+    // size) recomputed through `formats` so only RocksDB's block checksum can see it:
+    // --quick passes (it checks sizes and crc32s only), the full verify exits 1 with an
+    // `sst_blocks` problem naming that SST, in a native savepoint (`shard-<i>/<n>.sst`)
+    // and in a checkpoint (`shared/<hash>.sst`).
+    let w = written();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (i, from) in [&w.native, &w.root].into_iter().enumerate() {
+        let copy = copy_tree(from, &tmp.path().join(i.to_string()));
+        let (target, sst) = if formats::layout::is_savepoint_dir(&copy) {
+            let mut meta = formats::savepoint::load(&StdFs, &copy, Verify::Checksums).expect("loads");
+            let f = meta.manifest.shards[0].files.iter_mut().find(|f| f.path.ends_with(".sst")).expect("an SST");
+            *f = damage(&copy, f);
+            let sst = f.path.clone();
+            let meta_path = formats::layout::savepoint_metadata_path(&copy);
+            std::fs::write(meta_path, meta.encode().expect("encode")).expect("write");
+            (copy, sst)
+        } else {
+            let mut m = newest_checkpoint(&copy).expect("a checkpoint");
+            let f = m.shards[0].files.iter_mut().find(|f| f.path.ends_with(".sst")).expect("an SST");
+            *f = damage(&copy, f);
+            let sst = f.path.clone();
+            rewrite_manifest(&copy, &m);
+            (formats::layout::checkpoint_dir(&copy, m.checkpoint), sst)
+        };
+        let (code, v) = verify_json(&target, true);
+        assert_eq!(code, 0, "the crc32s agree, --quick cannot see it: {v:?}");
+        let (code, v) = verify_json(&target, false);
+        assert_eq!(code, 1, "{v:?}");
+        let (status, detail) = check(&v[0], "sst_blocks");
+        assert!(status == "problem" && detail.contains(&sst), "{sst}: {}", v[0]);
+        let (code, out, _) = statetool_on(&[&target], &["verify", s(&target)]);
+        assert!(code == 1 && out.contains("PROBLEM") && out.contains(&sst), "{out}");
+    }
+}
+
+/// Flips a bit in the first data block of the SST `f` under `base` and returns its
+/// manifest entry recomputed through `formats` (size and crc32 of the damaged bytes).
+fn damage(base: &Path, f: &formats::manifest::FileRef) -> formats::manifest::FileRef {
+    let p = base.join(&f.path);
+    let mut b = std::fs::read(&p).expect("read");
+    // A block-based table starts with its data blocks: byte 8 is in the first one.
+    b[8] ^= 0x04;
+    std::fs::write(&p, &b).expect("write");
+    formats::manifest::FileRef { local: f.local.clone(), ..formats::manifest::FileRef::of(&f.path, &b) }
+}
+
+#[test]
+fn no_verb_writes_to_stderr_when_it_is_not_a_terminal() {
+    // Pins: the progress bar of the verbs that read entries is drawn only on a
+    // terminal: with stderr captured (a pipe), verify, dump, du, inspect --entries and
+    // diff write nothing to it, and succeed.
+    let w = written();
+    for args in [
+        vec!["verify", s(&w.root)],
+        vec!["dump", s(&w.native)],
+        vec!["du", s(&w.canonical)],
+        vec!["inspect", "--entries", s(&w.root)],
+        vec!["diff", s(&w.native), s(&w.canonical), "--summary"],
+    ] {
+        let (code, _, err) = statetool(&args);
+        assert!(code <= 1, "{args:?}: exit {code}: {err}");
+        assert!(err.is_empty(), "{args:?} wrote to stderr: {err:?}");
+    }
+}
+
+#[test]
+fn the_progress_bar_is_drawn_on_a_terminal() {
+    // Pins: with stderr a terminal (a pseudo-terminal from util-linux `script`), a verb
+    // that reads entries draws the bar (its label, the shard being read) through the
+    // central reading path; the run still exits 0.
+    let w = written();
+    let cmd = format!("{} verify {}", env!("CARGO_BIN_EXE_statetool"), s(&w.root));
+    let o = Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run statetool under `script` (util-linux), for a terminal");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("reading seq checkpoint") && out.contains("shard 1/2"), "no bar drawn:\n{out:?}");
+    assert!(out.contains("intact, 0 with problems"), "{out}");
 }

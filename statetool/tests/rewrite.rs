@@ -5,10 +5,10 @@
 //! checkpoints moved away, must end with exactly the results of an uninterrupted run.
 //! No verb may change a byte of its input, and a kill -9 at any point of a rewrite
 //! must leave no output that a restore accepts.
-#[path = "../../engine/tests/common/tree.rs"]
-mod tree;
 #[path = "common/bins.rs"]
 mod bins;
+#[path = "../../engine/tests/common/tree.rs"]
+mod tree;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -48,7 +48,14 @@ fn job_of(aggregate: &str, dir: &Path, name: &str, key_groups: u32, keys: u64, r
 fn run_job(dir: &Path, job: &Path, shards: u32, backend: &str, from: Option<&Path>) -> Vec<String> {
     let _ = std::fs::remove_file(dir.join("out.jsonl"));
     let mut c = Command::new(sluice_bin());
-    c.arg("run").arg(job).args(["--shards", &shards.to_string(), "--state-backend", backend, "--no-control", "--no-pin"]);
+    c.arg("run").arg(job).args([
+        "--shards",
+        &shards.to_string(),
+        "--state-backend",
+        backend,
+        "--no-control",
+        "--no-pin",
+    ]);
     c.arg("--data-dir").arg(dir.join("data"));
     if let Some(f) = from {
         c.arg("--from").arg(f);
@@ -79,7 +86,8 @@ fn source(backend: &'static str) -> &'static Source {
         let results = run_job(tmp.path(), &j, 2, backend, None);
         assert_eq!(results.len() as u64, KEYS, "one final sum per key");
         let root = tmp.path().join("ck").join("sum");
-        let m = formats::checkpoint::latest(&StdFs, &root, Verify::Checksums).expect("root").latest.expect("a checkpoint");
+        let m =
+            formats::checkpoint::latest(&StdFs, &root, Verify::Checksums).expect("root").latest.expect("a checkpoint");
         assert!(m.parent.is_some(), "an incremental chain to squash");
         Source { _tmp: tmp, root, results }
     })
@@ -127,7 +135,8 @@ fn compact_output_is_self_contained_and_restores_identically_on_both_backends() 
         assert_eq!(v["entries_written"].as_u64(), Some(KEYS), "{v}");
         let m = formats::checkpoint::latest(&StdFs, &out, Verify::Checksums).expect("out").latest.expect("published");
         assert_eq!(m.parent, None);
-        let shared: Vec<_> = std::fs::read_dir(out.join("shared")).expect("shared").map(|e| e.expect("e").file_name()).collect();
+        let shared: Vec<_> =
+            std::fs::read_dir(out.join("shared")).expect("shared").map(|e| e.expect("e").file_name()).collect();
         let listed = m.files().filter(|f| f.path.starts_with("shared/")).count();
         assert_eq!(shared.len(), listed, "shared/ holds exactly the files the checkpoint lists");
         let (code, diff, err) = statetool(&["diff", s(&src.root), s(&out), "--summary"]);
@@ -147,13 +156,20 @@ fn migrate_to_other_shard_and_key_group_counts_restores_identically_on_both_back
     for backend in ["rocksdb", "heap"] {
         let src = source(backend);
         let tmp = tempfile::tempdir().expect("tmp");
-        let cases: [(&str, u32, u32, &str); 4] =
-            [("native", 1, 128, "heap"), ("canonical", 3, 128, "rocksdb"), ("native", 4, 128, "rocksdb"), ("canonical", 3, 64, "heap")];
+        let cases: [(&str, u32, u32, &str); 4] = [
+            ("native", 1, 128, "heap"),
+            ("canonical", 3, 128, "rocksdb"),
+            ("native", 4, 128, "rocksdb"),
+            ("canonical", 3, 64, "heap"),
+        ];
         let mut outs = Vec::new();
         for (form, shards, key_groups, into) in cases {
             let out = tmp.path().join(format!("{form}-{shards}-{key_groups}"));
             let (n, g) = (shards.to_string(), key_groups.to_string());
-            rewrite(&src.root, &["migrate", s(&src.root), "--to", s(&out), "--shards", &n, "--key-groups", &g, "--form", form]);
+            rewrite(
+                &src.root,
+                &["migrate", s(&src.root), "--to", s(&out), "--shards", &n, "--key-groups", &g, "--form", form],
+            );
             let (code, info, err) = statetool(&["inspect", s(&out), "--json"]);
             assert_eq!(code, 0, "{err}");
             let v: serde_json::Value = serde_json::from_str(&info).expect("json");
@@ -253,7 +269,10 @@ fn a_kill_at_any_point_of_a_rewrite_leaves_no_output_a_restore_accepts() {
             // Published before the kill (the kill may land after the manifest, while
             // the scratch directory is removed): then it is complete and equal in state.
             let (code, diff, err) = statetool(&["diff", s(&root), s(&out), "--summary"]);
-            assert_eq!(code, 0, "{verb} killed after {i}/10 of its run (exit {st}) left a published output that differs: {diff}{err}");
+            assert_eq!(
+                code, 0,
+                "{verb} killed after {i}/10 of its run (exit {st}) left a published output that differs: {diff}{err}"
+            );
         } else {
             assert!(!st.success(), "a finished {verb} left an output restore refuses");
             refused += 1;
@@ -273,7 +292,8 @@ fn migrate_upgrades_a_version_1_checkpoint_to_the_current_manifest_version() {
     rewrite(&fixture, &["migrate", s(&fixture), "--to", s(&out), "--form", "checkpoint", "--format-version", "2"]);
     let m = formats::checkpoint::latest(&StdFs, &out, Verify::Checksums).expect("out").latest.expect("published");
     let bytes = std::fs::read(formats::layout::manifest_path(&out, m.checkpoint)).expect("manifest");
-    let (version, _) = formats::envelope::decode(formats::envelope::Kind::CheckpointManifest, &bytes).expect("envelope");
+    let (version, _) =
+        formats::envelope::decode(formats::envelope::Kind::CheckpointManifest, &bytes).expect("envelope");
     assert_eq!(version, formats::manifest::MANIFEST_VERSION);
     let (code, out_text, err) = statetool(&["diff", s(&fixture), s(&out), "--summary"]);
     assert_eq!(code, 0, "{out_text}{err}");
@@ -292,7 +312,10 @@ fn migrate_merging_old_shards_of_several_states_goes_through_the_sorter_and_rest
     let src = Source { _tmp: tempfile::tempdir().expect("tmp"), root: root.clone(), results };
     for (form, shards, sorted) in [("native", 1, true), ("canonical", 3, true), ("canonical", 2, false)] {
         let out = tmp.path().join(format!("{form}-{shards}"));
-        let report = rewrite(&root, &["migrate", s(&root), "--to", s(&out), "--shards", &shards.to_string(), "--form", form, "--json"]);
+        let report = rewrite(
+            &root,
+            &["migrate", s(&root), "--to", s(&out), "--shards", &shards.to_string(), "--form", form, "--json"],
+        );
         let v: serde_json::Value = serde_json::from_str(&report).expect("json");
         assert_eq!(v["sorted"].as_bool(), Some(sorted), "{form} onto {shards}: {v}");
         let dir = tempfile::tempdir().expect("tmp");

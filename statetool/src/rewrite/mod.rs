@@ -28,6 +28,7 @@ use formats::manifest::{Manifest, ShardSnapshot};
 use formats::statekey;
 use formats::value::{purge_expired, Purged};
 
+use crate::progress::{Progress, ENTRIES_PER_UPDATE};
 use crate::verbs::entries::ALL;
 use crate::verbs::target::Loaded;
 use plan::{Form, Plan};
@@ -199,6 +200,9 @@ pub fn run(input: &Loaded, plan: &Plan, to: &Path) -> anyhow::Result<Report> {
     let format = Output::format_for(plan.form, &backend);
     let mut out = Output::begin(to, plan.form, format, m.checkpoint, scratch.path())?;
     let opts: Vec<rocksdb::Options> = plan.states.iter().map(shard::cf_options).collect();
+    // Reading shows its own bar (`verbs::entries`); writing from the sorter shows this one.
+    let bar = r.sorted.then(|| Progress::entries(Some(r.entries_written), "writing the new shards"));
+    let count = |n: u64| bar.iter().for_each(|b| b.inc(n));
     let written = || -> anyhow::Result<Vec<ShardSnapshot>> {
         let mut shards = Vec::new();
         for (i, source_position) in positions.into_iter().enumerate() {
@@ -207,9 +211,18 @@ pub fn run(input: &Loaded, plan: &Plan, to: &Path) -> anyhow::Result<Report> {
             let mut sink = out.open(shard.0, range, &plan.states, &opts)?;
             match &sorter {
                 Some(sorter) => {
+                    bar.iter().for_each(|b| b.detail(format!("shard {}/{}", i + 1, plan.shards)));
+                    let mut pending = 0u64;
                     for state in 0..plan.states.len() {
-                        sorter.scan(state, range, &mut |kg, k, v| sink.add(state, kg, k, v))?;
+                        sorter.scan(state, range, &mut |kg, k, v| {
+                            pending += 1;
+                            if pending == ENTRIES_PER_UPDATE {
+                                count(std::mem::take(&mut pending));
+                            }
+                            sink.add(state, kg, k, v)
+                        })?;
                     }
+                    count(pending);
                 }
                 None => read_mapped(input, plan, range, &mut r, &mut |state, kg, k, v| sink.add(state, kg, k, v))?,
             }
@@ -236,6 +249,7 @@ pub fn run(input: &Loaded, plan: &Plan, to: &Path) -> anyhow::Result<Report> {
         states: plan.states.clone(),
         shards,
     };
+    drop(bar);
     r.bytes_out = manifest.files().map(|f| f.size).sum();
     out.commit(manifest)?;
     r.seconds = started.elapsed().as_secs_f64();

@@ -83,12 +83,7 @@ impl Sorter {
 
     /// Visits the entries of output state `state` whose key group lies in `range`, in key
     /// order: `visit(key_group, key, value)`.
-    pub fn scan(
-        &self,
-        state: usize,
-        range: KeyGroupRange,
-        visit: &mut SortedVisit<'_>,
-    ) -> anyhow::Result<()> {
+    pub fn scan(&self, state: usize, range: KeyGroupRange, visit: &mut SortedVisit<'_>) -> anyhow::Result<()> {
         anyhow::ensure!(state < self.states, "no scratch state {state}");
         let cf = self.db.cf_handle(&cf_name(state)).ok_or_else(|| anyhow::anyhow!("no scratch state {state}"))?;
         let start = statekey::key_group_prefix(KeyGroup(range.start));
@@ -135,8 +130,11 @@ mod tests {
                 Ok(())
             })
             .expect("scan");
-            let mut want: Vec<Vec<u8>> =
-                keys.iter().filter(|(st, kg, _)| *st == state && range.contains(KeyGroup(*kg))).map(|(_, _, k)| k.clone()).collect();
+            let mut want: Vec<Vec<u8>> = keys
+                .iter()
+                .filter(|(st, kg, _)| *st == state && range.contains(KeyGroup(*kg)))
+                .map(|(_, _, k)| k.clone())
+                .collect();
             want.sort();
             assert_eq!(got, want, "state {state}");
         }

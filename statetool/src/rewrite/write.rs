@@ -21,6 +21,7 @@ use rocksdb::Options;
 
 use super::plan::Form;
 use super::shard::{InstanceShard, ShardSink, SnapshotShard};
+use crate::progress::Progress;
 
 /// Where the output goes and in what shape.
 pub struct Output {
@@ -37,12 +38,22 @@ impl Output {
     /// Starts the output at `to`, which must not exist or be an empty directory (nothing
     /// is ever overwritten): a savepoint gets its in-progress marker; a checkpoint root
     /// gets `shared/` and an empty `chk-<id>/`. Shards are written in `format`.
-    pub fn begin(to: &Path, form: Form, format: ShardFormat, id: CheckpointId, scratch: &Path) -> anyhow::Result<Output> {
+    pub fn begin(
+        to: &Path,
+        form: Form,
+        format: ShardFormat,
+        id: CheckpointId,
+        scratch: &Path,
+    ) -> anyhow::Result<Output> {
         let mut fs = StdFs;
         match form {
             Form::Checkpoint => {
                 let empty = !to.exists() || (to.is_dir() && std::fs::read_dir(to)?.next().is_none());
-                anyhow::ensure!(empty, "{}: already exists and is not empty (statetool never overwrites)", to.display());
+                anyhow::ensure!(
+                    empty,
+                    "{}: already exists and is not empty (statetool never overwrites)",
+                    to.display()
+                );
                 formats::fs::create_dir_all(&mut fs, to).with_context(|| format!("creating {}", to.display()))?;
                 protocol::begin(&mut fs, to, id)?;
             }
@@ -117,6 +128,8 @@ impl Output {
         let mut files = Vec::new();
         let mut names = self.fs.list(taken).with_context(|| format!("listing {}", taken.display()))?;
         names.sort();
+        let total = names.iter().map(|n| std::fs::metadata(taken.join(n)).map_or(0, |m| m.len())).sum();
+        let bar = Progress::bytes(total, format!("copying shard {shard}'s files"));
         for name in names {
             let src = taken.join(&name);
             let f = match self.form {
@@ -132,10 +145,14 @@ impl Output {
                     out.finish()?;
                     FileRef::of(&path, &bytes)
                 }
-                _ => savepoint::copy_in(&mut self.fs, &self.to, &layout::savepoint_owned_path(shard, &name), &src, None)?,
+                _ => {
+                    savepoint::copy_in(&mut self.fs, &self.to, &layout::savepoint_owned_path(shard, &name), &src, None)?
+                }
             };
+            bar.inc(f.size);
             files.push(f);
         }
+        bar.finish();
         Ok(files)
     }
 

@@ -1,6 +1,12 @@
 //! Reading every entry of a checkpoint through `reader` (the engine's restore reads the
 //! same way). RocksDB shards are rebuilt in a temporary directory outside the checkpoint,
 //! which stays untouched.
+//!
+//! Every verb that reads entries comes through [`for_each`], which is where the progress
+//! bar is (`crate::progress`): entries read, entries per second, elapsed, and which of
+//! the shards being read it is at. To know that, shards are handed to the reader one at
+//! a time, each as a manifest of that shard alone, so the reader reads exactly what it
+//! would have read of the whole manifest, in the same order.
 use std::path::Path;
 
 use formats::keygroup::KeyGroupRange;
@@ -8,10 +14,35 @@ use formats::manifest::Manifest;
 
 pub use reader::{Visit, ALL_KEY_GROUPS as ALL};
 
+use crate::progress::{Progress, ENTRIES_PER_UPDATE};
+
 /// Calls `visit(state, key, value)` for every entry of `m` (under `root`) whose key
-/// group lies in `clip`; the first error, of a file or of `visit`, names the file.
+/// group lies in `clip`; the first error, of a file or of `visit`, names the file. The
+/// error of the reader is returned as a `reader::ReadError` (no context added), so a
+/// caller may tell its kind.
 pub fn for_each(root: &Path, m: &Manifest, clip: KeyGroupRange, visit: &mut Visit<'_>) -> anyhow::Result<u64> {
     let scratch = tempfile::tempdir()?;
     let dir = scratch.path().join("instance");
-    Ok(reader::for_each(&mut formats::fs::StdFs, root, m, clip, Some(&dir), visit)?)
+    let shards: Vec<_> = m.shards.iter().filter(|s| s.range.start < clip.end && clip.start < s.range.end).collect();
+    let bar = Progress::entries(None, format!("reading {} checkpoint {}", m.job, m.checkpoint.0));
+    let mut pending = 0u64;
+    let mut counted = |d: &formats::value::StateDescriptor, k: &[u8], v: &[u8]| {
+        pending += 1;
+        if pending == ENTRIES_PER_UPDATE {
+            bar.inc(pending);
+            pending = 0;
+        }
+        visit(d, k, v)
+    };
+    // The manifest with one shard at a time (its header cloned once).
+    let mut one = m.clone();
+    one.shards.clear();
+    let mut visited = 0;
+    for (i, sh) in shards.iter().enumerate() {
+        bar.detail(format!("shard {}/{} (shard {})", i + 1, shards.len(), sh.shard));
+        one.shards = vec![(*sh).clone()];
+        visited += reader::for_each(&mut formats::fs::StdFs, root, &one, clip, Some(&dir), &mut counted)?;
+    }
+    bar.inc(pending);
+    Ok(visited)
 }

@@ -22,10 +22,15 @@ pub fn check(shards: u32, key_groups: u32) -> anyhow::Result<()> {
     validate_shards(shards, key_groups).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// Writes to stdout, exiting quietly if the reader went away (`| head`).
+/// Writes to stdout, exiting quietly if the reader went away (`| head`); a progress bar
+/// on the same terminal is taken off the screen while it writes.
 pub fn out(text: &str) {
     use std::io::Write;
-    if std::io::stdout().write_all(text.as_bytes()).is_err() {
+    let written = crate::progress::suspend(|| {
+        let mut o = std::io::stdout().lock();
+        o.write_all(text.as_bytes()).and_then(|()| o.flush())
+    });
+    if written.is_err() {
         std::process::exit(0);
     }
 }

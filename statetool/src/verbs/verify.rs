@@ -1,13 +1,19 @@
 //! `statetool verify PATH`: every checkpoint PATH names, or the savepoint it is, is
-//! intact: the manifest (a savepoint's `_savepoint`) decodes and validates (key groups
-//! covered exactly once), every file exists with its size and crc32, and every entry
-//! reads back (snapshot blocks decode; RocksDB shards open read-only and scan, which
-//! checks RocksDB's own block checksums). An incomplete savepoint (only its in-progress
-//! marker) is reported as such. `--quick` stops after the files: metadata, sizes and
-//! crc32s, no entry read. Exit 0 when all are intact, 1 otherwise.
+//! intact, as a list of named checks per checkpoint (`verify/checks.rs` says what each
+//! one means): `manifest`, `key_groups` (covered exactly once; else which are missing or
+//! covered twice), `parent` (the chain resolves), `files` (sizes and crc32s),
+//! `sst_blocks` (every RocksDB data block's checksum) and `entries` (every entry reads
+//! back). An incomplete savepoint (only its in-progress marker) is a `manifest` problem
+//! saying so. `--quick` stops after `files`: metadata, sizes and crc32s (which reads
+//! every byte of every file once, but decodes nothing). Exit 0 when all are intact, 1
+//! otherwise.
+mod checks;
+mod coverage;
+mod parent;
+
 use std::path::PathBuf;
 
-use formats::checkpoint::Verify;
+use checks::{Report, Status};
 
 use super::target::{self, Member};
 
@@ -22,58 +28,67 @@ pub struct Args {
     quick: bool,
 }
 
-/// The member's kind and entry count (none with `quick`) when intact, the problem
-/// (naming the file) if not.
-fn check(m: &Member, quick: bool) -> Result<(target::Kind, Option<u64>), String> {
-    let l = m.load(Some(Verify::Checksums)).map_err(|e| e.to_string())?;
-    if quick {
-        return Ok((l.kind, None));
-    }
-    let n = l.for_each(super::entries::ALL, &mut |_, _, _| Ok(())).map_err(|e| format!("{e:#}"))?;
-    Ok((l.kind, Some(n)))
+/// "1234 entries", or what a quick check did instead.
+fn entries(n: Option<u64>) -> String {
+    n.map_or_else(|| "files only (--quick)".to_owned(), |n| format!("{n} entries"))
 }
 
-/// "1234 entries", or what a quick check did instead.
-fn entries(n: &Option<u64>) -> String {
-    n.map_or_else(|| "files only (--quick)".to_owned(), |n| format!("{n} entries"))
+/// One JSON object per member: `checkpoint` or `savepoint`, its kind, `ok`, `entries`,
+/// `quick`, `problem` (the first, naming the file) and `checks` (`{check, status,
+/// detail}` in order).
+fn json(m: &Member, r: &Report, quick: bool) -> serde_json::Value {
+    let mut o = serde_json::Map::new();
+    match m {
+        Member::Checkpoint { id, .. } => o.insert("checkpoint".into(), id.0.into()),
+        Member::Savepoint { dir } => o.insert("savepoint".into(), dir.display().to_string().into()),
+    };
+    if let Some(k) = r.kind {
+        o.extend(k.json());
+    }
+    o.insert("ok".into(), r.problem().is_none().into());
+    o.insert("entries".into(), r.entries.map_or(serde_json::Value::Null, Into::into));
+    o.insert("quick".into(), quick.into());
+    if let Some(p) = r.problem() {
+        o.insert("problem".into(), p.detail.clone().into());
+    }
+    let checks = r
+        .checks
+        .iter()
+        .map(|c| serde_json::json!({ "check": c.name, "status": c.status.label(), "detail": c.detail }))
+        .collect();
+    o.insert("checks".into(), serde_json::Value::Array(checks));
+    serde_json::Value::Object(o)
+}
+
+/// The member's line (`chk-5  ok  2000 entries`, or `PROBLEM` and the first problem),
+/// then one indented line per check.
+fn table(m: &Member, r: &Report, savepoint: bool) -> String {
+    let mut s = match (r.problem(), r.kind) {
+        (Some(p), _) => format!("{}  PROBLEM  {}\n", m.name(), p.detail),
+        (None, Some(kind)) if savepoint => format!("{}  ok       {}, {}\n", m.name(), kind.label(), entries(r.entries)),
+        (None, _) => format!("{}  ok       {}\n", m.name(), entries(r.entries)),
+    };
+    for c in &r.checks {
+        let status = if c.status == Status::Problem { "PROBLEM" } else { c.status.label() };
+        s.push_str(&format!("  {:<10}  {status:<7}  {}\n", c.name, c.detail));
+    }
+    s
 }
 
 pub fn run(a: &Args) -> anyhow::Result<u8> {
     let t = target::resolve(&a.path)?;
     let savepoint = matches!(t, target::Target::Savepoint { .. });
-    let results: Vec<_> = t.members().into_iter().map(|m| (m.clone(), check(&m, a.quick))).collect();
-    let bad = results.iter().filter(|(_, r)| r.is_err()).count();
+    let mut chain = parent::Chain::default();
+    let results: Vec<_> = t.members().into_iter().map(|m| (m.clone(), checks::run(&m, a.quick, &mut chain))).collect();
+    let bad = results.iter().filter(|(_, r)| r.problem().is_some()).count();
     if a.json {
         for (m, r) in &results {
-            let mut o = serde_json::Map::new();
-            match m {
-                Member::Checkpoint { id, .. } => o.insert("checkpoint".into(), id.0.into()),
-                Member::Savepoint { dir } => o.insert("savepoint".into(), dir.display().to_string().into()),
-            };
-            match r {
-                Ok((kind, n)) => {
-                    o.extend(kind.json());
-                    o.insert("ok".into(), true.into());
-                    o.insert("entries".into(), n.map_or(serde_json::Value::Null, Into::into));
-                    o.insert("quick".into(), a.quick.into());
-                }
-                Err(e) => {
-                    o.insert("ok".into(), false.into());
-                    o.insert("problem".into(), e.clone().into());
-                }
-            }
-            super::out(&format!("{}\n", serde_json::Value::Object(o)));
+            super::out(&format!("{}\n", json(m, r, a.quick)));
         }
     } else {
         let mut s = String::new();
         for (m, r) in &results {
-            match r {
-                Ok((kind, n)) if savepoint => {
-                    s.push_str(&format!("{}  ok       {}, {}\n", m.name(), kind.label(), entries(n)))
-                }
-                Ok((_, n)) => s.push_str(&format!("{}  ok       {}\n", m.name(), entries(n))),
-                Err(e) => s.push_str(&format!("{}  PROBLEM  {e}\n", m.name())),
-            }
+            s.push_str(&table(m, r, savepoint));
         }
         let what = if savepoint { "savepoint(s)" } else { "checkpoint(s)" };
         s.push_str(&format!("{} {what}, {} intact, {bad} with problems\n", results.len(), results.len() - bad));
