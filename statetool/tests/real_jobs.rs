@@ -4,9 +4,10 @@
 //! figures computed in the test independently (manifests read through `formats`, entries
 //! through `reader`), and no verb may change a byte of its input.
 //!
-//! The `sluice` binary is the one beside this test's `statetool` (the same target
-//! directory and profile); when it is missing it is built (`cargo build -p
-//! sluice-engine --bin sluice`), never skipped.
+//! The `sluice` binary is the workspace's, built into this test's target directory and
+//! profile by `common/bins.rs` (never skipped, never stale).
+#[path = "common/bins.rs"]
+mod bins;
 #[path = "../../engine/tests/common/tree.rs"]
 mod tree;
 
@@ -21,17 +22,10 @@ use formats::fs::StdFs;
 use formats::manifest::Manifest;
 use serde_json::Value;
 
+use bins::{s, sluice_bin, statetool};
+
 /// How long any one wait may take before it fails the test.
 const PATIENCE: Duration = Duration::from_secs(60);
-
-fn statetool(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_statetool")).args(args).output().expect("run statetool");
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
 
 /// Runs statetool and checks that none of `inputs` changed a byte (hashes of every file
 /// before and after).
@@ -46,30 +40,6 @@ fn statetool_on(inputs: &[&Path], args: &[&str]) -> (i32, String, String) {
 
 fn json(out: &str) -> Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
-
-/// The `sluice` binary beside `statetool`, built when missing.
-fn sluice_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_BIN_EXE_statetool")).parent().expect("bin dir").to_path_buf();
-        let bin = dir.join("sluice");
-        if !bin.is_file() {
-            let target = dir.parent().expect("target dir");
-            let mut c = Command::new(env!("CARGO"));
-            c.args(["build", "-p", "sluice-engine", "--bin", "sluice", "--target-dir"]).arg(target);
-            if dir.file_name().is_some_and(|n| n == "release") {
-                c.arg("--release");
-            }
-            let st = c.current_dir(env!("CARGO_MANIFEST_DIR")).status().expect("cargo build sluice");
-            assert!(st.success() && bin.is_file(), "building {} failed", bin.display());
-        }
-        bin
-    })
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 /// A `sluice run` child, killed and reaped when dropped (a failing test leaves no process).
