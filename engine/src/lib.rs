@@ -33,6 +33,7 @@ pub use job::{Job, KeyedStream, Processed, RunnableJob, Stream};
 pub use runtime::checkpoint::config::{CheckpointConfig, CheckpointMode, Cleanup, FsFactory};
 pub use runtime::checkpoint::restore::{Origin, Restore};
 pub use runtime::config::{available_cores, RunConfig, RunReport};
+pub use runtime::setup::lock_checkpoint_root;
 pub use runtime::control::{CheckpointRecord, JobControl, JobState, Operation, Refusal, Snapshot as JobSnapshot};
 pub use runtime::restart::RestartStrategy;
 pub use sink::{CollectSink, DiscardSink, LineFormat, LineSink, Sink, SinkFactory};
