@@ -63,7 +63,9 @@ pub enum Kind {
 
 // §8's table of kinds: the numbers are part of the format.
 const _: () = assert!(
-    Kind::CheckpointManifest as u16 == 1 && Kind::SnapshotIndex as u16 == 2 && Kind::SavepointMetadata as u16 == 3
+    Kind::CheckpointManifest as u16 == 1
+        && Kind::SnapshotIndex as u16 == 2
+        && Kind::SavepointMetadata as u16 == 3
         && Kind::JobFile as u16 == 4
 );
 

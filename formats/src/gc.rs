@@ -148,7 +148,8 @@ pub fn plan_gc_keeping(fs: &dyn Fs, root: &Path, keep: &Keep) -> Result<GcPlan, 
     let shared = layout::shared_dir(root);
     if fs.is_dir(&shared) {
         let kept: BTreeSet<&String> = plan.live_shared.keys().chain(plan.held_shared.keys()).collect();
-        plan.orphaned_shared = fs.list(&shared).map_err(io(&shared))?.into_iter().filter(|n| !kept.contains(n)).collect();
+        plan.orphaned_shared =
+            fs.list(&shared).map_err(io(&shared))?.into_iter().filter(|n| !kept.contains(n)).collect();
     }
     Ok(plan)
 }

@@ -40,17 +40,31 @@ fn sps() -> PathBuf {
 enum Op {
     /// A published checkpoint: `new` new shared files, the previous checkpoint's shared
     /// files whose bit is set in `reuse`, one owned file.
-    Publish { new: u8, reuse: u8 },
+    Publish {
+        new: u8,
+        reuse: u8,
+    },
     /// An attempt that wrote `new` shared files and its owned file, then was aborted
     /// (`crash: false`) or left without a manifest by a crash.
-    Failed { new: u8, crash: bool },
+    Failed {
+        new: u8,
+        crash: bool,
+    },
     /// A new run restored from a published checkpoint (`pick` among them), pinning it.
-    Restore { pick: usize },
+    Restore {
+        pick: usize,
+    },
     /// A savepoint copied from a published checkpoint, kept by name from then on.
-    Savepoint { pick: usize },
+    Savepoint {
+        pick: usize,
+    },
     /// A published checkpoint kept by name (`--keep-savepoint chk-<n>`) from then on.
-    Name { pick: usize },
-    Gc { retain: usize },
+    Name {
+        pick: usize,
+    },
+    Gc {
+        retain: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -191,8 +205,7 @@ impl Model {
         files.push(f);
         payloads.push(p);
         let m = manifest(id, self.chain, files);
-        checkpoint::publish(&mut self.fs, &root(), &m, &payloads)
-            .map_err(|e| fail(format!("publish {id}: {e}")))?;
+        checkpoint::publish(&mut self.fs, &root(), &m, &payloads).map_err(|e| fail(format!("publish {id}: {e}")))?;
         self.published.insert(id, m);
         self.chain = Some(id);
         self.fs.clear_history();

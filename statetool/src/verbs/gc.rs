@@ -54,7 +54,10 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     // Held until the end of the run, so that no daemon starts mid-gc.
     let _lock = take_lock(&root, a.dry_run)?;
     let job = jobfile::read(&StdFs, &root).with_context(|| {
-        format!("cannot read {}; remove it if it is damaged (it only holds defaults)", layout::job_file(&root).display())
+        format!(
+            "cannot read {}; remove it if it is damaged (it only holds defaults)",
+            layout::job_file(&root).display()
+        )
     })?;
     let r = resolve(a, &root, job.as_ref())?;
     let plan = plan_gc_keeping(&StdFs, &root, &r.keep)?;
@@ -105,7 +108,12 @@ fn resolve(a: &Args, root: &Path, job: Option<&JobFile>) -> anyhow::Result<Resol
         let p = given.canonicalize().with_context(|| format!("--keep-savepoint {}", given.display()))?;
         if let Some((r_root, id)) = layout::split_checkpoint_dir(&p) {
             if r_root != root {
-                bail!("--keep-savepoint {}: a checkpoint of {}, not of {}", given.display(), r_root.display(), root.display());
+                bail!(
+                    "--keep-savepoint {}: a checkpoint of {}, not of {}",
+                    given.display(),
+                    r_root.display(),
+                    root.display()
+                );
             }
             checkpoint::load(&StdFs, root, id, Verify::Sizes)
                 .with_context(|| format!("--keep-savepoint {}: not an intact published checkpoint", given.display()))?;
@@ -121,7 +129,11 @@ fn resolve(a: &Args, root: &Path, job: Option<&JobFile>) -> anyhow::Result<Resol
                 r.keep.files.entry(f).or_default().push(given.display().to_string());
             }
         } else {
-            bail!("--keep-savepoint {}: neither a chk-<n> directory of {} nor a savepoint", given.display(), root.display());
+            bail!(
+                "--keep-savepoint {}: neither a chk-<n> directory of {} nor a savepoint",
+                given.display(),
+                root.display()
+            );
         }
     }
     Ok(r)
