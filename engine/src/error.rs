@@ -35,6 +35,9 @@ pub enum Error {
     Read(#[from] reader::ReadError),
     #[error("executor: {0}")]
     Executor(String),
+    /// The job's checkpoint root is locked by another process (FORMAT.md §15).
+    #[error("{0}: another sluice daemon runs this job (or statetool gc runs on its checkpoints); stop it first")]
+    RootLocked(formats::jobfile::LockError),
     #[error("{0}")]
     User(UserError),
 }

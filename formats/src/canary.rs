@@ -10,6 +10,8 @@ pub(crate) enum Canary {
     SkipDirFsync,
     /// `abort` also removes `shared/`, which older checkpoints borrow from.
     AbortClearsShared,
+    /// Garbage collection ignores pinned checkpoints (`gc::plan_gc_keeping`).
+    GcDropsPinned,
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ use crate::layout;
 use crate::manifest::{CheckpointId, FileRef, Manifest};
 use crate::publish;
 
+pub use crate::gc::{execute_gc, plan_gc, plan_gc_keeping, GcPlan, Keep, Why};
+
 /// A file a checkpoint writes (a shared file not yet present, or an owned file).
 #[derive(Debug, Clone)]
 pub struct Payload {
@@ -337,84 +339,6 @@ pub fn latest(fs: &dyn Fs, root: &Path, verify: Verify) -> Result<Discovery, For
         }
     }
     Ok(Discovery { latest: None, rejected })
-}
-
-/// What garbage collection keeps and removes, and why each kept shared file is alive.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct GcPlan {
-    pub retained: Vec<CheckpointId>,
-    /// Published, but older than the `retain` newest.
-    pub subsumed: Vec<CheckpointId>,
-    /// Directories without a valid manifest, older than the newest published checkpoint.
-    pub aborted: Vec<CheckpointId>,
-    /// Names in `shared/` no retained checkpoint refers to.
-    pub orphaned_shared: Vec<String>,
-    /// Shared files kept, with the retained checkpoints that refer to them.
-    pub live_shared: BTreeMap<String, Vec<CheckpointId>>,
-}
-
-/// Plans garbage collection keeping the `retain` newest published checkpoints, and the
-/// `pinned` ones whatever their age (a checkpoint a job was restored from: the job does
-/// not own it, §10). Computed from the manifests alone. Must not run while a checkpoint
-/// is being written (the engine runs it between checkpoints; statetool on a stopped job).
-pub fn plan_gc(fs: &dyn Fs, root: &Path, retain: usize, pinned: &[CheckpointId]) -> Result<GcPlan, FormatError> {
-    let mut plan = GcPlan::default();
-    let mut manifests = Vec::new();
-    let mut invalid = Vec::new();
-    for id in checkpoint_ids(fs, root)? {
-        let mp = layout::manifest_path(root, id);
-        match fs.read(&mp).ok().and_then(|b| Manifest::decode(&b).ok()) {
-            Some(m) if m.checkpoint == id => manifests.push(m),
-            _ => invalid.push(id),
-        }
-    }
-    let newest = manifests.first().map(|m| m.checkpoint);
-    for (i, m) in manifests.iter().enumerate() {
-        if i < retain.max(1) || pinned.contains(&m.checkpoint) {
-            plan.retained.push(m.checkpoint);
-            for f in m.files() {
-                if let Some(name) = layout::shared_name_of(&f.path) {
-                    plan.live_shared.entry(name.to_owned()).or_default().push(m.checkpoint);
-                }
-            }
-        } else {
-            plan.subsumed.push(m.checkpoint);
-        }
-    }
-    plan.aborted = invalid.into_iter().filter(|id| newest.is_some_and(|n| *id < n)).collect();
-    let shared = layout::shared_dir(root);
-    if fs.is_dir(&shared) {
-        plan.orphaned_shared =
-            fs.list(&shared).map_err(io(&shared))?.into_iter().filter(|n| !plan.live_shared.contains_key(n)).collect();
-    }
-    Ok(plan)
-}
-
-/// Carries out a plan: first unpublishes and removes checkpoints (manifest first, so a
-/// crash midway never leaves a published checkpoint with missing files), then removes
-/// orphaned shared files.
-pub fn execute_gc(fs: &mut dyn Fs, root: &Path, plan: &GcPlan) -> Result<(), FormatError> {
-    for id in plan.subsumed.iter().chain(&plan.aborted) {
-        let mp = layout::manifest_path(root, *id);
-        let chk = layout::checkpoint_dir(root, *id);
-        if fs.exists(&mp) {
-            fs.remove_file(&mp).map_err(io(&mp))?;
-            fs.sync_dir(&chk).map_err(io(&chk))?;
-        }
-        fs.remove_dir_all(&chk).map_err(io(&chk))?;
-    }
-    if !plan.subsumed.is_empty() || !plan.aborted.is_empty() {
-        fs.sync_dir(root).map_err(io(root))?;
-    }
-    let shared = layout::shared_dir(root);
-    for name in &plan.orphaned_shared {
-        let p = shared.join(name);
-        fs.remove_file(&p).map_err(io(&p))?;
-    }
-    if !plan.orphaned_shared.is_empty() {
-        fs.sync_dir(&shared).map_err(io(&shared))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! ```text
 //! offset size field
 //!      0    4 magic       b"SLUI"
-//!      4    2 kind        u16 LE (1: checkpoint manifest, 2: snapshot index, 3: savepoint)
+//!      4    2 kind        u16 LE (1: checkpoint manifest, 2: snapshot index, 3: savepoint,
+//!                         4: job file)
 //!      6    2 version     u16 LE, version of the body's format
 //!      8    4 body_len    u32 LE, at most BODY_LEN_MAX
 //!     12    4 header_crc  crc32 of bytes 0..12
@@ -56,11 +57,16 @@ pub enum Kind {
     SnapshotIndex = 2,
     /// A savepoint's `_savepoint` (§13).
     SavepointMetadata = 3,
+    /// A checkpoint root's `_job` (§15).
+    JobFile = 4,
 }
 
 // §8's table of kinds: the numbers are part of the format.
 const _: () = assert!(
-    Kind::CheckpointManifest as u16 == 1 && Kind::SnapshotIndex as u16 == 2 && Kind::SavepointMetadata as u16 == 3
+    Kind::CheckpointManifest as u16 == 1
+        && Kind::SnapshotIndex as u16 == 2
+        && Kind::SavepointMetadata as u16 == 3
+        && Kind::JobFile as u16 == 4
 );
 
 pub fn encode(kind: Kind, version: u16, body: &[u8]) -> Result<Vec<u8>, FormatError> {

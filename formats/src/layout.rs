@@ -12,6 +12,9 @@
 //!                                       <xxh3-128 of the content, hex>.<extension>
 //!     chk-<n>/                          files of checkpoint n only
 //!     chk-<n>/_manifest                 written last: defines a published checkpoint
+//!     _job                              the running (or last) daemon: pid, retain,
+//!                                       pinned checkpoints (FORMAT.md §15)
+//!     _job.lock                         empty; a running daemon holds its lock
 //! <savepoint-dir>/<name>/               a savepoint (FORMAT.md §13), relocatable:
 //!     _savepoint.inprogress             written first, removed once published
 //!     shard-<i>.snapshot                canonical form: one snapshot file per shard
@@ -26,6 +29,11 @@ use crate::keygroup::ShardId;
 pub const SHARED_DIR: &str = "shared";
 pub const MANIFEST_NAME: &str = "_manifest";
 const CHECKPOINT_PREFIX: &str = "chk-";
+/// §15: the job file of a checkpoint root: which daemon runs (or last ran) the job.
+pub const JOB_FILE_NAME: &str = "_job";
+/// §15: the empty file whose exclusive lock a running daemon holds. Not `_job` itself:
+/// `_job` is replaced by a rename, and a lock belongs to the file it was taken on.
+pub const JOB_LOCK_NAME: &str = "_job.lock";
 /// §13: the metadata file whose presence defines a complete savepoint.
 pub const SAVEPOINT_METADATA_NAME: &str = "_savepoint";
 /// §13: the empty marker of a savepoint being written.
@@ -126,6 +134,16 @@ pub fn shared_file_name(hash: u128, local: &str) -> String {
 
 pub fn checkpoint_root(checkpoint_dir: &Path, job: &str) -> PathBuf {
     checkpoint_dir.join(job)
+}
+
+/// `<root>/_job` (FORMAT.md §15).
+pub fn job_file(root: &Path) -> PathBuf {
+    root.join(JOB_FILE_NAME)
+}
+
+/// `<root>/_job.lock` (FORMAT.md §15).
+pub fn job_lock_file(root: &Path) -> PathBuf {
+    root.join(JOB_LOCK_NAME)
 }
 
 pub fn checkpoint_dir_name(id: CheckpointId) -> String {

@@ -767,3 +767,85 @@ fn the_progress_bar_is_drawn_on_a_terminal() {
     assert!(out.contains("reading seq checkpoint") && out.contains("shard 1/2"), "no bar drawn:\n{out:?}");
     assert!(out.contains("intact, 0 with problems"), "{out}");
 }
+
+/// The checkpoint ids under `root`, oldest first.
+fn chk_ids(root: &Path) -> Vec<u64> {
+    let mut v: Vec<u64> =
+        formats::checkpoint::checkpoint_ids(&StdFs, root).expect("ls").into_iter().map(|c| c.0).collect();
+    v.reverse();
+    v
+}
+
+#[test]
+fn gc_and_a_second_daemon_respect_a_running_job_and_its_job_file() {
+    // Pins the root's lock (FORMAT.md §15) with the real binaries: while a job runs,
+    // `statetool gc` and a second `sluice run` of the job exit 2 naming the root and the
+    // daemon's pid; once it stopped, gc defaults to the job's `retain` from `_job`,
+    // `--keep-savepoint chk-<n>` keeps that checkpoint (verify passes, the job restores
+    // from it), a run restored from it pins it in `_job` and gc keeps it, and gc never
+    // changes a byte of a savepoint it was told to keep.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("job.toml"),
+        "[job]\nname = \"g\"\n\n[source]\nkind = \"generator\"\nkeys = 100\nrate_per_s = 20000\n\n\
+         [key]\nfield = \"key\"\n\n[aggregate]\nkind = \"count\"\n\n\
+         [sink]\nkind = \"file\"\npath = \"out.jsonl\"\n\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 100\nretain = 3\n",
+    )
+    .expect("job file");
+    let d = Daemon::start(dir, &["--shards", "2", "--state-backend", "rocksdb"]);
+    let root = dir.join("ck").join("g");
+    wait_for("four checkpoints", || chk_ids(&root).last().is_some_and(|n| *n >= 4));
+    let pid = d.child.as_ref().map(Child::id).expect("running");
+    let job = formats::jobfile::read(&StdFs, &root).expect("read _job").expect("_job written");
+    assert_eq!((job.pid, job.retain, job.pinned.len()), (pid, 3, 0), "{job:?}");
+
+    let (code, out, err) = statetool(&["gc", s(&root)]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains(s(&root)) && err.contains(&format!("pid {pid}")), "{err}");
+    let second = Command::new(sluice_bin())
+        .args(["run", "job.toml", "--no-control", "--no-pin", "--data-dir"])
+        .arg(dir.join("data2"))
+        .current_dir(dir)
+        .output()
+        .expect("second sluice run");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{err}");
+    assert!(err.contains("ck/g") && err.contains(&format!("pid {pid}")), "{err}");
+
+    let sp = dir.join("sp");
+    d.control("savepoint", &["--to", s(&sp), "--form", "native"]);
+    d.control("stop", &[]);
+    d.wait();
+    let ids = chk_ids(&root);
+    assert_eq!(ids.len(), 3, "the job kept its retain: {ids:?}");
+    let (code, out, err) = statetool(&["gc", s(&root), "--keep-savepoint", s(&sp)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("retain    3 (the job's retain setting, from _job)"), "{out}");
+    assert!(out.contains("refers to no file of"), "{out}");
+    assert_eq!(chk_ids(&root), ids, "retain 3 from _job: nothing to remove");
+
+    let oldest = *ids.first().expect("a checkpoint");
+    let chk = root.join(format!("chk-{oldest}"));
+    let before = tree::fingerprints(&sp);
+    let (code, out, err) =
+        statetool(&["gc", s(&root), "--retain", "1", "--keep-savepoint", s(&chk), "--keep-savepoint", s(&sp)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("keep      chk-{oldest} (named by --keep-savepoint")), "{out}");
+    assert_eq!(chk_ids(&root), [oldest, *ids.last().expect("newest")], "{out}");
+    assert!(tree::fingerprints(&sp) == before, "gc changed the savepoint it kept");
+    let (code, out, _) = statetool(&["verify", s(&root)]);
+    assert_eq!(code, 0, "{out}");
+
+    // The job restores from the kept checkpoint, pins it, and gc keeps it by default.
+    let d = Daemon::start(dir, &["--shards", "2", "--state-backend", "rocksdb", "--from", s(&chk)]);
+    let job = formats::jobfile::read(&StdFs, &root).expect("read _job").expect("_job");
+    assert_eq!(job.pinned, vec![formats::manifest::CheckpointId(oldest)], "{job:?}");
+    wait_for("a checkpoint after the restore", || chk_ids(&root).last().is_some_and(|n| *n > ids[2] + 3));
+    d.control("stop", &[]);
+    d.wait();
+    let (code, out, err) = statetool(&["gc", s(&root), "--retain", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("keep      chk-{oldest} (pinned by the job")), "{out}");
+    assert!(chk_ids(&root).contains(&oldest));
+}

@@ -112,11 +112,14 @@ pub fn run(plan: &JobPlan, cfg: &RunConfig) -> Result<RunReport, JobError> {
     let ignore = Arc::new(BadRecords::ignore());
     let states = |reg: &mut _| Aggregate::open(kind, ty, emit, ignore, reg).map(|_| ());
     crate::runtime::setup::check_restore_states(&plan.name, &cfg, false, states).map_err(JobError::Setup)?;
-    let bad = BadRecords::new(plan.fail_on_bad_record, plan.dead_letter.as_deref()).map_err(JobError::Setup)?;
-    cfg.bad_records = Arc::new(bad);
     if cfg.checkpoint.is_none() {
         cfg.checkpoint = plan.checkpoint.clone();
     }
+    // A second daemon on this job's checkpoints is refused before it truncates the
+    // first one's dead-letter and output files.
+    crate::runtime::setup::lock_checkpoint_root(&plan.name, &mut cfg).map_err(JobError::Setup)?;
+    let bad = BadRecords::new(plan.fail_on_bad_record, plan.dead_letter.as_deref()).map_err(JobError::Setup)?;
+    cfg.bad_records = Arc::new(bad);
     let sink = sink_of(plan).map_err(JobError::Setup)?;
     let bad = cfg.bad_records.clone();
     Job::new(plan.name.clone())

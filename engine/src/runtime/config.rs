@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use formats::jobfile::RootLock;
 use formats::keygroup;
 
 use crate::badrecord::BadRecords;
@@ -46,6 +47,9 @@ pub struct RunConfig {
     /// The control endpoint's view of the job (savepoint requests, status); None: no
     /// endpoint.
     pub control: Option<Arc<JobControl>>,
+    /// The lock of the job's checkpoint root (FORMAT.md §15), once setup has taken it;
+    /// held while any clone of this config lives, so for the whole run.
+    pub root_lock: Option<Arc<RootLock>>,
 }
 
 impl JobControl {
@@ -80,6 +84,7 @@ impl RunConfig {
             restore: None,
             restart: RestartStrategy::None,
             control: None,
+            root_lock: None,
         }
     }
 }

@@ -66,8 +66,9 @@ where
 {
     setup::preflight(&p, cfg).map_err(JobError::Setup)?;
     setup::check_data_dir(cfg).map_err(JobError::Setup)?;
-    let mut work = setup::prepare_work_dir(&p.name, cfg).map_err(JobError::Setup)?;
     let mut cfg = cfg.clone();
+    setup::lock_checkpoint_root(&p.name, &mut cfg).map_err(JobError::Setup)?;
+    let mut work = setup::prepare_work_dir(&p.name, &cfg).map_err(JobError::Setup)?;
     let mut tracker = Tracker::new(cfg.restart.clone());
     loop {
         let err = match run_once(p.clone(), &cfg, work.clone()) {

@@ -4,6 +4,10 @@
 //! never restarted).
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
+use formats::fs::StdFs;
+use formats::jobfile::{self, JobFile, LockError};
 use formats::keygroup;
 use formats::layout;
 
@@ -108,4 +112,65 @@ pub fn prepare_work_dir(name: &str, cfg: &RunConfig) -> Result<Option<PathBuf>, 
     }
     std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
     Ok(Some(work))
+}
+
+/// Takes the exclusive lock of the job's checkpoint root (created if missing) and
+/// publishes its `_job` file (FORMAT.md §15): this process's pid, the job's `retain`, and
+/// the checkpoint it restored from when that lies in the root (its garbage collection
+/// keeps it). Nothing to do when the job takes no checkpoints, or when `cfg` already
+/// holds the lock of that root (a TOML job takes it before creating its output files,
+/// then the driver runs). The lock stays in `cfg` (and its clones) for the whole run.
+/// Held by another process: a setup error naming the root and the holder's pid.
+pub fn lock_checkpoint_root(job: &str, cfg: &mut RunConfig) -> Result<(), Error> {
+    let Some(ck) = &cfg.checkpoint else { return Ok(()) };
+    let root = layout::checkpoint_root(&ck.dir, job);
+    if cfg.root_lock.as_ref().is_some_and(|l| l.root() == root) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+    let lock = jobfile::lock(&root).map_err(|e| match e {
+        LockError::Io { path, source } => Error::io(path, source),
+        held => Error::RootLocked(held),
+    })?;
+    let body = JobFile {
+        job: job.to_owned(),
+        pid: std::process::id(),
+        retain: ck.retain.max(1),
+        pinned: cfg.restore.as_ref().and_then(|r| r.pinned_in(&root)).into_iter().collect(),
+        started_ms: crate::runtime::checkpoint::publish::now_ms(),
+    };
+    jobfile::publish(&mut StdFs, &root, &body)?;
+    cfg.root_lock = Some(Arc::new(lock));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::checkpoint::config::CheckpointConfig;
+
+    #[test]
+    fn a_second_run_on_a_locked_checkpoint_root_is_refused_naming_the_pid() {
+        // Pins FORMAT.md §15 in the engine: setup locks the root and writes `_job` (pid,
+        // retain); the same config locks again without conflict (a TOML job locks before
+        // the driver does); another run on the root is refused with `RootLocked` naming
+        // the root and this pid, and succeeds once the first run's config is gone.
+        let d = tempfile::tempdir().expect("tmp");
+        let mut ck = CheckpointConfig::new(d.path().join("ck"), std::time::Duration::from_secs(1));
+        ck.retain = 4;
+        let mut first = RunConfig::new(1, BackendKind::Heap, d.path().join("data"));
+        first.checkpoint = Some(ck);
+        let mut second = first.clone();
+        lock_checkpoint_root("wc", &mut first).expect("first lock");
+        lock_checkpoint_root("wc", &mut first).expect("idempotent");
+        let root = layout::checkpoint_root(&d.path().join("ck"), "wc");
+        let job = jobfile::read(&StdFs, &root).expect("read").expect("_job");
+        assert_eq!((job.pid, job.retain, job.pinned.len()), (std::process::id(), 4, 0));
+        let e = lock_checkpoint_root("wc", &mut second).expect_err("second run");
+        let msg = e.to_string();
+        assert!(matches!(e, Error::RootLocked(_)), "{msg}");
+        assert!(msg.contains(&root.display().to_string()) && msg.contains(&format!("pid {}", job.pid)), "{msg}");
+        drop(first);
+        lock_checkpoint_root("wc", &mut second).expect("free once the first run ended");
+    }
 }

@@ -116,6 +116,9 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> Result<(), JobError> {
         let restore = Restore::load(from).map_err(JobError::Setup)?;
         cfg.restore = Some(Arc::new(restore.allow_non_restored_state(args.allow_non_restored_state)));
     }
+    // Before the endpoint is published or any output file created: a second daemon on
+    // this job's checkpoints touches nothing of the first one's.
+    engine::lock_checkpoint_root(&plan.name, &mut cfg).map_err(JobError::Setup)?;
     let interval = args.report_interval_s.or(plan.report_interval_s).unwrap_or(10);
     cfg.report_interval = (interval > 0).then(|| Duration::from_secs(interval));
     cfg.stop = Arc::new(AtomicBool::new(false));

@@ -124,9 +124,13 @@ impl Restore {
     }
 
     /// The checkpoint restored from when it lies in checkpoint root `root`: the job's
-    /// garbage collection must keep it (it does not own it).
+    /// garbage collection must keep it (it does not own it). The two paths may be
+    /// spelled differently (`--from /abs/ck/job/chk-3` with `dir = "ck"`), so they are
+    /// compared canonical when both exist.
     pub fn pinned_in(&self, root: &Path) -> Option<formats::id::CheckpointId> {
-        (self.origin == Origin::Checkpoint && self.root == root).then_some(self.manifest.checkpoint)
+        let same =
+            self.root == root || matches!((self.root.canonicalize(), root.canonicalize()), (Ok(a), Ok(b)) if a == b);
+        (self.origin == Origin::Checkpoint && same).then_some(self.manifest.checkpoint)
     }
 
     /// The splits of every old shard that new shard `shard` of `shards` resumes.
