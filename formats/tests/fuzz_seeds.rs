@@ -223,6 +223,14 @@ fn generate() -> Seeds {
     put("savepoint_meta", "canonical-two-shards", savepoint_meta(Form::Canonical).encode().expect("valid"));
     put("savepoint_meta", "native-snapshot-and-rocksdb", native.clone());
     put("envelope", "savepoint-metadata", native);
+    for (name, pinned) in [("no-pins", vec![]), ("pinned", vec![CheckpointId(3), CheckpointId(7)])] {
+        let j = formats::jobfile::JobFile { job: "orders".into(), pid: 4242, retain: 3, pinned, started_ms: 1_795_500_000_000 };
+        let bytes = j.encode().expect("valid job file");
+        if name == "pinned" {
+            put("envelope", "job-file", bytes.clone());
+        }
+        put("jobfile", name, bytes);
+    }
     put("envelope", "empty-body", envelope::encode(Kind::CheckpointManifest, 2, b"").expect("encode"));
 
     for (name, key, user_key) in [
@@ -310,9 +318,11 @@ fn accepted(target: &str, bytes: &[u8]) -> Result<(), String> {
         }
         "manifest" => Manifest::decode(bytes).map(drop).map_err(e),
         "savepoint_meta" => SavepointMeta::decode(bytes).map(drop).map_err(e),
+        "jobfile" => formats::jobfile::JobFile::decode(bytes).map(drop).map_err(e),
         "envelope" => envelope::decode(Kind::CheckpointManifest, bytes)
             .or_else(|_| envelope::decode(Kind::SnapshotIndex, bytes))
             .or_else(|_| envelope::decode(Kind::SavepointMetadata, bytes))
+            .or_else(|_| envelope::decode(Kind::JobFile, bytes))
             .map(drop)
             .map_err(e),
         "statekey" => statekey::decode(bytes).map(drop).map_err(e),
