@@ -35,7 +35,7 @@ pub use runtime::checkpoint::restore::{Origin, Restore};
 pub use runtime::config::{available_cores, RunConfig, RunReport};
 pub use runtime::control::{CheckpointRecord, JobControl, JobState, Operation, Refusal, Snapshot as JobSnapshot};
 pub use runtime::restart::RestartStrategy;
-pub use runtime::setup::lock_checkpoint_root;
+pub use runtime::setup::{lock_checkpoint_root, release_after_failed_setup};
 pub use sink::{CollectSink, DiscardSink, LineFormat, LineSink, Sink, SinkFactory};
 pub use source::file::FileSource;
 pub use source::generator::Generator;

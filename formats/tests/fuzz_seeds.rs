@@ -224,7 +224,13 @@ fn generate() -> Seeds {
     put("savepoint_meta", "native-snapshot-and-rocksdb", native.clone());
     put("envelope", "savepoint-metadata", native);
     for (name, pinned) in [("no-pins", vec![]), ("pinned", vec![CheckpointId(3), CheckpointId(7)])] {
-        let j = formats::jobfile::JobFile { job: "orders".into(), pid: 4242, retain: 3, pinned, started_ms: 1_795_500_000_000 };
+        let j = formats::jobfile::JobFile {
+            job: "orders".into(),
+            pid: 4242,
+            retain: 3,
+            pinned,
+            started_ms: 1_795_500_000_000,
+        };
         let bytes = j.encode().expect("valid job file");
         if name == "pinned" {
             put("envelope", "job-file", bytes.clone());

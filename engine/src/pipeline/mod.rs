@@ -118,9 +118,16 @@ pub fn run(plan: &JobPlan, cfg: &RunConfig) -> Result<RunReport, JobError> {
     // A second daemon on this job's checkpoints is refused before it truncates the
     // first one's dead-letter and output files.
     crate::runtime::setup::lock_checkpoint_root(&plan.name, &mut cfg).map_err(JobError::Setup)?;
-    let bad = BadRecords::new(plan.fail_on_bad_record, plan.dead_letter.as_deref()).map_err(JobError::Setup)?;
+    let outputs =
+        BadRecords::new(plan.fail_on_bad_record, plan.dead_letter.as_deref()).and_then(|bad| Ok((bad, sink_of(plan)?)));
+    let (bad, sink) = match outputs {
+        Ok(o) => o,
+        Err(e) => {
+            crate::runtime::setup::release_after_failed_setup(&mut cfg);
+            return Err(JobError::Setup(e));
+        }
+    };
     cfg.bad_records = Arc::new(bad);
-    let sink = sink_of(plan).map_err(JobError::Setup)?;
     let bad = cfg.bad_records.clone();
     Job::new(plan.name.clone())
         .source(source)

@@ -5,7 +5,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use formats::jobfile::RootLock;
 use formats::keygroup;
 
 use crate::badrecord::BadRecords;
@@ -49,7 +48,7 @@ pub struct RunConfig {
     pub control: Option<Arc<JobControl>>,
     /// The lock of the job's checkpoint root (FORMAT.md §15), once setup has taken it;
     /// held while any clone of this config lives, so for the whole run.
-    pub root_lock: Option<Arc<RootLock>>,
+    pub root_lock: Option<Arc<crate::runtime::setup::HeldRoot>>,
 }
 
 impl JobControl {

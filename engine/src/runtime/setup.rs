@@ -2,12 +2,12 @@
 //! source, sink, data directory, the checkpoint to restore) is checked before any
 //! thread is started or any file is created. Errors here are setup errors (exit 2,
 //! never restarted).
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
 use formats::fs::StdFs;
-use formats::jobfile::{self, JobFile, LockError};
+use formats::jobfile::{self, JobFile, LockError, RootLock};
 use formats::keygroup;
 use formats::layout;
 
@@ -114,6 +114,21 @@ pub fn prepare_work_dir(name: &str, cfg: &RunConfig) -> Result<Option<PathBuf>, 
     Ok(Some(work))
 }
 
+/// The lock of a job's checkpoint root, and the directories taking it created (the
+/// root and its missing parents, outermost first), which a setup that fails afterwards
+/// removes again ([`release_after_failed_setup`]).
+#[derive(Debug)]
+pub struct HeldRoot {
+    lock: RootLock,
+    created: Vec<PathBuf>,
+}
+
+impl HeldRoot {
+    pub fn root(&self) -> &Path {
+        self.lock.root()
+    }
+}
+
 /// Takes the exclusive lock of the job's checkpoint root (created if missing) and
 /// publishes its `_job` file (FORMAT.md §15): this process's pid, the job's `retain`, and
 /// the checkpoint it restored from when that lies in the root (its garbage collection
@@ -127,6 +142,9 @@ pub fn lock_checkpoint_root(job: &str, cfg: &mut RunConfig) -> Result<(), Error>
     if cfg.root_lock.as_ref().is_some_and(|l| l.root() == root) {
         return Ok(());
     }
+    let mut created: Vec<PathBuf> =
+        root.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).map(Path::to_path_buf).collect();
+    created.reverse();
     std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
     let lock = jobfile::lock(&root).map_err(|e| match e {
         LockError::Io { path, source } => Error::io(path, source),
@@ -139,9 +157,34 @@ pub fn lock_checkpoint_root(job: &str, cfg: &mut RunConfig) -> Result<(), Error>
         pinned: cfg.restore.as_ref().and_then(|r| r.pinned_in(&root)).into_iter().collect(),
         started_ms: crate::runtime::checkpoint::publish::now_ms(),
     };
-    jobfile::publish(&mut StdFs, &root, &body)?;
-    cfg.root_lock = Some(Arc::new(lock));
+    let held = HeldRoot { lock, created };
+    if let Err(e) = jobfile::publish(&mut StdFs, &root, &body) {
+        cfg.root_lock = Some(Arc::new(held));
+        release_after_failed_setup(cfg);
+        return Err(e.into());
+    }
+    cfg.root_lock = Some(Arc::new(held));
     Ok(())
+}
+
+/// Undoes [`lock_checkpoint_root`] for a setup that failed after it (an output file that
+/// cannot be created): a job refused at setup leaves nothing behind. Releases the lock
+/// and, when taking it created the root, removes `_job`, `_job.lock` and the directories
+/// it created (only while empty: nothing else is ever removed).
+pub fn release_after_failed_setup(cfg: &mut RunConfig) {
+    let Some(held) = cfg.root_lock.take() else { return };
+    let Ok(held) = Arc::try_unwrap(held) else { return };
+    let HeldRoot { lock, created } = held;
+    let root = lock.root().to_owned();
+    drop(lock);
+    if created.is_empty() {
+        return;
+    }
+    let _ = std::fs::remove_file(layout::job_file(&root));
+    let _ = std::fs::remove_file(layout::job_lock_file(&root));
+    for d in created.iter().rev() {
+        let _ = std::fs::remove_dir(d);
+    }
 }
 
 #[cfg(test)]

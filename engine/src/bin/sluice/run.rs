@@ -140,13 +140,20 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> Result<(), JobError> {
             port: args.control_port,
             token_file: args.control_token_file.clone(),
         };
-        Some(
-            endpoint::start(&ep, job, &data_dir)
-                .map_err(|e| JobError::Setup(engine::Error::Config(format!("control endpoint: {e}"))))?,
-        )
+        match endpoint::start(&ep, job, &data_dir) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                engine::release_after_failed_setup(&mut cfg);
+                return Err(JobError::Setup(engine::Error::Config(format!("control endpoint: {e}"))));
+            }
+        }
     };
     tracing::info!(job = %plan.name, shards, backend = %args.state_backend, "starting");
     let result = pipeline::run(&plan, &cfg);
+    if matches!(result, Err(JobError::Setup(_))) {
+        // Refused at setup (an output that cannot be created): leave nothing behind.
+        engine::release_after_failed_setup(&mut cfg);
+    }
     if let Some(c) = &cfg.control {
         c.wait_stop_reported();
     }
