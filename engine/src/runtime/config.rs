@@ -1,10 +1,11 @@
 //! How a job runs (`RunConfig`, with the defaults of `sluice run`) and what a finished
 //! run reports (`RunReport`).
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use formats::jobfile::RootLock;
 use formats::keygroup;
 
 use crate::badrecord::BadRecords;
@@ -48,7 +49,22 @@ pub struct RunConfig {
     pub control: Option<Arc<JobControl>>,
     /// The lock of the job's checkpoint root (FORMAT.md §15), once setup has taken it;
     /// held while any clone of this config lives, so for the whole run.
-    pub root_lock: Option<Arc<crate::runtime::setup::HeldRoot>>,
+    pub root_lock: Option<Arc<HeldRoot>>,
+}
+
+/// The lock of a job's checkpoint root, and the directories taking it created (the
+/// root and its missing parents, outermost first), which a setup that fails afterwards
+/// removes again (`setup::release_after_failed_setup`).
+#[derive(Debug)]
+pub struct HeldRoot {
+    pub(crate) lock: RootLock,
+    pub(crate) created: Vec<PathBuf>,
+}
+
+impl HeldRoot {
+    pub fn root(&self) -> &Path {
+        self.lock.root()
+    }
 }
 
 impl JobControl {

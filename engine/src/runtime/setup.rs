@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use formats::fs::StdFs;
-use formats::jobfile::{self, JobFile, LockError, RootLock};
+use formats::jobfile::{self, JobFile, LockError};
 use formats::keygroup;
 use formats::layout;
 
 use crate::error::Error;
 use crate::function::KeyedProcessFunction;
 use crate::graph::Program;
-use crate::runtime::config::RunConfig;
+use crate::runtime::config::{HeldRoot, RunConfig};
 use crate::state::backend::BackendKind;
 use crate::state::context::StateRegistry;
 use crate::state::loader::match_state;
@@ -112,21 +112,6 @@ pub fn prepare_work_dir(name: &str, cfg: &RunConfig) -> Result<Option<PathBuf>, 
     }
     std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
     Ok(Some(work))
-}
-
-/// The lock of a job's checkpoint root, and the directories taking it created (the
-/// root and its missing parents, outermost first), which a setup that fails afterwards
-/// removes again ([`release_after_failed_setup`]).
-#[derive(Debug)]
-pub struct HeldRoot {
-    lock: RootLock,
-    created: Vec<PathBuf>,
-}
-
-impl HeldRoot {
-    pub fn root(&self) -> &Path {
-        self.lock.root()
-    }
 }
 
 /// Takes the exclusive lock of the job's checkpoint root (created if missing) and

@@ -189,8 +189,8 @@ impl Writer {
     /// Removes all but the `retain` newest published checkpoints (and the `pinned`
     /// ones, which the job does not own) and the shared files only they referred to.
     pub fn collect_garbage(&mut self, retain: usize, pinned: &[CheckpointId]) -> Result<(), Error> {
-        let plan = protocol::plan_gc(&*self.fs, &self.root, retain, pinned)?;
-        protocol::execute_gc(&mut *self.fs, &self.root, &plan)?;
+        let plan = formats::gc::plan_gc(&*self.fs, &self.root, retain, pinned)?;
+        formats::gc::execute_gc(&mut *self.fs, &self.root, &plan)?;
         Ok(())
     }
 }
