@@ -20,23 +20,34 @@
 //! Then the `statetool` binary beside this one (`cargo build --release -p statetool`)
 //! runs on that root, `--runs` times each, every run from a cold page cache
 //! (`sync; echo 3 > /proc/sys/vm/drop_caches`, needs root), timed from spawn to exit,
-//! peak RSS from `/usr/bin/time -f %M`:
+//! peak RSS from `/usr/bin/time -f %M`. First the verbs that only read, one of each per
+//! run in this order:
 //!
-//!   inspect B, verify --quick B        (also warm: run again at once, cache kept)
-//!   verify B                            MB/s of B's files
-//!   dump B > /dev/null                  entries/s
+//!   inspect B, verify --quick B        (each also warm: run again at once)
+//!   dd and a plain read, cold          (beside verify: the disk's read speed swings)
+//!   verify B                           MB/s of B's files
+//!   dump B > /dev/null                 entries/s (`--dump-runs`: it is the slowest)
 //!   du B --by state
-//!   diff A B --summary                  MB/s of A's and B's files together
-//!   compact B --to X                    MB/s of B's files; output deleted after
-//!   migrate B --to Y --shards 3         likewise
-//!   migrate B --to Z --key-groups 256   likewise
+//!   diff A B --summary                 MB/s of A's and B's files together
 //!
-//! and `dd` reads, from a cold cache, the largest SST of the root and a `--dd-mib` file
-//! written in the same directory (one of each per run, just before `verify`).
+//! then the rewrites, one of each per run, each output deleted at once:
+//!
+//!   compact B --to X                   MB/s of B's files
+//!   migrate B --to Y --shards 3        likewise
+//!   migrate B --to Z --key-groups 256  likewise
+//!
+//! with the disk they hold at peak (output and scratch, sampled). `--gc-before-rewrites`
+//! removes A first (`statetool gc --retain 1`), as they need only B and about three
+//! times the state's size of free disk.
+//!
+//! The disk figures, all from a cold cache: `dd` reading the root's largest SST, `dd`
+//! writing (`conv=fdatasync`) then reading a `--dd-mib` file in the same directory
+//! (deleted at once), and a plain read of every file of the root in 1 MiB pieces.
 //!
 //!     cargo build --release -p statetool -p sluice-benches
-//!     $CARGO_TARGET_DIR/release/statetool-bench --keys 5000000 --dir /work/statetool-bench
-//!     $CARGO_TARGET_DIR/release/statetool-bench --input /work/statetool-bench/checkpoints/statetool-bench
+//!     B=$CARGO_TARGET_DIR/release/statetool-bench
+//!     $B --keys 4600000 --build-only --dir /work/statetool-bench
+//!     $B --input /work/statetool-bench/checkpoints/statetool-bench --gc-before-rewrites
 //!
 //! One `key=value` line per measurement, then a table of medians. MB = 10^6 bytes.
 use std::collections::BTreeMap;
