@@ -347,7 +347,11 @@ fn build(a: &Args) -> anyhow::Result<(PathBuf, u64, u64)> {
                 return Ok(());
             }
             if last_print.elapsed() > Duration::from_secs(15) {
-                eprintln!("  {phase}: {done}/{n} records after {:.0} s, load {}", t.elapsed().as_secs_f64(), load_avg());
+                eprintln!(
+                    "  {phase}: {done}/{n} records after {:.0} s, load {}",
+                    t.elapsed().as_secs_f64(),
+                    load_avg()
+                );
                 last_print = Instant::now();
             }
             std::thread::sleep(POLL);
@@ -361,7 +365,8 @@ fn build(a: &Args) -> anyhow::Result<(PathBuf, u64, u64)> {
                 anyhow::bail!("the job ended while waiting for checkpoint {name}");
             }
             let snap = control.snapshot();
-            let mut after: Vec<_> = snap.history.into_iter().filter(|r| !r.savepoint && r.trigger_ms >= after_ms).collect();
+            let mut after: Vec<_> =
+                snap.history.into_iter().filter(|r| !r.savepoint && r.trigger_ms >= after_ms).collect();
             after.sort_by_key(|r| r.id);
             if let Some(r) = after.first() {
                 anyhow::ensure!(r.completed, "checkpoint {} failed: {}", r.id, r.failure);
@@ -513,10 +518,8 @@ impl Bench {
         let to_null = name.starts_with("dump");
         let expect: &[i32] = if name.starts_with("diff") { &[0, 1] } else { &[0] };
         let o = self.statetool(args, to_null, expect, rewrite_out)?;
-        let mut line = format!(
-            "verb=\"{name}\" run={run} cold={cold} seconds={:.3} rss_kb={} load={load}",
-            o.seconds, o.rss_kb
-        );
+        let mut line =
+            format!("verb=\"{name}\" run={run} cold={cold} seconds={:.3} rss_kb={} load={load}", o.seconds, o.rss_kb);
         self.add(&format!("{name}|s"), o.seconds);
         // %M is in KiB.
         self.add(&format!("{name}|rss"), o.rss_kb as f64 / 1024.0);
@@ -693,7 +696,8 @@ impl Bench {
                 }
             }
         }
-        if self.a.gc_before_rewrites && ["compact", "migrate-shards", "migrate-key-groups"].iter().any(|v| self.wants(v))
+        if self.a.gc_before_rewrites
+            && ["compact", "migrate-shards", "migrate-key-groups"].iter().any(|v| self.wants(v))
         {
             // A's own files are not needed to rewrite B, and the rewrites need the space.
             let before = dir_bytes(root);
@@ -703,7 +707,11 @@ impl Bench {
         for run in 1..=self.a.runs {
             let rewrites: [(&str, &str, Vec<&str>); 3] = [
                 ("compact", "compact B", vec!["compact", &sb, "--to", &xs, "--json"]),
-                ("migrate-shards", "migrate B --shards 3", vec!["migrate", &sb, "--to", &ys, "--shards", "3", "--json"]),
+                (
+                    "migrate-shards",
+                    "migrate B --shards 3",
+                    vec!["migrate", &sb, "--to", &ys, "--shards", "3", "--json"],
+                ),
                 (
                     "migrate-key-groups",
                     "migrate B --key-groups 256",
@@ -803,7 +811,8 @@ impl Bench {
             println!("| {name} | {s:.3} | {} | {rate} | {rss:.0} | {target} |", self.all(&format!("{name}|s"), 3));
         }
         for name in ["compact B", "migrate B --shards 3", "migrate B --key-groups 256"] {
-            if let (Some(o), Some(d)) = (self.med(&format!("{name}|out MB")), self.med(&format!("{name}|disk peak MB"))) {
+            if let (Some(o), Some(d)) = (self.med(&format!("{name}|out MB")), self.med(&format!("{name}|disk peak MB")))
+            {
                 println!("{name}: output {o:.0} MB, disk used at peak (output + scratch, sampled) {d:.0} MB");
             }
         }
