@@ -24,7 +24,9 @@
 //!
 //! One `key=value` line per measurement, then a table of medians. MB = 10^6 bytes.
 mod count;
+mod measure;
 use count::Count;
+use measure::{dir_bytes, drop_caches, load_avg, mb, median};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -106,43 +108,11 @@ fn run_job(source: impl Source<u64>, keys: u64, cfg: &RunConfig) -> anyhow::Resu
         .run(cfg)?)
 }
 
-/// Bytes of every file under `p` (apparent sizes, like `du -sb`).
-fn dir_bytes(p: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(p) else { return 0 };
-    rd.flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
-            _ => 0,
-        })
-        .sum()
-}
-
 /// The live RocksDB instances of the job (`<data-dir>/<job>/work/shard-*`).
 fn live_rocks_bytes(data_dir: &Path) -> u64 {
     let work = data_dir.join(JOB).join("work");
     let Ok(rd) = std::fs::read_dir(&work) else { return 0 };
     rd.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("shard-")).map(|e| dir_bytes(&e.path())).sum()
-}
-
-fn drop_caches(enabled: bool) {
-    if !enabled {
-        return;
-    }
-    let _ = std::process::Command::new("sync").status();
-    if std::fs::write("/proc/sys/vm/drop_caches", "3\n").is_err() {
-        eprintln!("note: cannot drop the page cache (not root?); restores may read cached files");
-    }
-}
-
-fn load_avg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join("/"))
-        .unwrap_or_default()
-}
-
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / 1e6
 }
 
 /// Log lines captured from the engine (the per-shard "state restored" lines).
@@ -177,17 +147,6 @@ fn restored_ms(log: &str) -> Option<u64> {
         .filter(|l| l.contains("state restored"))
         .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("ms=")).and_then(|v| v.parse::<u64>().ok()))
         .max()
-}
-
-/// Median of `v` (the mean of the middle two for an even count).
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    match s.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    }
 }
 
 #[derive(Default)]

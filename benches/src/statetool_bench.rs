@@ -50,6 +50,8 @@
 //!     $B --input /work/statetool-bench/checkpoints/statetool-bench --gc-before-rewrites
 //!
 //! One `key=value` line per measurement, then a table of medians. MB = 10^6 bytes.
+mod measure;
+use measure::{dir_bytes, drop_caches, load_avg, mb, median};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -228,28 +230,6 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-fn load_avg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join("/"))
-        .unwrap_or_default()
-}
-
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / 1e6
-}
-
-/// Bytes of every file under `p` (apparent sizes, like `du -sb`).
-fn dir_bytes(p: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(p) else { return 0 };
-    rd.flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
-            _ => 0,
-        })
-        .sum()
-}
-
 /// Bytes a rewrite has on disk in `dir`: its output `out` and its scratch directories
 /// (`.statetool-rewrite-*`, created beside the output).
 fn rewrite_bytes(dir: &Path, out: &Path) -> u64 {
@@ -262,27 +242,6 @@ fn rewrite_bytes(dir: &Path, out: &Path) -> u64 {
         })
         .unwrap_or(0);
     scratch + dir_bytes(out)
-}
-
-fn drop_caches(enabled: bool) {
-    if !enabled {
-        return;
-    }
-    let _ = Command::new("sync").status();
-    if std::fs::write("/proc/sys/vm/drop_caches", "3\n").is_err() {
-        eprintln!("note: cannot drop the page cache (not root?); runs may read cached files");
-    }
-}
-
-/// Median of `v` (the mean of the middle two for an even count).
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    match s.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    }
 }
 
 /// The ids of the `chk-<n>` directories of a checkpoint root, ascending.
