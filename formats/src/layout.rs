@@ -121,6 +121,14 @@ pub fn is_shared_file(local: &str) -> bool {
     local.ends_with(".sst")
 }
 
+/// Whether the file at `relative` (a manifest path) holds state entries: an SST of a
+/// RocksDB shard or a snapshot file (§11). These carry checksums of their own (RocksDB's
+/// per block, §11's per block, index and footer); every other file of a checkpoint is
+/// small metadata (RocksDB's MANIFEST, CURRENT, OPTIONS).
+pub fn is_data_file(relative: &str) -> bool {
+    relative.ends_with(".sst") || relative.ends_with(".snapshot")
+}
+
 /// The name under `shared/` of a file with content hash `hash` (xxh3-128) whose name in
 /// its instance is `local`: the hash in hex, then `local`'s extension.
 pub fn shared_file_name(hash: u128, local: &str) -> String {

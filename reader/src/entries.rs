@@ -63,7 +63,7 @@ pub fn for_each(
 /// A RocksDB corruption error of shard `sh`, which names the table by its name in the
 /// rebuilt instance, as [`ReadError::CorruptFile`] naming the checkpoint's file instead;
 /// any other error as it is.
-fn name_the_file(e: ReadError, root: &Path, sh: &ShardSnapshot) -> ReadError {
+pub(crate) fn name_the_file(e: ReadError, root: &Path, sh: &ShardSnapshot) -> ReadError {
     match e {
         ReadError::Rocks { path, source } if source.kind() == rocksdb::ErrorKind::Corruption => {
             match rocks::file_named_in(source.as_ref(), root, sh) {

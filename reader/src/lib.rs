@@ -10,8 +10,10 @@ mod entries;
 mod error;
 mod rocks;
 mod snapshot;
+mod structure;
 
 pub use entries::{for_each, ALL_KEY_GROUPS};
 pub use error::ReadError;
 pub use rocks::{concat_merge, materialize, open_read_only, scan, LIST_MERGE_OPERATOR};
 pub use snapshot::{for_each_in_snapshot, for_each_in_snapshot_bytes, Visit};
+pub use structure::check_structure;

@@ -37,7 +37,7 @@ pub fn for_each_in_snapshot(
 /// checkpoints and canonical savepoints are read through memmap2). An empty file maps
 /// to an empty slice, which the reader then refuses as truncated.
 #[allow(unsafe_code)]
-fn map(path: &Path) -> Result<memmap2::Mmap, ReadError> {
+pub(crate) fn map(path: &Path) -> Result<memmap2::Mmap, ReadError> {
     let file = std::fs::File::open(path).map_err(|e| ReadError::io(path, e))?;
     // SAFETY: the map is read-only and private to this call; the bytes are only read
     // through `SnapshotReader`, which checks the crc32 of the footer, the index and each

@@ -160,6 +160,16 @@ mod checkpoints {
         publish(&mut StdFs, root, &m, &[Payload { path, bytes }]).expect("publish");
     }
 
+    /// Records `bytes` as the size and crc32 of chk-1's snapshot in its manifest, so that
+    /// only what the files carry themselves can tell they were damaged.
+    fn fix_crc(root: &std::path::Path, bytes: &[u8]) {
+        let mp = formats::layout::manifest_path(root, CheckpointId(1));
+        let mut m = Manifest::decode(&std::fs::read(&mp).expect("read")).expect("decode");
+        let path = m.shards[0].files[0].path.clone();
+        m.shards[0].files[0] = FileRef::of(&path, bytes);
+        std::fs::write(&mp, m.encode().expect("encode")).expect("write");
+    }
+
     /// Checkpoint `id` of job "j": key "k<i>" counted `i * id` for i in 0..10.
     fn checkpoint(root: &std::path::Path, id: u64) {
         let rows: Vec<(Vec<u8>, i64)> = (0..10u64).map(|i| (format!("k{i}").into_bytes(), (i * id) as i64)).collect();
@@ -294,25 +304,39 @@ mod checkpoints {
 
     #[test]
     fn verify_quick_checks_files_and_dump_limit_stops() {
-        // Pins: `verify --quick` checks every file's size and crc32 without reading entries
-        // (a flipped byte is still named, exit 1), and `dump --limit N` prints exactly N of
-        // the entries, exit 0.
+        // Pins: `verify --quick` checks the files without reading a data block: a flipped
+        // byte in a block's payload passes it (the full verify's work), one in the
+        // snapshot's index or footer is named, exit 1; and `dump --limit N` prints exactly
+        // N of the entries, exit 0.
         let (_d, root) = setup();
         let r = root.to_str().expect("utf8");
         let (code, out, _) = statetool(&["verify", "--quick", r]);
         assert_eq!(code, 0, "{out}");
-        assert!(out.contains("files only (--quick)") && out.contains("2 intact"), "{out}");
+        assert!(out.contains("no entry read (--quick)") && out.contains("2 intact"), "{out}");
         let (code, out, _) = statetool(&["dump", r, "--limit", "3"]);
         assert_eq!((code, out.lines().count()), (0, 3), "{out}");
         let (code, out, _) = statetool(&["dump", r, "--limit", "100"]);
         assert_eq!((code, out.lines().count()), (0, 10), "{out}");
         let snap = root.join("chk-1").join("shard-0.snapshot");
-        let mut b = std::fs::read(&snap).expect("read");
+        let good = std::fs::read(&snap).expect("read");
+        let mut b = good.clone();
         b[40] ^= 1;
-        std::fs::write(&snap, b).expect("write");
+        std::fs::write(&snap, &b).expect("write");
+        fix_crc(&root, &b);
         let (code, out, _) = statetool(&["verify", "--quick", r]);
-        assert_eq!(code, 1, "{out}");
-        assert!(out.contains("chk-1  PROBLEM") && out.contains("shard-0.snapshot"), "{out}");
+        assert_eq!(code, 0, "a block's payload is not read: {out}");
+        let (code, out, _) = statetool(&["verify", r]);
+        assert!(code == 1 && out.contains("chk-1  PROBLEM") && out.contains("shard-0.snapshot"), "{out}");
+        for from_end in [2, 12] {
+            let mut b = good.clone();
+            let at = b.len() - from_end;
+            b[at] ^= 1;
+            std::fs::write(&snap, &b).expect("write");
+            fix_crc(&root, &b);
+            let (code, out, _) = statetool(&["verify", "--quick", r]);
+            assert_eq!(code, 1, "{out}");
+            assert!(out.contains("structure") && out.contains("shard-0.snapshot"), "byte {at}: {out}");
+        }
     }
 
     #[test]

@@ -581,12 +581,13 @@ fn rewrite_manifest(root: &Path, m: &Manifest) {
 
 #[test]
 fn verify_reports_every_named_check_on_good_state() {
-    // Pins: on the RocksDB root and both savepoint forms, verify --json lists the six
+    // Pins: on the RocksDB root and both savepoint forms, verify --json lists the seven
     // named checks in order, every one ok (or sst_blocks skipped: a canonical savepoint
     // has no SST); key groups are covered exactly once, a checkpoint's parent resolves
-    // and a savepoint has none; --quick skips the two that read entries; exit 0.
+    // and a savepoint has none; --quick runs `structure` and skips the two that read
+    // entries; exit 0.
     let w = written();
-    let names = ["manifest", "key_groups", "parent", "files", "sst_blocks", "entries"];
+    let names = ["manifest", "key_groups", "parent", "files", "structure", "sst_blocks", "entries"];
     for path in [&w.root, &w.native, &w.canonical] {
         for quick in [false, true] {
             let (code, members) = verify_json(path, quick);
@@ -600,6 +601,7 @@ fn verify_reports_every_named_check_on_good_state() {
                 assert_eq!(status, "ok", "{m}");
                 let read = if quick { "skipped" } else { "ok" };
                 assert_eq!(check(m, "entries").0, read, "{m}");
+                assert_eq!(check(m, "structure").0, "ok", "{m}");
                 if path == &w.canonical {
                     assert_eq!(parent, "none (a savepoint has no parent)");
                     assert_eq!(check(m, "sst_blocks"), ("skipped", if quick { "--quick" } else { "no RocksDB shard" }));
@@ -691,7 +693,7 @@ fn verify_names_a_wrong_size_a_key_group_gap_and_a_broken_parent() {
 fn verify_finds_a_corrupt_sst_block_whose_crc32_the_manifest_agrees_with() {
     // Pins: a flipped bit in an SST's first data block, with the manifest's crc32 (and
     // size) recomputed through `formats` so only RocksDB's block checksum can see it:
-    // --quick passes (it checks sizes and crc32s only), the full verify exits 1 with an
+    // --quick passes (it reads no data block), the full verify exits 1 with an
     // `sst_blocks` problem naming that SST, in a native savepoint (`shard-<i>/<n>.sst`)
     // and in a checkpoint (`shared/<hash>.sst`).
     let w = written();
@@ -715,7 +717,7 @@ fn verify_finds_a_corrupt_sst_block_whose_crc32_the_manifest_agrees_with() {
             (formats::layout::checkpoint_dir(&copy, m.checkpoint), sst)
         };
         let (code, v) = verify_json(&target, true);
-        assert_eq!(code, 0, "the crc32s agree, --quick cannot see it: {v:?}");
+        assert_eq!(code, 0, "the crc32s agree and --quick reads no data block: {v:?}");
         let (code, v) = verify_json(&target, false);
         assert_eq!(code, 1, "{v:?}");
         let (status, detail) = check(&v[0], "sst_blocks");
@@ -728,12 +730,43 @@ fn verify_finds_a_corrupt_sst_block_whose_crc32_the_manifest_agrees_with() {
 /// Flips a bit in the first data block of the SST `f` under `base` and returns its
 /// manifest entry recomputed through `formats` (size and crc32 of the damaged bytes).
 fn damage(base: &Path, f: &formats::manifest::FileRef) -> formats::manifest::FileRef {
+    // A block-based table starts with its data blocks: byte 8 is in the first one.
+    damage_at(base, f, 8)
+}
+
+/// Flips a bit of byte `at` of the file `f` under `base` (negative: from the end) and
+/// returns its manifest entry recomputed through `formats`.
+fn damage_at(base: &Path, f: &formats::manifest::FileRef, at: i64) -> formats::manifest::FileRef {
     let p = base.join(&f.path);
     let mut b = std::fs::read(&p).expect("read");
-    // A block-based table starts with its data blocks: byte 8 is in the first one.
-    b[8] ^= 0x04;
+    let i = if at < 0 { b.len() - at.unsigned_abs() as usize } else { at as usize };
+    b[i] ^= 0x04;
     std::fs::write(&p, &b).expect("write");
     formats::manifest::FileRef { local: f.local.clone(), ..formats::manifest::FileRef::of(&f.path, &b) }
+}
+
+#[test]
+fn verify_quick_finds_a_broken_sst_footer_whose_crc32_the_manifest_agrees_with() {
+    // Pins: `verify --quick` reads no data block but opens every SST: a flipped bit in
+    // an SST's footer (its last bytes, the table's magic number), with the manifest's
+    // crc32 recomputed so that `files` passes, is a `structure` problem naming that SST,
+    // exit 1, in a checkpoint root; the full verify names it too.
+    let w = written();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let copy = copy_tree(&w.root, tmp.path());
+    let mut m = newest_checkpoint(&copy).expect("a checkpoint");
+    let f = m.shards[0].files.iter_mut().find(|f| f.path.ends_with(".sst")).expect("an SST");
+    *f = damage_at(&copy, f, -2);
+    let sst = f.path.clone();
+    rewrite_manifest(&copy, &m);
+    let target = formats::layout::checkpoint_dir(&copy, m.checkpoint);
+    for quick in [true, false] {
+        let (code, v) = verify_json(&target, quick);
+        assert_eq!(code, 1, "quick {quick}: {v:?}");
+        assert_eq!(check(&v[0], "files").0, "ok", "the crc32 agrees: {}", v[0]);
+        let (status, detail) = check(&v[0], "structure");
+        assert!(status == "problem" && detail.contains(&sst), "quick {quick}: {sst}: {}", v[0]);
+    }
 }
 
 #[test]

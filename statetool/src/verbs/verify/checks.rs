@@ -5,13 +5,16 @@
 //! | `manifest` | the manifest (`_savepoint`) decodes: envelope checksums, version, invariants (FORMAT.md §9, §13) |
 //! | `key_groups` | the shards' ranges cover `[0, max_key_groups)` exactly once (§9.1); else which key groups are missing or covered twice |
 //! | `parent` | the parent chain resolves ([`super::parent`]); a savepoint has none |
-//! | `files` | every file the manifest lists exists with its size and crc32 |
+//! | `files` | every file the manifest lists exists with its size and crc32 (`--quick`: the crc32s of metadata files only, not of SSTs and snapshot files) |
+//! | `structure` | every data file's own checksummed metadata: a snapshot file's footer and index, each SST's footer, properties and index blocks (RocksDB opens each shard's instance) |
 //! | `sst_blocks` | every data block of every SST of the RocksDB shards passes its checksum (the full scan) |
 //! | `entries` | every entry reads back (snapshot blocks decode, RocksDB shards open and scan) |
 //!
 //! A manifest that does not validate is still read, without validation, so that
 //! `key_groups` and `parent` can say what is wrong; `files` needs a valid manifest,
-//! and `sst_blocks` and `entries` intact files. `--quick` skips the last two.
+//! and the rest intact files. `--quick` reads no data block: `files` checks sizes and
+//! the metadata files' crc32s, then `structure`; it skips the last two. The full check
+//! computes every file's crc32 on a second thread while the others read the entries.
 use std::path::{Path, PathBuf};
 
 use formats::checkpoint::Verify;
@@ -24,12 +27,13 @@ use formats::savepoint::{Form, SavepointMeta};
 use super::coverage;
 use super::parent::Chain;
 use crate::verbs::entries;
-use crate::verbs::target::{human_bytes, Kind, Member};
+use crate::verbs::target::{human_bytes, Kind, Loaded, Member};
 
 pub const MANIFEST: &str = "manifest";
 pub const KEY_GROUPS: &str = "key_groups";
 pub const PARENT: &str = "parent";
 pub const FILES: &str = "files";
+pub const STRUCTURE: &str = "structure";
 pub const SST_BLOCKS: &str = "sst_blocks";
 pub const ENTRIES: &str = "entries";
 
@@ -195,35 +199,104 @@ pub fn run(m: &Member, quick: bool, chain: &mut Chain) -> Report {
         },
     }
 
-    // files
-    let loaded = match &strict {
-        Err(_) => {
-            r.skip(FILES, "the manifest is invalid");
+    // files, structure, sst_blocks, entries
+    if strict.is_err() {
+        for name in [FILES, STRUCTURE, SST_BLOCKS, ENTRIES] {
+            r.skip(name, "the manifest is invalid");
+        }
+        return r;
+    }
+    if quick {
+        quick_checks(m, &mut r);
+    } else {
+        full_checks(m, &mut r);
+    }
+    r
+}
+
+/// `files` (sizes; crc32s of the metadata files only) and `structure`; `sst_blocks` and
+/// `entries` skipped. Reads no data block, so its time follows the number of files and
+/// the size of their metadata, not of the state.
+fn quick_checks(m: &Member, r: &mut Report) {
+    let loaded = match m.load(Some(Verify::MetadataChecksums)) {
+        Ok(l) => {
+            let n = l.manifest.files().count();
+            let said = format!("{n} file(s), {}: sizes match; crc32s of metadata files match", human_bytes(l.bytes()));
+            r.add(FILES, Ok(said));
+            Some(l)
+        }
+        Err(e) => {
+            r.add(FILES, Err(e.to_string()));
             None
         }
-        Ok(_) => match m.load(Some(Verify::Checksums)) {
-            Ok(l) => {
-                let n = l.manifest.files().count();
-                r.add(FILES, Ok(format!("{n} file(s), {}: sizes and crc32s match", human_bytes(l.bytes()))));
-                Some(l)
-            }
-            Err(e) => {
-                r.add(FILES, Err(e.to_string()));
-                None
-            }
-        },
     };
+    match loaded {
+        Some(l) => structure_check(&l, r),
+        None => r.skip(STRUCTURE, "the files do not check out"),
+    }
+    r.skip(SST_BLOCKS, "--quick");
+    r.skip(ENTRIES, "--quick");
+}
 
-    // sst_blocks and entries
-    let Some(l) = loaded else {
-        let why = if strict.is_ok() { "the files do not check out" } else { "the manifest is invalid" };
-        r.skip(SST_BLOCKS, why);
-        r.skip(ENTRIES, why);
-        return r;
+/// `structure` from the data files' own checksummed metadata.
+fn structure_check(l: &Loaded, r: &mut Report) {
+    let found = entries::check_structure(&l.base, &l.manifest)
+        .map(|n| format!("{n} data file(s): footers, indexes and metadata blocks pass their checksums"))
+        .map_err(|e| e.to_string());
+    r.add(STRUCTURE, found);
+}
+
+/// Every check: the crc32 of every file (`files`) on one thread while `structure`,
+/// `sst_blocks` and `entries` read the entries on this one, so the two passes over the
+/// data overlap (the second reads from the page cache what the first has read). When
+/// `files` finds a problem the others are reported skipped, whatever they found: what
+/// they read was not the data the manifest recorded.
+fn full_checks(m: &Member, r: &mut Report) {
+    let l = match m.load(Some(Verify::Sizes)) {
+        Ok(l) => l,
+        Err(e) => {
+            r.add(FILES, Err(e.to_string()));
+            for name in [STRUCTURE, SST_BLOCKS, ENTRIES] {
+                r.skip(name, "the files do not check out");
+            }
+            return;
+        }
     };
-    if quick {
-        r.skip(SST_BLOCKS, "--quick");
-        r.skip(ENTRIES, "--quick");
+    let (crc, read) = std::thread::scope(|s| {
+        let crc = s.spawn(|| m.load(Some(Verify::Checksums)));
+        let read = read_checks(&l);
+        let crc = crc.join().unwrap_or_else(|_| {
+            Err(formats::error::FormatError::Invalid {
+                what: "verify",
+                offset: 0,
+                reason: "the crc32 pass panicked".into(),
+            })
+        });
+        (crc, read)
+    });
+    match crc {
+        Ok(l) => {
+            let n = l.manifest.files().count();
+            r.add(FILES, Ok(format!("{n} file(s), {}: sizes and crc32s match", human_bytes(l.bytes()))));
+            r.entries = read.entries;
+            r.checks.extend(read.checks);
+        }
+        Err(e) => {
+            r.add(FILES, Err(e.to_string()));
+            for name in [STRUCTURE, SST_BLOCKS, ENTRIES] {
+                r.skip(name, "the files do not check out");
+            }
+        }
+    }
+}
+
+/// `structure`, `sst_blocks` and `entries` of `l`, in a report of their own.
+fn read_checks(l: &Loaded) -> Report {
+    let mut r = Report { kind: None, entries: None, checks: Vec::new() };
+    structure_check(l, &mut r);
+    if r.problem().is_some() {
+        r.skip(SST_BLOCKS, "the structure does not check out");
+        r.skip(ENTRIES, "the structure does not check out");
         return r;
     }
     let rocks: Vec<_> = l.manifest.shards.iter().filter(|s| s.format == ShardFormat::Rocksdb).collect();
