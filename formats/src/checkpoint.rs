@@ -333,10 +333,18 @@ pub fn load(fs: &dyn Fs, root: &Path, id: CheckpointId, verify: Verify) -> Resul
         }
         .in_file(&mp));
     }
-    for f in m.files() {
-        verify_file(fs, root, f, verify)?;
-    }
+    verify_files(fs, root, &m, verify)?;
     Ok(m)
+}
+
+/// Checks every file `m` lists (under `base`: the checkpoint root or the savepoint
+/// directory) with [`verify_file`], in the manifest's order; the first problem names
+/// the file.
+pub fn verify_files(fs: &dyn Fs, base: &Path, m: &Manifest, verify: Verify) -> Result<(), FormatError> {
+    for f in m.files() {
+        verify_file(fs, base, f, verify)?;
+    }
+    Ok(())
 }
 
 /// Checkpoint ids that have a directory under `root`, newest first.

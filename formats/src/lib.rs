@@ -30,6 +30,7 @@ pub mod snapshot;
 pub mod statekey;
 pub mod ttl;
 pub mod value;
+pub mod value_json;
 pub mod varint;
 
 pub use error::FormatError;

@@ -23,7 +23,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::canary::{planted, Canary};
-use crate::checkpoint::{verify_file, Verify};
+use crate::checkpoint::{verify_files, Verify};
 use crate::envelope::{self, Kind};
 use crate::error::FormatError;
 use crate::fs::{self, Fs};
@@ -252,9 +252,7 @@ pub fn load(fs: &dyn Fs, sp: &Path, verify: Verify) -> Result<SavepointMeta, For
     }
     let bytes = fs.read(&mp).map_err(io(&mp))?;
     let meta = SavepointMeta::decode(&bytes).map_err(|e| e.in_file(&mp))?;
-    for f in meta.manifest.files() {
-        verify_file(fs, sp, f, verify)?;
-    }
+    verify_files(fs, sp, &meta.manifest, verify)?;
     Ok(meta)
 }
 

@@ -26,7 +26,9 @@ pub fn check_structure(fs: &mut dyn Fs, root: &Path, m: &Manifest, scratch: Opti
     for sh in &m.shards {
         match sh.format {
             ShardFormat::Snapshot => {
-                for f in &sh.files {
+                // Only snapshot files (by name): any other file is metadata, whose
+                // crc32 `Verify::MetadataChecksums` checks.
+                for f in sh.files.iter().filter(|f| layout::is_data_file(&f.path)) {
                     let path = layout::resolve(root, &f.path);
                     let in_file = |e: formats::error::FormatError| ReadError::Format(e.in_file(&path));
                     if fs.is_real() {

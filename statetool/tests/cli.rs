@@ -303,6 +303,29 @@ mod checkpoints {
     }
 
     #[test]
+    fn dump_checks_every_files_crc32_beside_what_it_reads() {
+        // Pins: the crc32 pass that runs beside the reading: a flipped byte in the block
+        // of the first key group of chk-2's snapshot, which `dump --key-group` of the
+        // last key group never reads, still makes the dump exit 2 naming the file; the
+        // undamaged checkpoint chk-1 dumps that key group, exit 0.
+        let (_d, root) = setup();
+        let kgs: Vec<u16> =
+            (0..10).map(|i| formats::keygroup::key_group_of(format!("k{i}").as_bytes(), 128).0).collect();
+        let (first, last) = (kgs.iter().min().copied().unwrap_or(0), kgs.iter().max().copied().unwrap_or(0));
+        assert_ne!(first, last, "the keys span several key groups");
+        let snap = root.join("chk-2").join("shard-0.snapshot");
+        let mut b = std::fs::read(&snap).expect("read");
+        b[40] ^= 1;
+        std::fs::write(&snap, &b).expect("write");
+        let last = last.to_string();
+        let (code, out, err) = statetool(&["dump", root.join("chk-2").to_str().expect("utf8"), "--key-group", &last]);
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(err.contains("chk-2/shard-0.snapshot") && err.contains("checksum"), "{err}");
+        let (code, out, err) = statetool(&["dump", root.join("chk-1").to_str().expect("utf8"), "--key-group", &last]);
+        assert!(code == 0 && !out.is_empty(), "{out}{err}");
+    }
+
+    #[test]
     fn verify_quick_checks_files_and_dump_limit_stops() {
         // Pins: `verify --quick` checks the files without reading a data block: a flipped
         // byte in a block's payload passes it (the full verify's work), one in the

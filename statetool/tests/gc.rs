@@ -188,7 +188,7 @@ fn keep_savepoint_keeps_a_checkpoint_and_never_touches_a_savepoint() {
     assert!(out.contains("keep      shared/sst-1 (used by chk-2)"), "{out}");
     assert_eq!(chk_dirs(&root), ["chk-2", "chk-4"]);
     assert!(tree::fingerprints(&sp) == before, "gc changed the savepoint");
-    // --quick: these files are not real snapshots, so only sizes and crc32s are checked.
+    // --quick: these files are not named as data files, so their sizes and crc32s are checked.
     let (code, out, _) = statetool(&["verify", s(&root), "--quick"]);
     assert_eq!(code, 0, "{out}");
     let kept = formats::checkpoint::load(&StdFs, &root, CheckpointId(2), Verify::Checksums);

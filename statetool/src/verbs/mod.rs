@@ -25,10 +25,15 @@ pub fn check(shards: u32, key_groups: u32) -> anyhow::Result<()> {
 /// Writes to stdout, exiting quietly if the reader went away (`| head`); a progress bar
 /// on the same terminal is taken off the screen while it writes.
 pub fn out(text: &str) {
+    out_bytes(text.as_bytes());
+}
+
+/// [`out`] for text already in bytes (UTF-8).
+pub fn out_bytes(text: &[u8]) {
     use std::io::Write;
     let written = crate::progress::suspend(|| {
         let mut o = std::io::stdout().lock();
-        o.write_all(text.as_bytes()).and_then(|()| o.flush())
+        o.write_all(text).and_then(|()| o.flush())
     });
     if written.is_err() {
         std::process::exit(0);

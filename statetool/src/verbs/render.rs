@@ -1,8 +1,12 @@
 //! How entries are shown, shared by `dump` and `diff` so both print a key or a value the
 //! same way: keys with the manifest's key encoding, values with the state's encodings
-//! (`formats::value::render_stored`).
+//! (`formats::value::render_stored`). [`write_entry`] writes `dump`'s line as text
+//! straight into a buffer (`formats::value_json`): the text a `serde_json::Value` of the
+//! same entry prints (its model in the tests), at a fraction of the cost; `diff` keeps
+//! the `Value`s it compares.
 use formats::error::FormatError;
-use formats::value::{render_json, StateDescriptor, ValueEncoding};
+use formats::value::{list_elements, render_json, StateDescriptor, StateKind, ValueEncoding};
+use formats::value_json::{write_byte_array, write_display, write_json, write_str};
 
 /// Keys are rendered with the manifest's key encoding; without one (older manifests),
 /// as text when they are UTF-8, otherwise as an array of bytes.
@@ -34,17 +38,109 @@ pub fn add_identity(
     Ok(())
 }
 
-/// One entry as `dump` prints it: the rendered stored value (`value`, `expires_ms`,
-/// `list`) followed by the entry's identity.
-pub fn entry_json(
+/// Appends a key as [`key_json`] renders it, as JSON text.
+pub fn write_key(out: &mut Vec<u8>, enc: Option<&ValueEncoding>, k: &[u8]) -> Result<(), FormatError> {
+    let mark = out.len();
+    if let Some(e) = enc {
+        if write_json(out, e, k).is_ok() {
+            return Ok(());
+        }
+        out.truncate(mark);
+    }
+    match std::str::from_utf8(k) {
+        Ok(s) => write_str(out, s),
+        Err(_) => {
+            write_byte_array(out, k);
+            Ok(())
+        }
+    }
+}
+
+/// Appends one entry as `dump` prints it: `expires_ms` (a TTL state's value), `key`,
+/// `key_group`, `list` (a list's elements, each `{expires_ms?, value}`), `state`,
+/// `user_key` (a map's), `value`, in this (alphabetical: a `serde_json` map's) order, written straight into `out` with no
+/// `serde_json::Value` built. On an error `out` is left as it was.
+pub fn write_entry(
+    out: &mut Vec<u8>,
     desc: &StateDescriptor,
     key: Option<&ValueEncoding>,
     k: &[u8],
     v: &[u8],
-) -> Result<serde_json::Value, FormatError> {
-    let mut row = formats::value::render_stored(desc, v)?;
-    if let Some(o) = row.as_object_mut() {
-        add_identity(o, desc, key, k)?;
+) -> Result<(), FormatError> {
+    let mark = out.len();
+    let written = write_entry_fields(out, desc, key, k, v);
+    if written.is_err() {
+        out.truncate(mark);
     }
-    Ok(row)
+    written
 }
+
+fn write_entry_fields(
+    out: &mut Vec<u8>,
+    desc: &StateDescriptor,
+    key: Option<&ValueEncoding>,
+    k: &[u8],
+    v: &[u8],
+) -> Result<(), FormatError> {
+    let sk = formats::statekey::decode(k)?;
+    out.push(b'{');
+    let payload = if desc.kind == StateKind::List {
+        None
+    } else if desc.ttl.is_some() {
+        let (exp, payload) = formats::ttl::split(v)?;
+        out.extend_from_slice(b"\"expires_ms\":");
+        write_display(out, exp);
+        out.push(b',');
+        Some(payload)
+    } else {
+        Some(v)
+    };
+    out.extend_from_slice(b"\"key\":");
+    write_key(out, key, sk.key)?;
+    out.extend_from_slice(b",\"key_group\":");
+    write_display(out, sk.key_group.0);
+    if payload.is_none() {
+        out.extend_from_slice(b",\"list\":[");
+        for (i, e) in list_elements(v).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_element(out, desc, e?)?;
+        }
+        out.push(b']');
+    }
+    out.extend_from_slice(b",\"state\":");
+    write_str(out, &desc.name)?;
+    if let Some(uk) = &desc.user_key {
+        out.extend_from_slice(b",\"user_key\":");
+        write_key(out, Some(uk), sk.user_key)?;
+    }
+    if let Some(p) = payload {
+        out.extend_from_slice(b",\"value\":");
+        write_json(out, &desc.value, p)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// One list element: `{"expires_ms":..,"value":..}` or `{"value":..}`.
+fn write_element(out: &mut Vec<u8>, desc: &StateDescriptor, e: &[u8]) -> Result<(), FormatError> {
+    out.push(b'{');
+    let payload = if desc.ttl.is_some() {
+        let (exp, payload) = formats::ttl::split(e)?;
+        out.extend_from_slice(b"\"expires_ms\":");
+        write_display(out, exp);
+        out.push(b',');
+        payload
+    } else {
+        e
+    };
+    out.extend_from_slice(b"\"value\":");
+    write_json(out, &desc.value, payload)?;
+    out.push(b'}');
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "render_tests.rs"]
+mod tests;

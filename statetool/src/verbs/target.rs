@@ -7,6 +7,7 @@
 //! manifest's file paths are relative to (`base`: the checkpoint root, or the savepoint
 //! directory), which is what `reader::for_each` takes as its root.
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context};
 use formats::checkpoint::{self, Verify};
@@ -15,6 +16,9 @@ use formats::fs::StdFs;
 use formats::layout;
 use formats::manifest::{CheckpointId, Manifest};
 use formats::savepoint::{self, Form, SavepointMeta};
+
+/// How the reading stops when the crc32 pass beside it has found a problem.
+const CRC_FAILED: &str = "stopped: the crc32 pass found a damaged file";
 
 /// What PATH names.
 #[derive(Debug, Clone)]
@@ -76,20 +80,24 @@ pub struct Loaded {
     /// The `chk-<n>` directory or the savepoint directory, for messages.
     pub dir: PathBuf,
     pub manifest: Manifest,
+    /// Whether every file's crc32 has been checked already; when not, [`Loaded::for_each`]
+    /// checks them on a second thread while it reads.
+    pub crc_checked: bool,
 }
 
 impl Loaded {
-    fn checkpoint(root: &Path, manifest: Manifest) -> Loaded {
+    fn checkpoint(root: &Path, manifest: Manifest, crc_checked: bool) -> Loaded {
         let dir = layout::checkpoint_dir(root, manifest.checkpoint);
-        Loaded { kind: Kind::Checkpoint, base: root.to_path_buf(), dir, manifest }
+        Loaded { kind: Kind::Checkpoint, base: root.to_path_buf(), dir, manifest, crc_checked }
     }
 
-    fn savepoint(dir: &Path, meta: SavepointMeta) -> Loaded {
+    fn savepoint(dir: &Path, meta: SavepointMeta, crc_checked: bool) -> Loaded {
         Loaded {
             kind: Kind::Savepoint(meta.form),
             base: dir.to_path_buf(),
             dir: dir.to_path_buf(),
             manifest: meta.manifest,
+            crc_checked,
         }
     }
 
@@ -103,12 +111,38 @@ impl Loaded {
     }
 
     /// Visits every entry whose key group lies in `clip` (see `entries::for_each`).
+    /// Unless done already ([`Loaded::crc_checked`]), every file's crc32 is checked on a
+    /// second thread meanwhile, so the data is read from disk once and the two passes
+    /// overlap; a crc32 that does not match stops the reading and is the error (naming
+    /// the file), whatever was visited before it was found. (What is visited was read
+    /// through the block checksums of RocksDB and of snapshot files, FORMAT.md §11.)
     pub fn for_each(
         &self,
         clip: formats::keygroup::KeyGroupRange,
         visit: &mut super::entries::Visit<'_>,
     ) -> anyhow::Result<u64> {
-        super::entries::for_each(&self.base, &self.manifest, clip, visit)
+        if self.crc_checked {
+            return super::entries::for_each(&self.base, &self.manifest, clip, visit);
+        }
+        let failed = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let crc = s.spawn(|| {
+                let checked = checkpoint::verify_files(&StdFs, &self.base, &self.manifest, Verify::Checksums);
+                failed.store(checked.is_err(), Ordering::Relaxed);
+                checked
+            });
+            let read = super::entries::for_each(&self.base, &self.manifest, clip, &mut |d, k, v| {
+                if failed.load(Ordering::Relaxed) {
+                    return Err(reader::ReadError::Visit(CRC_FAILED.into()));
+                }
+                visit(d, k, v)
+            });
+            match crc.join() {
+                Ok(Err(e)) => Err(e.into()),
+                Ok(Ok(())) => read,
+                Err(_) => Err(anyhow::anyhow!("{}: the crc32 pass panicked", self.dir.display())),
+            }
+        })
     }
 
     /// The total size of the files the manifest names (a shared file counted once per
@@ -142,7 +176,7 @@ impl Member {
                         Manifest::decode(&bytes).map_err(|e| e.in_file(&p))?
                     }
                 };
-                Ok(Loaded::checkpoint(root, m))
+                Ok(Loaded::checkpoint(root, m, verify == Some(Verify::Checksums)))
             }
             Member::Savepoint { dir } => {
                 let mp = layout::savepoint_metadata_path(dir);
@@ -155,7 +189,7 @@ impl Member {
                         SavepointMeta::decode(&bytes).map_err(|e| e.in_file(&mp))?
                     }
                 };
-                Ok(Loaded::savepoint(dir, meta))
+                Ok(Loaded::savepoint(dir, meta, verify == Some(Verify::Checksums)))
             }
         }
     }
@@ -205,10 +239,11 @@ impl Target {
         self.newest(None)
     }
 
-    /// The newest member whose files all check out, sizes and crc32s (for the verbs
-    /// that read entries: `dump`, `du`, `diff`).
+    /// The newest member whose files all check out (for the verbs that read entries:
+    /// `dump`, `du`, `diff`, the rewrites): sizes and the metadata files' crc32s here;
+    /// the data files' crc32s while [`Loaded::for_each`] reads them.
     pub fn newest_intact(&self) -> anyhow::Result<Loaded> {
-        self.newest(Some(Verify::Checksums))
+        self.newest(Some(Verify::MetadataChecksums))
     }
 
     fn newest(&self, verify: Option<Verify>) -> anyhow::Result<Loaded> {
