@@ -176,6 +176,8 @@ fn consecutive_checkpoints_show_what_the_second_copied_and_changed() {
         let (code, out, _) = statetool(&["diff", s(&pa), s(&pb), "--summary", "--json"]);
         assert_eq!(code, if want.is_empty() { 0 } else { 1 });
         assert_eq!(json_lines(&out).len(), 1, "--summary --json prints the summary only: {out}");
+        // --summary counts without rendering: the same summary as the full listing's.
+        assert_eq!(json_lines(&out).last(), Some(sum), "--summary counts as the listing does");
     }
     assert!(checked > 0, "some consecutive pair copied files and changed entries");
     assert_eq!(tree::fingerprints(&root), before, "diff modified its input");

@@ -218,6 +218,43 @@ fn entry_table(v: &Value) -> String {
     s
 }
 
+/// Counts one pair of the join and, unless `--summary` (which renders nothing: a
+/// changed entry's values are compared as bytes), lists it.
+fn compare(
+    args: &Args,
+    ma: &Manifest,
+    mb: &Manifest,
+    counts: &mut BTreeMap<String, Counts>,
+    r: &mut Report<'_>,
+    p: Pair<'_>,
+) -> anyhow::Result<()> {
+    let (change, desc) = match p {
+        Pair::OnlyA(d, ..) => ("removed", d),
+        Pair::OnlyB(d, ..) => ("added", d),
+        Pair::Both(da, _, _, va, vb) if va == vb => {
+            counts.entry(da.name.clone()).or_default().unchanged += 1;
+            return Ok(());
+        }
+        Pair::Both(da, ..) => ("changed", da),
+    };
+    let c = counts.entry(desc.name.clone()).or_default();
+    match change {
+        "removed" => c.removed += 1,
+        "added" => c.added += 1,
+        _ => c.changed += 1,
+    }
+    if args.summary {
+        return Ok(());
+    }
+    let row = match p {
+        Pair::OnlyA(d, k, v) => entry_row(change, d, ma.key.as_ref(), k, Some((d, v)), None)?,
+        Pair::OnlyB(d, k, v) => entry_row(change, d, mb.key.as_ref(), k, None, Some((d, v)))?,
+        Pair::Both(da, db, k, va, vb) => entry_row(change, da, ma.key.as_ref(), k, Some((da, va)), Some((db, vb)))?,
+    };
+    r.detail(&row, || entry_table(&row));
+    Ok(())
+}
+
 pub fn run(args: &Args) -> anyhow::Result<u8> {
     let (la, lb) = (load(&args.a)?, load(&args.b)?);
     let (ma, mb) = (&la.manifest, &lb.manifest);
@@ -294,28 +331,21 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         r.line("\nentries");
     }
     let (sa, sb) = (Side { root: &la.base, manifest: ma }, Side { root: &lb.base, manifest: mb });
-    join::join(&sa, &sb, &mut |p| {
-        let (change, row) = match p {
-            Pair::OnlyA(d, k, v) => ("removed", entry_row("removed", d, ma.key.as_ref(), k, Some((d, v)), None)?),
-            Pair::OnlyB(d, k, v) => ("added", entry_row("added", d, mb.key.as_ref(), k, None, Some((d, v)))?),
-            Pair::Both(da, db, k, va, vb) => {
-                let c = counts.entry(da.name.clone()).or_default();
-                if va == vb {
-                    c.unchanged += 1;
-                    return Ok(());
-                }
-                ("changed", entry_row("changed", da, ma.key.as_ref(), k, Some((da, va)), Some((db, vb)))?)
-            }
-        };
-        let c = counts.entry(row["state"].as_str().unwrap_or_default().to_owned()).or_default();
-        match change {
-            "removed" => c.removed += 1,
-            "added" => c.added += 1,
-            _ => c.changed += 1,
+    // Both sides' crc32 passes run beside the reading (each side's reader is a thread of
+    // its own, `join`); a damaged file is the error, whatever the comparison found.
+    let (crc_a, crc_b, joined) = std::thread::scope(|s| {
+        let ca = s.spawn(|| la.check_crc());
+        let cb = s.spawn(|| lb.check_crc());
+        let joined = join::join(&sa, &sb, &mut |p| compare(args, ma, mb, &mut counts, &mut r, p));
+        (ca.join(), cb.join(), joined)
+    });
+    for (side, crc) in [("a", crc_a), ("b", crc_b)] {
+        match crc {
+            Ok(checked) => checked?,
+            Err(_) => anyhow::bail!("{side}: the crc32 pass panicked"),
         }
-        r.detail(&row, || entry_table(&row));
-        Ok(())
-    })?;
+    }
+    joined?;
 
     let entries_differ = counts.values().any(|c| c.added + c.removed + c.changed > 0);
     let same_state = !entries_differ && !mdiffs.iter().any(|d| d.matters);

@@ -127,7 +127,7 @@ impl Loaded {
         let failed = AtomicBool::new(false);
         std::thread::scope(|s| {
             let crc = s.spawn(|| {
-                let checked = checkpoint::verify_files(&StdFs, &self.base, &self.manifest, Verify::Checksums);
+                let checked = self.check_crc();
                 failed.store(checked.is_err(), Ordering::Relaxed);
                 checked
             });
@@ -143,6 +143,15 @@ impl Loaded {
                 Err(_) => Err(anyhow::anyhow!("{}: the crc32 pass panicked", self.dir.display())),
             }
         })
+    }
+
+    /// Checks every file's crc32 against the manifest, unless done already
+    /// ([`Loaded::crc_checked`]); the error names the file.
+    pub fn check_crc(&self) -> Result<(), FormatError> {
+        if self.crc_checked {
+            return Ok(());
+        }
+        checkpoint::verify_files(&StdFs, &self.base, &self.manifest, Verify::Checksums)
     }
 
     /// The total size of the files the manifest names (a shared file counted once per
