@@ -694,8 +694,8 @@ fn verify_finds_a_corrupt_sst_block_whose_crc32_the_manifest_agrees_with() {
     // Pins: a flipped bit in an SST's first data block, with the manifest's crc32 (and
     // size) recomputed through `formats` so only RocksDB's block checksum can see it:
     // --quick passes (it reads no data block), the full verify exits 1 with an
-    // `sst_blocks` problem naming that SST, in a native savepoint (`shard-<i>/<n>.sst`)
-    // and in a checkpoint (`shared/<hash>.sst`).
+    // `sst_blocks` problem naming that SST, in a native savepoint (`shard-<i>/<n>.sst`,
+    // the first shard's) and in a checkpoint (`shared/<hash>.sst`, the last shard's).
     let w = written();
     let tmp = tempfile::tempdir().expect("tempdir");
     for (i, from) in [&w.native, &w.root].into_iter().enumerate() {
@@ -709,8 +709,10 @@ fn verify_finds_a_corrupt_sst_block_whose_crc32_the_manifest_agrees_with() {
             std::fs::write(meta_path, meta.encode().expect("encode")).expect("write");
             (copy, sst)
         } else {
+            // The last shard's: verify reads shards on parallel threads.
             let mut m = newest_checkpoint(&copy).expect("a checkpoint");
-            let f = m.shards[0].files.iter_mut().find(|f| f.path.ends_with(".sst")).expect("an SST");
+            let last = m.shards.last_mut().expect("a shard");
+            let f = last.files.iter_mut().find(|f| f.path.ends_with(".sst")).expect("an SST");
             *f = damage(&copy, f);
             let sst = f.path.clone();
             rewrite_manifest(&copy, &m);

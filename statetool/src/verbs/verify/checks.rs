@@ -301,7 +301,7 @@ fn read_checks(l: &Loaded) -> Report {
     }
     let rocks: Vec<_> = l.manifest.shards.iter().filter(|s| s.format == ShardFormat::Rocksdb).collect();
     let ssts = rocks.iter().flat_map(|s| &s.files).filter(|f| layout::is_shared_file(f.local_name())).count();
-    match l.for_each(entries::ALL, &mut |_, _, _| Ok(())) {
+    match entries::read_all(&l.base, &l.manifest) {
         Ok(n) => {
             r.entries = Some(n);
             if rocks.is_empty() {
