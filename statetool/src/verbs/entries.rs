@@ -69,7 +69,6 @@ pub fn read_all(root: &Path, m: &Manifest) -> anyhow::Result<u64> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let workers = cores.min(m.shards.len()).max(1);
     let bar = Progress::entries(None, format!("reading {} checkpoint {}", m.job, m.checkpoint.0));
-    bar.detail(format!("{} shard(s) on {workers} thread(s)", m.shards.len()));
     let next = AtomicUsize::new(0);
     let done: Mutex<Vec<(usize, Result<u64, reader::ReadError>)>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -79,6 +78,8 @@ pub fn read_all(root: &Path, m: &Manifest) -> anyhow::Result<u64> {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(sh) = m.shards.get(i) else { break };
+                    // The latest shard started (of those read on `workers` threads).
+                    bar.detail(format!("shard {}/{} (shard {})", i + 1, m.shards.len(), sh.shard));
                     one.shards = vec![sh.clone()];
                     let dir = scratch.path().join(format!("instance-{}", sh.shard));
                     let mut pending = 0u64;
