@@ -58,8 +58,9 @@ pub fn write_key(out: &mut Vec<u8>, enc: Option<&ValueEncoding>, k: &[u8]) -> Re
 
 /// Appends one entry as `dump` prints it: `expires_ms` (a TTL state's value), `key`,
 /// `key_group`, `list` (a list's elements, each `{expires_ms?, value}`), `state`,
-/// `user_key` (a map's), `value`, in this (alphabetical: a `serde_json` map's) order, written straight into `out` with no
-/// `serde_json::Value` built. On an error `out` is left as it was.
+/// `user_key` (a map's), `value`, in this order (alphabetical, a `serde_json` map's),
+/// written straight into `out` with no `serde_json::Value` built. On an error `out` is
+/// left as it was.
 pub fn write_entry(
     out: &mut Vec<u8>,
     desc: &StateDescriptor,
@@ -84,17 +85,7 @@ fn write_entry_fields(
 ) -> Result<(), FormatError> {
     let sk = formats::statekey::decode(k)?;
     out.push(b'{');
-    let payload = if desc.kind == StateKind::List {
-        None
-    } else if desc.ttl.is_some() {
-        let (exp, payload) = formats::ttl::split(v)?;
-        out.extend_from_slice(b"\"expires_ms\":");
-        write_display(out, exp);
-        out.push(b',');
-        Some(payload)
-    } else {
-        Some(v)
-    };
+    let payload = if desc.kind == StateKind::List { None } else { Some(write_expiry(out, desc, v)?) };
     out.extend_from_slice(b"\"key\":");
     write_key(out, key, sk.key)?;
     out.extend_from_slice(b",\"key_group\":");
@@ -123,18 +114,23 @@ fn write_entry_fields(
     Ok(())
 }
 
+/// For a state with a TTL, appends `"expires_ms":<expiry>,` from the stored value's
+/// header; returns the payload after the header (all of `stored` without a TTL).
+fn write_expiry<'a>(out: &mut Vec<u8>, desc: &StateDescriptor, stored: &'a [u8]) -> Result<&'a [u8], FormatError> {
+    if desc.ttl.is_none() {
+        return Ok(stored);
+    }
+    let (exp, payload) = formats::ttl::split(stored)?;
+    out.extend_from_slice(b"\"expires_ms\":");
+    write_display(out, exp);
+    out.push(b',');
+    Ok(payload)
+}
+
 /// One list element: `{"expires_ms":..,"value":..}` or `{"value":..}`.
 fn write_element(out: &mut Vec<u8>, desc: &StateDescriptor, e: &[u8]) -> Result<(), FormatError> {
     out.push(b'{');
-    let payload = if desc.ttl.is_some() {
-        let (exp, payload) = formats::ttl::split(e)?;
-        out.extend_from_slice(b"\"expires_ms\":");
-        write_display(out, exp);
-        out.push(b',');
-        payload
-    } else {
-        e
-    };
+    let payload = write_expiry(out, desc, e)?;
     out.extend_from_slice(b"\"value\":");
     write_json(out, &desc.value, payload)?;
     out.push(b'}');
