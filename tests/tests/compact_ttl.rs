@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::{BackendKind, CheckpointConfig, Context, DiscardSink, Error, Generator, Job, KeyedProcessFunction};
-use engine::{ListState, ManualClock, MapState, RunConfig, ValueState};
+use engine::{ListState, ManualClock, MapState, RunConfig, TtlCleanup, ValueState};
 use formats::ttl::{TtlConfig, TtlUpdate};
 use serde_json::Value;
 
@@ -63,12 +63,18 @@ fn run(dir: &Path, backend: BackendKind, from: Option<&Path>) -> PathBuf {
         // Half the keys stop in the middle of the input: their state expires first.
         .key_by(|s: &u64| if *s < RECORDS / 2 { s % KEYS } else { s % (KEYS / 2) })
         .process(move |reg| {
-            Ok(Remember {
+            let r = Remember {
                 clock: clock.clone(),
                 last: reg.value("last", ttl)?,
                 seen: reg.list("seen", ttl)?,
                 parity: reg.map("parity", ttl)?,
-            })
+            };
+            // The checkpoints must hold expired entries for statetool to purge: the job's
+            // own cleanup is off.
+            for state in ["last", "seen", "parity"] {
+                reg.set_ttl_cleanup(state, TtlCleanup::none())?;
+            }
+            Ok(r)
         })
         .sink(DiscardSink)
         .run(&cfg)

@@ -105,6 +105,8 @@ pub struct Snapshot {
     pub records_out: u64,
     pub processed_per_shard: Vec<u64>,
     pub in_per_shard: Vec<u64>,
+    /// Expired TTL entries removed so far, per state with a TTL.
+    pub expired_per_state: Vec<(String, u64)>,
     pub history: Vec<CheckpointRecord>,
     /// Every savepoint this run completed, oldest first.
     pub savepoints: Vec<CheckpointRecord>,
@@ -336,11 +338,13 @@ impl JobControl {
     pub fn snapshot(&self) -> Snapshot {
         let inner = self.lock();
         let (mut records_in, mut records_out, mut processed, mut in_per_shard) = (0, 0, Vec::new(), Vec::new());
+        let mut expired_per_state = Vec::new();
         if let Some(m) = &inner.metrics {
             let t = m.totals();
             (records_in, records_out) = (t.records_in, t.records_out);
             processed = m.processed_per_shard();
             in_per_shard = m.in_per_shard();
+            expired_per_state = m.expired_per_state();
         }
         Snapshot {
             state: inner.state.unwrap_or(JobState::Running),
@@ -348,6 +352,7 @@ impl JobControl {
             records_out,
             processed_per_shard: processed,
             in_per_shard,
+            expired_per_state,
             history: inner.history.iter().cloned().collect(),
             savepoints: inner.savepoints.clone(),
             completed: inner.completed,

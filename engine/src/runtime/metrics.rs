@@ -1,7 +1,11 @@
 //! Per-shard counters, read by the reporter thread at an interval.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use crate::state::backend::StateId;
+use crate::state::expired::ExpiredCounts;
 
 #[derive(Default)]
 #[repr(align(64))]
@@ -13,6 +17,9 @@ struct ShardCounters {
 
 pub struct Metrics {
     shards: Vec<ShardCounters>,
+    /// The states with a TTL (id, name), and each shard's expired-entry counts once its
+    /// backend is open.
+    expired: Mutex<(Vec<(StateId, String)>, Vec<Option<Arc<ExpiredCounts>>>)>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,7 +31,33 @@ pub struct Totals {
 
 impl Metrics {
     pub fn new(shards: usize) -> Self {
-        Metrics { shards: (0..shards).map(|_| ShardCounters::default()).collect() }
+        Metrics {
+            shards: (0..shards).map(|_| ShardCounters::default()).collect(),
+            expired: Mutex::new((Vec::new(), vec![None; shards])),
+        }
+    }
+
+    /// Shard `shard`'s counts of expired entries removed, per state (every shard declares
+    /// the same states; `ttl_states` are those with a TTL).
+    pub fn register_expired(&self, shard: usize, ttl_states: Vec<(StateId, String)>, counts: Arc<ExpiredCounts>) {
+        let mut e = self.expired.lock().unwrap_or_else(PoisonError::into_inner);
+        e.0 = ttl_states;
+        if let Some(slot) = e.1.get_mut(shard) {
+            *slot = Some(counts);
+        }
+    }
+
+    /// Expired entries removed so far per state with a TTL, summed over the shards:
+    /// (state, count) in declaration order.
+    pub fn expired_per_state(&self) -> Vec<(String, u64)> {
+        let e = self.expired.lock().unwrap_or_else(PoisonError::into_inner);
+        let per_shard: Vec<Vec<u64>> = e.1.iter().flatten().map(|c| c.get()).collect();
+        e.0.iter()
+            .map(|(id, name)| {
+                let n = per_shard.iter().map(|c| c.get(id.0 as usize).copied().unwrap_or(0)).sum();
+                (name.clone(), n)
+            })
+            .collect()
     }
 
     fn shard(&self, i: usize) -> Option<&ShardCounters> {

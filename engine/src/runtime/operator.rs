@@ -16,6 +16,7 @@ use crate::state::backend::Backend;
 use crate::state::codec::Key;
 use crate::state::context::Context;
 use crate::state::context::Scratch;
+use crate::state::sweeper::Sweeper;
 
 /// A record on its way to the shard that owns its key group.
 pub struct Routed<K, T> {
@@ -32,10 +33,14 @@ pub struct Operator<P: KeyedProcessFunction, O> {
     pub post: Chain<P::Out, O>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
+    /// The shard's TTL cleanup (incremental steps, full-snapshot settings).
+    pub sweeper: Sweeper,
     pub(crate) scratch: Scratch,
     prefix: Vec<u8>,
     key_bytes: Vec<u8>,
     out: Vec<P::Out>,
+    /// Records came since the last idle tick.
+    busy: bool,
 }
 
 impl<P: KeyedProcessFunction, O> Operator<P, O> {
@@ -47,7 +52,9 @@ impl<P: KeyedProcessFunction, O> Operator<P, O> {
         post: Chain<P::Out, O>,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
+        sweeper: Sweeper,
     ) -> Self {
+        let scratch = Scratch { expired: Some(sweeper.counts().clone()), ..Scratch::default() };
         Operator {
             shard,
             func,
@@ -56,10 +63,12 @@ impl<P: KeyedProcessFunction, O> Operator<P, O> {
             post,
             clock,
             metrics,
-            scratch: Scratch::default(),
+            sweeper,
+            scratch,
             prefix: Vec::new(),
             key_bytes: Vec::new(),
             out: Vec::new(),
+            busy: false,
         }
     }
 
@@ -76,7 +85,21 @@ impl<P: KeyedProcessFunction, O> Operator<P, O> {
             self.emit()?;
         }
         self.metrics.add_processed(self.shard.0 as usize, n);
+        self.busy = true;
+        // Incremental TTL cleanup: `cleanup_size` entries per record, once per batch.
+        if self.sweeper.after_records() {
+            self.sweeper.after_record(&mut *self.backend, self.clock.now_ms(), n as usize)?;
+        }
         Ok(())
+    }
+
+    /// Incremental TTL cleanup when the shard had no input for a tick
+    /// (`state::cleanup::IDLE_TICK`).
+    pub fn idle_tick(&mut self) -> Result<(), Error> {
+        if std::mem::replace(&mut self.busy, false) {
+            return Ok(());
+        }
+        Ok(self.sweeper.on_idle_tick(&mut *self.backend, self.clock.now_ms())?)
     }
 
     pub fn end_of_input(&mut self) -> Result<(), Error> {

@@ -205,6 +205,15 @@ impl<B: Backend> Backend for CachedBackend<B> {
         self.inner.native_checkpoint(dir)
     }
 
+    fn compact(&mut self) -> Result<(), StateError> {
+        self.flush()?;
+        self.inner.compact()
+    }
+
+    fn remove_expired(&mut self, s: StateId, now_ms: u64, entries_max: usize) -> Result<u64, StateError> {
+        self.inner.remove_expired(s, now_ms, entries_max)
+    }
+
     fn descriptors(&self) -> &[StateDescriptor] {
         self.inner.descriptors()
     }

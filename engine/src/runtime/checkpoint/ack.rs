@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::source::Split;
 use crate::state::backend::Backend;
 use crate::state::snapshot::{self, Collected};
+use crate::state::sweeper::SnapshotExpiry;
 
 /// What a shard reports for checkpoint `id`.
 pub struct Ack {
@@ -42,6 +43,7 @@ pub fn take_snapshot(
     work: Option<&Path>,
     shard: u16,
     id: u64,
+    expiry: Option<&SnapshotExpiry<'_>>,
 ) -> Result<ShardState, Error> {
     if let Some(work) = work {
         let dir = layout::local_checkpoint_dir(work, ShardId(shard), CheckpointId(id));
@@ -52,5 +54,5 @@ pub fn take_snapshot(
             return Ok(ShardState::Rocksdb { dir, instance });
         }
     }
-    Ok(ShardState::Full(snapshot::collect(backend, range)?))
+    Ok(ShardState::Full(snapshot::collect_with(backend, range, expiry)?))
 }
