@@ -49,6 +49,7 @@ fn status_shows_expired_entries_removed_per_state() {
     let job = common::detail();
     let text = render::status(&job, &common::stats());
     let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.contains(&"TTL cleanup (4321 entries stored)"), "{text}");
     assert!(lines.contains(&"STATE  EXPIRED REMOVED"), "{text}");
     assert!(lines.contains(&"seen           1234567"), "{text}");
     let none = control::api::JobDetail { expired: vec![], ..job };

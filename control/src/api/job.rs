@@ -98,6 +98,10 @@ pub struct JobDetail {
     /// daemons' answers).
     #[serde(default)]
     pub expired: Vec<StateExpired>,
+    /// Entries the state backends store over every shard, expired or not yet removed
+    /// included (RocksDB: its estimate), as last sampled.
+    #[serde(default)]
+    pub state_entries: u64,
 }
 
 /// Expired entries removed from one state with a TTL, over every shard, since the job

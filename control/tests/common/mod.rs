@@ -78,6 +78,7 @@ pub fn detail() -> JobDetail {
         shards: vec![shard(0, 0, 64), shard(1, 64, 128)],
         savepoints: vec![],
         expired: vec![StateExpired { state: "seen".into(), removed: 1_234_567 }],
+        state_entries: 4321,
     }
 }
 

@@ -13,6 +13,8 @@ struct ShardCounters {
     records_in: AtomicU64,
     records_processed: AtomicU64,
     records_out: AtomicU64,
+    /// Entries the shard's backend stores (sampled every `state::cleanup::IDLE_TICK`).
+    state_entries: AtomicU64,
 }
 
 pub struct Metrics {
@@ -80,6 +82,17 @@ impl Metrics {
         if let Some(s) = self.shard(shard) {
             s.records_out.fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    pub fn set_state_entries(&self, shard: usize, n: u64) {
+        if let Some(s) = self.shard(shard) {
+            s.state_entries.store(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Entries stored over every shard, as last sampled.
+    pub fn state_entries(&self) -> u64 {
+        self.shards.iter().map(|s| s.state_entries.load(Ordering::Relaxed)).sum()
     }
 
     pub fn processed_per_shard(&self) -> Vec<u64> {

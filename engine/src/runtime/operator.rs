@@ -93,10 +93,11 @@ impl<P: KeyedProcessFunction, O> Operator<P, O> {
         Ok(())
     }
 
-    /// Incremental TTL cleanup when the shard had no input for a tick
-    /// (`state::cleanup::IDLE_TICK`).
-    pub fn idle_tick(&mut self) -> Result<(), Error> {
-        if std::mem::replace(&mut self.busy, false) {
+    /// Every `state::cleanup::IDLE_TICK`: samples the entries stored, and runs
+    /// incremental TTL cleanup when the shard had no input since the last tick.
+    pub fn tick(&mut self) -> Result<(), Error> {
+        self.metrics.set_state_entries(self.shard.0 as usize, self.backend.stored_entries());
+        if std::mem::replace(&mut self.busy, false) || !self.sweeper.has_idle_work() {
             return Ok(());
         }
         Ok(self.sweeper.on_idle_tick(&mut *self.backend, self.clock.now_ms())?)

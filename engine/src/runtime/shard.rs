@@ -195,20 +195,21 @@ where
             })
             .collect();
 
-        // Incremental TTL cleanup while no input comes; dropping the task cancels it.
-        let ticker = op.borrow().sweeper.has_idle_work().then(|| {
+        // Samples the state's size, and runs TTL cleanup while no input comes; dropping
+        // the task cancels it.
+        let ticker = {
             let (op, failed, shard) = (op.clone(), self.failed.clone(), self.id.0);
             glommio::spawn_local(async move {
                 loop {
                     glommio::timer::sleep(IDLE_TICK).await;
-                    if let Err(e) = op.borrow_mut().idle_tick() {
+                    if let Err(e) = op.borrow_mut().tick() {
                         tracing::error!(shard, error = %e, "TTL cleanup failed");
                         failed.store(true, Ordering::Relaxed);
                         return;
                     }
                 }
             })
-        });
+        };
         let produced = self.produce(&senders, &op, &align).await;
         // Closing our senders tells every peer we are done sending.
         drop(senders);

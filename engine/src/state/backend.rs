@@ -61,6 +61,11 @@ pub trait Backend {
     fn remove_expired(&mut self, _state: StateId, _now_ms: u64, _entries_max: usize) -> Result<u64, StateError> {
         Ok(0)
     }
+    /// Entries stored, over every state, expired or not (RocksDB: its estimate, which
+    /// counts what the memtables and files hold). Sampled for `sluice status`.
+    fn stored_entries(&self) -> u64 {
+        0
+    }
     /// Rewrites the whole store now (RocksDB: flush, then a manual compaction of every
     /// column family, which runs the TTL compaction filter). Nothing for the heap.
     fn compact(&mut self) -> Result<(), StateError> {

@@ -46,8 +46,11 @@ pub struct CompactionFilterCleanup {
     /// costs a system call).
     pub query_time_after_num_entries: u64,
     /// Files not compacted for this long are compacted anyway (RocksDB's periodic
-    /// compaction; whole seconds, `Duration::ZERO` turns it off).
-    pub periodic_compaction_time: Duration,
+    /// compaction; whole seconds, at least 1; `Some(Duration::ZERO)` turns it off).
+    /// `None`: the state's TTL. A file older than the TTL holds only values that have
+    /// expired (each expires at most a TTL after it was written, and the file is younger
+    /// than everything in it), so compacting it costs a read and writes almost nothing.
+    pub periodic_compaction_time: Option<Duration>,
 }
 
 /// The cleanup strategies of one state with a TTL.
@@ -61,13 +64,13 @@ pub struct TtlCleanup {
 impl Default for TtlCleanup {
     /// Every strategy on: full snapshots, 5 entries per record (Flink's 5; per record,
     /// since sluice has no per-access hook), the compaction filter querying the time
-    /// every 1000 entries (Flink's default) with a periodic compaction of one day
-    /// (Flink: 30 days, too long for the hours-long TTLs of a daemon's state).
+    /// every 1000 entries (Flink's default) with a periodic compaction at the state's TTL
+    /// (Flink: 30 days whatever the TTL; a file older than the TTL is all garbage).
     fn default() -> Self {
         TtlCleanup::none()
             .cleanup_full_snapshot()
             .cleanup_incrementally(5, true)
-            .cleanup_in_rocksdb_compact_filter(1000, Duration::from_secs(24 * 3600))
+            .cleanup_in_rocksdb_compact_filter(1000, None)
     }
 }
 
@@ -93,7 +96,7 @@ impl TtlCleanup {
     pub fn cleanup_in_rocksdb_compact_filter(
         mut self,
         query_time_after_num_entries: u64,
-        periodic_compaction_time: Duration,
+        periodic_compaction_time: Option<Duration>,
     ) -> Self {
         self.compaction_filter = Some(CompactionFilterCleanup {
             query_time_after_num_entries: query_time_after_num_entries.max(1),

@@ -228,6 +228,15 @@ impl Backend for HeapBackend {
         Ok(removed)
     }
 
+    fn stored_entries(&self) -> u64 {
+        let len = |t: &Table| match t {
+            Table::Hash(m) => m.len(),
+            Table::Indexed { map, .. } => map.len(),
+            Table::Ordered { map, .. } => map.len(),
+        };
+        self.tables.iter().map(len).sum::<usize>() as u64
+    }
+
     fn descriptors(&self) -> &[StateDescriptor] {
         &self.descriptors
     }

@@ -4,6 +4,7 @@
 //! and list elements dropped by a compaction filter (`state::ttl_filter`).
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use formats::value::{StateDescriptor, StateKind};
 use rocksdb::{
@@ -158,7 +159,9 @@ impl RocksBackend {
                     query_time_after_num_entries: f.query_time_after_num_entries,
                 });
                 // Files no compaction picks (cold keys) are rewritten at this age.
-                o.set_periodic_compaction_seconds(f.periodic_compaction_time.as_secs());
+                let ttl = Duration::from_millis(d.ttl.map_or(0, |t| t.ttl_ms));
+                let age = f.periodic_compaction_time.unwrap_or(ttl);
+                o.set_periodic_compaction_seconds(if age.is_zero() { 0 } else { age.as_secs().max(1) });
             }
             ColumnFamilyDescriptor::new(d.name.clone(), o)
         });
@@ -285,6 +288,14 @@ impl Backend for RocksBackend {
             "rocksdb checkpoint taken"
         );
         Ok(Some(self.instance))
+    }
+
+    fn stored_entries(&self) -> u64 {
+        let estimate = |n: &String| {
+            let cf = self.db.cf_handle(n)?;
+            self.db.property_int_value_cf(cf, "rocksdb.estimate-num-keys").ok().flatten()
+        };
+        self.names.iter().filter_map(estimate).sum()
     }
 
     fn compact(&mut self) -> Result<(), StateError> {

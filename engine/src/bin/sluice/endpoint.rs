@@ -183,6 +183,7 @@ impl Controller for Endpoint {
                 .iter()
                 .map(|(state, removed)| api::StateExpired { state: state.clone(), removed: *removed })
                 .collect(),
+            state_entries: s.state_entries,
         })
     }
 
