@@ -49,7 +49,7 @@ pub use state::codec::{msgpack_decode, msgpack_encode, Key, StateCodec};
 pub use state::context::{Context, StateRegistry};
 pub use state::handles::{AggregateFunction, AggregatingState, ListState, MapState, ReducingState, ValueState};
 pub use state::rocks::RocksConfig;
-pub use testing::StateHarness;
+pub use testing::{StateHarness, StoredEntry};
 
 /// The engine's internals, for its own benchmarks (feature `internals`): raw backends
 /// and the incremental checkpoint's shared-file staging.

@@ -18,6 +18,9 @@ use crate::state::loader::{load, LoadError, Unmatched};
 use crate::state::rocks::{RocksBackend, RocksConfig};
 use crate::state::sweeper::Sweeper;
 
+/// A stored entry: (state key, stored value).
+pub type StoredEntry = (Vec<u8>, Vec<u8>);
+
 pub struct StateHarness {
     backend: Box<dyn Backend>,
     clock: Arc<dyn Clock>,
@@ -118,7 +121,7 @@ impl StateHarness {
 
     /// The stored entries (state key, stored value) of the `state`-th declared state,
     /// expired or not, in key order.
-    pub fn stored(&mut self, state: u32) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+    pub fn stored(&mut self, state: u32) -> Result<Vec<StoredEntry>, Error> {
         let mut out = Vec::new();
         self.backend.scan_prefix(crate::state::backend::StateId(state), &[], &mut |k, v| {
             out.push((k.to_vec(), v.to_vec()));

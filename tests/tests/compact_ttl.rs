@@ -8,7 +8,6 @@
 //! the input, and "now" is the latest expiry of their values: their state expires
 //! whole, the other keys' lists lose their older elements.
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -223,16 +223,16 @@ fn run(kind: BackendKind, ops: &[Op], plant_late_sweep: bool) -> Result<(), Test
         clock.set_ms(now);
         let want = apply(&mut twin, &st, op);
         prop_assert_eq!(&got, &want, "op {}: {:?} on {}", n, op, kind);
-        for i in 0..KINDS.len() {
+        for (i, (name, _, _)) in KINDS.iter().enumerate() {
             let (c, t) = (cleaned.stored(i as u32).expect("stored"), twin.stored(i as u32).expect("stored"));
             let (live_c, live_t) = (live(i, c.clone(), now), live(i, t, now));
-            prop_assert_eq!(&live_c, &live_t, "op {}: {:?}: state {} on {}", n, op, KINDS[i].0, kind);
+            prop_assert_eq!(&live_c, &live_t, "op {}: {:?}: state {} on {}", n, op, name, kind);
             let swept = match kind {
                 BackendKind::Heap => matches!(op, Op::IdleTick | Op::Snapshot),
                 BackendKind::Rocksdb => matches!(op, Op::Compact | Op::Snapshot),
             };
             if swept {
-                prop_assert_eq!(&c, &live_c, "op {}: {:?} left expired entries in {} on {}", n, op, KINDS[i].0, kind);
+                prop_assert_eq!(&c, &live_c, "op {}: {:?} left expired entries in {} on {}", n, op, name, kind);
             }
         }
     }

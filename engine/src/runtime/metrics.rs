@@ -19,9 +19,15 @@ struct ShardCounters {
 
 pub struct Metrics {
     shards: Vec<ShardCounters>,
-    /// The states with a TTL (id, name), and each shard's expired-entry counts once its
-    /// backend is open.
-    expired: Mutex<(Vec<(StateId, String)>, Vec<Option<Arc<ExpiredCounts>>>)>,
+    expired: Mutex<Expired>,
+}
+
+/// The states with a TTL (id, name), and each shard's expired-entry counts once its
+/// backend is open.
+#[derive(Default)]
+struct Expired {
+    ttl_states: Vec<(StateId, String)>,
+    per_shard: Vec<Option<Arc<ExpiredCounts>>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,7 +41,7 @@ impl Metrics {
     pub fn new(shards: usize) -> Self {
         Metrics {
             shards: (0..shards).map(|_| ShardCounters::default()).collect(),
-            expired: Mutex::new((Vec::new(), vec![None; shards])),
+            expired: Mutex::new(Expired { ttl_states: Vec::new(), per_shard: vec![None; shards] }),
         }
     }
 
@@ -43,8 +49,8 @@ impl Metrics {
     /// the same states; `ttl_states` are those with a TTL).
     pub fn register_expired(&self, shard: usize, ttl_states: Vec<(StateId, String)>, counts: Arc<ExpiredCounts>) {
         let mut e = self.expired.lock().unwrap_or_else(PoisonError::into_inner);
-        e.0 = ttl_states;
-        if let Some(slot) = e.1.get_mut(shard) {
+        e.ttl_states = ttl_states;
+        if let Some(slot) = e.per_shard.get_mut(shard) {
             *slot = Some(counts);
         }
     }
@@ -53,8 +59,9 @@ impl Metrics {
     /// (state, count) in declaration order.
     pub fn expired_per_state(&self) -> Vec<(String, u64)> {
         let e = self.expired.lock().unwrap_or_else(PoisonError::into_inner);
-        let per_shard: Vec<Vec<u64>> = e.1.iter().flatten().map(|c| c.get()).collect();
-        e.0.iter()
+        let per_shard: Vec<Vec<u64>> = e.per_shard.iter().flatten().map(|c| c.get()).collect();
+        e.ttl_states
+            .iter()
             .map(|(id, name)| {
                 let n = per_shard.iter().map(|c| c.get(id.0 as usize).copied().unwrap_or(0)).sum();
                 (name.clone(), n)

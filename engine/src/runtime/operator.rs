@@ -44,6 +44,7 @@ pub struct Operator<P: KeyedProcessFunction, O> {
 }
 
 impl<P: KeyedProcessFunction, O> Operator<P, O> {
+    #[expect(clippy::too_many_arguments, reason = "each part is opened by its own step of Shard::open_operator")]
     pub fn new(
         shard: ShardId,
         func: P,

@@ -71,7 +71,7 @@ pub struct TtlFilter {
 impl CompactionFilter for TtlFilter {
     fn filter(&mut self, _level: u32, _key: &[u8], value: &[u8]) -> CompactionDecision {
         self.seen += 1;
-        if self.seen % self.query_every == 0 {
+        if self.seen.is_multiple_of(self.query_every) {
             self.now_ms = self.clock.now_ms();
             self.counts.add(self.state, std::mem::take(&mut self.removed));
         }

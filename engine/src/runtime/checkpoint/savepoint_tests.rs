@@ -134,7 +134,7 @@ fn shard_ack(m: &Model, i: u16, n: u32, kind: BackendKind, dir: &std::path::Path
     }
     let work = dir.join("work");
     std::fs::create_dir_all(&work).expect("work dir");
-    let state = ack::take_snapshot(h.backend_mut(), range, Some(&work), i, 7).expect("snapshot");
+    let state = ack::take_snapshot(h.backend_mut(), range, Some(&work), i, 7, None).expect("snapshot");
     Ack {
         shard: i,
         id: 7,
