@@ -88,7 +88,7 @@ impl<P: KeyedProcessFunction, O> Operator<P, O> {
         self.metrics.add_processed(self.shard.0 as usize, n);
         self.busy = true;
         // Incremental TTL cleanup: `cleanup_size` entries per record, once per batch.
-        if self.sweeper.after_records() {
+        if self.sweeper.cleans_after_records() {
             self.sweeper.after_record(&mut *self.backend, self.clock.now_ms(), n as usize)?;
         }
         Ok(())

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 
 use formats::snapshot::{SnapshotSummary, SnapshotWriter};
 use formats::statekey;
-
 use formats::value::Purged;
 
 use super::backend::{Backend, StateId};

@@ -49,7 +49,7 @@ impl Sweeper {
 
     /// Whether any state is cleaned after records (the operator skips reading the clock
     /// otherwise).
-    pub fn after_records(&self) -> bool {
+    pub fn cleans_after_records(&self) -> bool {
         self.incremental.iter().any(|(_, per_record, _)| *per_record > 0)
     }
 

@@ -6,7 +6,7 @@
 //!
 //! RocksDB does not pass merge operands to a filter: a list appended to since its last
 //! full merge is trimmed when a later compaction sees the merged value.
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::sync::Arc;
 
 use formats::value::{Purged, StateDescriptor};
@@ -43,7 +43,6 @@ impl CompactionFilterFactory for TtlFilterFactory {
             seen: 0,
             removed: 0,
             kept: Vec::new(),
-            name: CString::from(NAME),
         }
     }
 
@@ -65,7 +64,6 @@ pub struct TtlFilter {
     removed: u64,
     /// The trimmed list of the last `Change`: RocksDB copies it out before the next call.
     kept: Vec<u8>,
-    name: CString,
 }
 
 impl CompactionFilter for TtlFilter {
@@ -88,7 +86,7 @@ impl CompactionFilter for TtlFilter {
     }
 
     fn name(&self) -> &CStr {
-        &self.name
+        NAME
     }
 }
 
