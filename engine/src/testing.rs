@@ -153,6 +153,19 @@ impl StateHarness {
 }
 
 impl StateHarness {
+    /// A shard's barrier snapshot of `range` (a RocksDB checkpoint into `work`, or a
+    /// copy), with the full-snapshot cleanup the states declared, at the clock's now.
+    #[cfg(test)]
+    pub(crate) fn barrier_snapshot(
+        &mut self,
+        range: formats::KeyGroupRange,
+        work: &Path,
+        id: u64,
+    ) -> Result<crate::runtime::checkpoint::ack::ShardState, Error> {
+        let expiry = self.sweeper.snapshot_expiry(self.clock.now_ms());
+        crate::runtime::checkpoint::ack::take_snapshot(&mut *self.backend, range, Some(work), 0, id, Some(&expiry))
+    }
+
     /// The backend itself (crate tests that take snapshots and restore through the
     /// runtime's own paths).
     #[cfg(test)]
