@@ -109,6 +109,11 @@ pub fn status(job: &JobDetail, checkpoints: &CheckpointingStats) -> String {
         })
         .collect();
     out.push_str(&table(&["SHARD", "KEY GROUPS", "RECORDS IN", "PROCESSED"], &[true, false, true, true], &shards));
+    if !job.expired.is_empty() {
+        out.push_str(&format!("\nTTL cleanup ({} entries stored)\n", job.state_entries));
+        let rows: Vec<Vec<String>> = job.expired.iter().map(|e| vec![e.state.clone(), e.removed.to_string()]).collect();
+        out.push_str(&table(&["STATE", "EXPIRED REMOVED"], &[false, true], &rows));
+    }
     let c = &checkpoints.counts;
     out.push_str(&format!(
         "\ncheckpoints: {} completed, {} failed, {} in progress\n",

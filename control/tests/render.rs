@@ -43,6 +43,20 @@ fn status_shows_shards_checkpoints_and_savepoints() {
 }
 
 #[test]
+fn status_shows_expired_entries_removed_per_state() {
+    // Pins the TTL cleanup table of `sluice status`: one row per state with a TTL and the
+    // expired entries removed from it; no table for a job without TTL state.
+    let job = common::detail();
+    let text = render::status(&job, &common::stats());
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.contains(&"TTL cleanup (4321 entries stored)"), "{text}");
+    assert!(lines.contains(&"STATE  EXPIRED REMOVED"), "{text}");
+    assert!(lines.contains(&"seen           1234567"), "{text}");
+    let none = control::api::JobDetail { expired: vec![], ..job };
+    assert!(!render::status(&none, &common::stats()).contains("TTL cleanup"));
+}
+
+#[test]
 fn list_shows_each_job_and_an_unreachable_one() {
     // Pins `sluice list`: pid, jid, job, address, state, uptime; a job whose endpoint did
     // not answer is listed as UNREACHABLE rather than dropped.

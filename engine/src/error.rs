@@ -14,6 +14,8 @@ pub enum StateError {
     Format(#[from] formats::error::FormatError),
     #[error("state {name:?} is registered twice with different descriptors")]
     Conflict { name: String },
+    #[error("state {name:?}: TTL cleanup set on a state that is not declared or has no TTL")]
+    CleanupWithoutTtl { name: String },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -42,11 +42,14 @@ pub use source::generator::Generator;
 pub use source::tcp::TcpSource;
 pub use source::{utf8_lines, LineParser, Source, SourceContext, SourceReader, Split};
 pub use state::backend::BackendKind;
+pub use state::cleanup::{
+    CompactionFilterCleanup, IncrementalCleanup, TtlCleanup, CLEANUP_SIZE_MAX, IDLE_TICK, IDLE_TICK_FACTOR,
+};
 pub use state::codec::{msgpack_decode, msgpack_encode, Key, StateCodec};
 pub use state::context::{Context, StateRegistry};
 pub use state::handles::{AggregateFunction, AggregatingState, ListState, MapState, ReducingState, ValueState};
 pub use state::rocks::RocksConfig;
-pub use testing::StateHarness;
+pub use testing::{StateHarness, StoredEntry};
 
 /// The engine's internals, for its own benchmarks (feature `internals`): raw backends
 /// and the incremental checkpoint's shared-file staging.
@@ -55,6 +58,7 @@ pub mod internals {
     pub use crate::runtime::checkpoint::incremental::SharedFiles;
     pub use crate::state::backend::{Backend, StateId, Visit};
     pub use crate::state::cache::CachedBackend;
+    pub use crate::state::heap::HeapBackend;
     pub use crate::state::rocks::RocksBackend;
     pub use crate::state::snapshot::collect;
 }

@@ -12,15 +12,22 @@ use crate::state::backend::{Backend, BackendKind};
 use crate::state::cache::CachedBackend;
 use crate::state::context::Scratch;
 use crate::state::context::{Context, StateRegistry};
+use crate::state::expired::ExpiredCounts;
 use crate::state::heap::HeapBackend;
 use crate::state::loader::{load, LoadError, Unmatched};
 use crate::state::rocks::{RocksBackend, RocksConfig};
+use crate::state::sweeper::Sweeper;
+
+/// A stored entry: (state key, stored value).
+pub type StoredEntry = (Vec<u8>, Vec<u8>);
 
 pub struct StateHarness {
     backend: Box<dyn Backend>,
     clock: Arc<dyn Clock>,
     scratch: Scratch,
     prefix: Vec<u8>,
+    /// The TTL cleanup the states declared (as a shard's operator runs it).
+    sweeper: Sweeper,
 }
 
 impl StateHarness {
@@ -33,16 +40,21 @@ impl StateHarness {
         cache_entries_max: usize,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        let descriptors = registry.into_descriptors();
+        let (descriptors, cleanups) = registry.into_parts();
+        let counts = ExpiredCounts::new(descriptors.len());
+        let sweeper = Sweeper::new(kind, &cleanups, counts.clone());
         let backend: Box<dyn Backend> = match (kind, dir) {
             (BackendKind::Rocksdb, Some(d)) => {
-                let rocks = RocksBackend::open(d, descriptors, &RocksConfig::default(), clock.clone())?;
+                let cfg = RocksConfig::default();
+                let rocks =
+                    RocksBackend::open_with_cleanup(d, descriptors, &cleanups, counts.clone(), &cfg, clock.clone())?;
                 Box::new(CachedBackend::new(rocks, cache_entries_max))
             }
             (BackendKind::Rocksdb, None) => return Err(Error::Config("the rocksdb backend needs a directory".into())),
             (BackendKind::Heap, _) => Box::new(HeapBackend::new(descriptors)),
         };
-        Ok(StateHarness { backend, clock, scratch: Scratch::default(), prefix: Vec::new() })
+        let scratch = Scratch { expired: Some(counts), ..Scratch::default() };
+        Ok(StateHarness { backend, clock, scratch, prefix: Vec::new(), sweeper })
     }
 
     /// Like [`open`](Self::open), with the backend passed through `wrap` first. Tests
@@ -84,9 +96,44 @@ impl StateHarness {
         f(&mut ctx)
     }
 
-    /// A snapshot of every state entry in `range` (`formats::snapshot`).
+    /// A snapshot of every state entry in `range` (`formats::snapshot`), as a shard's
+    /// full snapshot takes it (states with full-snapshot cleanup leave out what expired).
     pub fn snapshot(&mut self, range: formats::KeyGroupRange) -> Result<Vec<u8>, Error> {
-        Ok(crate::state::snapshot::write(&mut *self.backend, range)?)
+        let expiry = self.sweeper.snapshot_expiry(self.clock.now_ms());
+        Ok(crate::state::snapshot::collect_with(&mut *self.backend, range, Some(&expiry))?.encode()?)
+    }
+
+    /// Incremental TTL cleanup as the operator runs it after `records` records.
+    pub fn cleanup_after_records(&mut self, records: usize) -> Result<(), Error> {
+        Ok(self.sweeper.after_record(&mut *self.backend, self.clock.now_ms(), records)?)
+    }
+
+    /// Incremental TTL cleanup as the operator runs it on an idle tick.
+    pub fn cleanup_idle_tick(&mut self) -> Result<(), Error> {
+        Ok(self.sweeper.on_idle_tick(&mut *self.backend, self.clock.now_ms())?)
+    }
+
+    /// Expired entries removed so far per state (reads, cleanup, compaction filter), in
+    /// declaration order.
+    pub fn expired_removed(&self) -> Vec<u64> {
+        self.sweeper.counts().get()
+    }
+
+    /// The stored entries (state key, stored value) of the `state`-th declared state,
+    /// expired or not, in key order.
+    pub fn stored(&mut self, state: u32) -> Result<Vec<StoredEntry>, Error> {
+        let mut out = Vec::new();
+        self.backend.scan_prefix(crate::state::backend::StateId(state), &[], &mut |k, v| {
+            out.push((k.to_vec(), v.to_vec()));
+            true
+        })?;
+        out.sort();
+        Ok(out)
+    }
+
+    /// Rewrites the store now (RocksDB: a full compaction, which runs the TTL filter).
+    pub fn compact(&mut self) -> Result<(), Error> {
+        Ok(self.backend.compact()?)
     }
 
     /// Loads the entries of `snapshot` in key groups `clip`; returns how many.
@@ -106,6 +153,19 @@ impl StateHarness {
 }
 
 impl StateHarness {
+    /// A shard's barrier snapshot of `range` (a RocksDB checkpoint into `work`, or a
+    /// copy), with the full-snapshot cleanup the states declared, at the clock's now.
+    #[cfg(test)]
+    pub(crate) fn barrier_snapshot(
+        &mut self,
+        range: formats::KeyGroupRange,
+        work: &Path,
+        id: u64,
+    ) -> Result<crate::runtime::checkpoint::ack::ShardState, Error> {
+        let expiry = self.sweeper.snapshot_expiry(self.clock.now_ms());
+        crate::runtime::checkpoint::ack::take_snapshot(&mut *self.backend, range, Some(work), 0, id, Some(&expiry))
+    }
+
     /// The backend itself (crate tests that take snapshots and restore through the
     /// runtime's own paths).
     #[cfg(test)]

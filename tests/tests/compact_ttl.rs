@@ -8,14 +8,17 @@
 //! the input, and "now" is the latest expiry of their values: their state expires
 //! whole, the other keys' lists lose their older elements.
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use engine::{BackendKind, CheckpointConfig, Context, DiscardSink, Error, Generator, Job, KeyedProcessFunction};
-use engine::{ListState, ManualClock, MapState, RunConfig, ValueState};
+use engine::{ListState, ManualClock, MapState, RunConfig, TtlCleanup, ValueState};
 use formats::ttl::{TtlConfig, TtlUpdate};
 use serde_json::Value;
+
+#[path = "common/statetool.rs"]
+mod statetool;
+use statetool::statetool;
 
 const RECORDS: u64 = 60_000;
 const KEYS: u64 = 400;
@@ -63,46 +66,23 @@ fn run(dir: &Path, backend: BackendKind, from: Option<&Path>) -> PathBuf {
         // Half the keys stop in the middle of the input: their state expires first.
         .key_by(|s: &u64| if *s < RECORDS / 2 { s % KEYS } else { s % (KEYS / 2) })
         .process(move |reg| {
-            Ok(Remember {
+            let r = Remember {
                 clock: clock.clone(),
                 last: reg.value("last", ttl)?,
                 seen: reg.list("seen", ttl)?,
                 parity: reg.map("parity", ttl)?,
-            })
+            };
+            // The checkpoints must hold expired entries for statetool to purge: the job's
+            // own cleanup is off.
+            for state in ["last", "seen", "parity"] {
+                reg.set_ttl_cleanup(state, TtlCleanup::none())?;
+            }
+            Ok(r)
         })
         .sink(DiscardSink)
         .run(&cfg)
         .expect("job runs");
     dir.join("ck").join("ttl")
-}
-
-/// The workspace's `statetool`, built into this test's target directory and profile once
-/// per test binary (a no-op when up to date, so never a stale one): this test links the
-/// engine to run a real TTL job, which statetool itself must not (it links no runtime).
-fn statetool_bin() -> &'static Path {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test exe");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("profile directory");
-        let profile = profile_dir.file_name().and_then(|n| n.to_str()).expect("profile directory name");
-        let bin = profile_dir.join(format!("statetool{}", std::env::consts::EXE_SUFFIX));
-        let out = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "statetool", "--bin", "statetool", "--profile"])
-            .arg(if profile == "debug" { "dev" } else { profile })
-            .env("CARGO_TARGET_DIR", profile_dir.parent().expect("target directory"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .expect("run cargo build -p statetool");
-        assert!(out.status.success(), "cannot build statetool: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(bin.is_file(), "statetool not found at {} after building it", bin.display());
-        bin
-    })
-}
-
-fn statetool(args: &[&str]) -> String {
-    let o = Command::new(statetool_bin()).args(args).output().expect("run statetool");
-    assert!(o.status.success(), "statetool {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).expect("utf-8")
 }
 
 fn dump(p: &Path) -> Vec<Value> {

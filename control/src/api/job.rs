@@ -94,6 +94,23 @@ pub struct JobDetail {
     pub shards: Vec<ShardStatus>,
     /// The savepoints this run has taken, oldest first.
     pub savepoints: Vec<SavepointInfo>,
+    /// Expired TTL entries removed so far, per state with a TTL (absent from older
+    /// daemons' answers).
+    #[serde(default)]
+    pub expired: Vec<StateExpired>,
+    /// Entries the state backends store over every shard, expired or not yet removed
+    /// included (RocksDB: its estimate), as last sampled.
+    #[serde(default)]
+    pub state_entries: u64,
+}
+
+/// Expired entries removed from one state with a TTL, over every shard, since the job
+/// (this attempt) started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct StateExpired {
+    pub state: String,
+    pub removed: u64,
 }
 
 /// One shard of a job.

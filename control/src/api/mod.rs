@@ -8,7 +8,9 @@ mod job;
 mod savepoint;
 
 pub use checkpoints::{CheckpointCounts, CheckpointStats, CheckpointStatus, CheckpointingStats, LatestCheckpoints};
-pub use job::{JobDetail, JobOverview, JobState, JobsOverview, KeyGroups, SavepointInfo, ShardStatus, TaskCounts};
+pub use job::{
+    JobDetail, JobOverview, JobState, JobsOverview, KeyGroups, SavepointInfo, ShardStatus, StateExpired, TaskCounts,
+};
 pub use savepoint::{
     AfterSavepoint, AsyncOperation, FailureCause, OperationOutcome, OperationState, OperationStatus, SavepointForm,
     SavepointRequest, StopRequest, TriggerResponse,

@@ -5,7 +5,8 @@ use std::sync::Mutex;
 
 use control::api::{
     AfterSavepoint, AsyncOperation, CheckpointCounts, CheckpointStats, CheckpointStatus, CheckpointingStats, JobDetail,
-    JobOverview, JobState, JobsOverview, KeyGroups, LatestCheckpoints, SavepointRequest, ShardStatus, TaskCounts,
+    JobOverview, JobState, JobsOverview, KeyGroups, LatestCheckpoints, SavepointRequest, ShardStatus, StateExpired,
+    TaskCounts,
 };
 use control::{ApiError, Controller};
 
@@ -76,6 +77,8 @@ pub fn detail() -> JobDetail {
         records_per_second: 4_830_000.0,
         shards: vec![shard(0, 0, 64), shard(1, 64, 128)],
         savepoints: vec![],
+        expired: vec![StateExpired { state: "seen".into(), removed: 1_234_567 }],
+        state_entries: 4321,
     }
 }
 

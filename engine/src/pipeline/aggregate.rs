@@ -7,11 +7,13 @@
 //! does not parse, or it stops the job under `fail_on_bad_record`.
 use std::sync::Arc;
 
+use formats::ttl::TtlConfig;
 use rust_decimal::Decimal;
 
 use super::number::Number;
 use super::plan::{AggregateKind, Emit, ValueType};
 use super::records::{Field, Input};
+use super::ttl::TtlPlan;
 use crate::badrecord::BadRecords;
 use crate::error::Error;
 use crate::function::KeyedProcessFunction;
@@ -62,11 +64,11 @@ enum NumberState {
 }
 
 impl NumberState {
-    fn open(reg: &mut StateRegistry, name: &str, ty: ValueType) -> Result<Self, Error> {
+    fn open(reg: &mut StateRegistry, name: &str, ty: ValueType, ttl: Option<TtlConfig>) -> Result<Self, Error> {
         Ok(match ty {
-            ValueType::Int => NumberState::Int(reg.value(name, None)?),
-            ValueType::Decimal => NumberState::Decimal(reg.value(name, None)?),
-            ValueType::Float => NumberState::Float(reg.value(name, None)?),
+            ValueType::Int => NumberState::Int(reg.value(name, ttl)?),
+            ValueType::Decimal => NumberState::Decimal(reg.value(name, ttl)?),
+            ValueType::Float => NumberState::Float(reg.value(name, ttl)?),
         })
     }
 
@@ -109,11 +111,11 @@ enum AverageState {
 }
 
 impl AverageState {
-    fn open(reg: &mut StateRegistry, ty: ValueType) -> Result<Self, Error> {
+    fn open(reg: &mut StateRegistry, ty: ValueType, ttl: Option<TtlConfig>) -> Result<Self, Error> {
         Ok(match ty {
-            ValueType::Int => AverageState::Int(reg.value("average_int", None)?),
-            ValueType::Decimal => AverageState::Decimal(reg.value("average_decimal", None)?),
-            ValueType::Float => AverageState::Float(reg.value("average", None)?),
+            ValueType::Int => AverageState::Int(reg.value("average_int", ttl)?),
+            ValueType::Decimal => AverageState::Decimal(reg.value("average_decimal", ttl)?),
+            ValueType::Float => AverageState::Float(reg.value("average", ttl)?),
         })
     }
 
@@ -187,20 +189,29 @@ impl Aggregate {
         kind: AggregateKind,
         ty: ValueType,
         emit: Emit,
+        ttl: Option<TtlPlan>,
         bad: Arc<BadRecords>,
         reg: &mut StateRegistry,
     ) -> Result<Self, Error> {
+        let t = ttl.map(|t| t.config);
         let slots = match kind {
-            AggregateKind::Count => Slots::Count(reg.value("count", None)?),
+            AggregateKind::Count => Slots::Count(reg.value("count", t)?),
             AggregateKind::Sum | AggregateKind::Min | AggregateKind::Max => {
-                Slots::Number(NumberState::open(reg, kind.name(), ty)?)
+                Slots::Number(NumberState::open(reg, kind.name(), ty, t)?)
             }
-            AggregateKind::Average => Slots::Average(AverageState::open(reg, ty)?),
+            AggregateKind::Average => Slots::Average(AverageState::open(reg, ty, t)?),
             AggregateKind::DistinctCount => {
-                Slots::Distinct { seen: reg.map("distinct_seen", None)?, count: reg.value("distinct_count", None)? }
+                Slots::Distinct { seen: reg.map("distinct_seen", t)?, count: reg.value("distinct_count", t)? }
             }
-            AggregateKind::Sequence => Slots::Sequence(reg.value("sequence", None)?),
+            AggregateKind::Sequence => Slots::Sequence(reg.value("sequence", t)?),
         };
+        if let Some(plan) = ttl {
+            // Every state the aggregate declared has the TTL; each gets its cleanup.
+            let names: Vec<String> = reg.descriptors().iter().map(|d| d.name.clone()).collect();
+            for name in names {
+                reg.set_ttl_cleanup(&name, plan.cleanup)?;
+            }
+        }
         Ok(Aggregate { kind, ty, emit, slots, bad })
     }
 

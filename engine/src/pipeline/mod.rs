@@ -6,6 +6,7 @@ mod plan;
 mod records;
 mod spec;
 mod table;
+mod ttl;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ pub use number::Number;
 pub use plan::{AggregateKind, CsvPlan, Emit, Format, ValueType};
 pub use records::{parser, split_csv};
 pub use spec::{load, parse, JobPlan};
+pub use ttl::TtlPlan;
 
 use crate::badrecord::BadRecords;
 use crate::error::{Error, JobError};
@@ -106,11 +108,11 @@ pub fn run(plan: &JobPlan, cfg: &RunConfig) -> Result<RunReport, JobError> {
     if let Some(g) = plan.max_key_groups {
         cfg.max_key_groups = g;
     }
-    let (kind, ty, emit) = (plan.aggregate, plan.value_type, plan.emit);
+    let (kind, ty, emit, ttl) = (plan.aggregate, plan.value_type, plan.emit, plan.ttl);
     // A restore the job must refuse is refused before the dead-letter and output files
     // are created (truncated).
     let ignore = Arc::new(BadRecords::ignore());
-    let states = |reg: &mut _| Aggregate::open(kind, ty, emit, ignore, reg).map(|_| ());
+    let states = |reg: &mut _| Aggregate::open(kind, ty, emit, ttl, ignore, reg).map(|_| ());
     crate::runtime::setup::check_restore_states(&plan.name, &cfg, false, states).map_err(JobError::Setup)?;
     if cfg.checkpoint.is_none() {
         cfg.checkpoint = plan.checkpoint.clone();
@@ -132,7 +134,7 @@ pub fn run(plan: &JobPlan, cfg: &RunConfig) -> Result<RunReport, JobError> {
     Job::new(plan.name.clone())
         .source(source)
         .key_by(|i: &Input| i.key.clone())
-        .process(move |reg| Aggregate::open(kind, ty, emit, bad.clone(), reg))
+        .process(move |reg| Aggregate::open(kind, ty, emit, ttl, bad.clone(), reg))
         .sink(sink)
         .run(&cfg)
 }

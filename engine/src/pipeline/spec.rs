@@ -8,6 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::plan::{AggregateKind, CsvPlan, Emit, Format, ValueType};
+use super::ttl::{ttl_plan, RawTtl, TtlPlan};
 use crate::error::Error;
 use crate::runtime::checkpoint::config::{CheckpointConfig, CheckpointMode, Cleanup};
 use crate::runtime::restart::RestartStrategy;
@@ -107,6 +108,7 @@ struct RawAggregate {
     field: Option<Spanned<String>>,
     #[serde(rename = "type")]
     value_type: Option<Spanned<ValueType>>,
+    ttl: Option<RawTtl>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +159,8 @@ pub struct JobPlan {
     /// The type values of `value_field` are read and aggregated in: the job's `type`,
     /// else [`default_type`].
     pub value_type: ValueType,
+    /// `[aggregate.ttl]`: a time-to-live on the aggregate's state, and its cleanup.
+    pub ttl: Option<TtlPlan>,
     pub emit: Emit,
     pub sink: SinkKind,
     pub sink_path: Option<PathBuf>,
@@ -238,6 +242,7 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
     let known = known_fields(&source);
     let key_field = check_field(&cx, known.as_deref(), &raw.key.get_ref().field, "key.field")?;
     let (aggregate, value_field, value_type) = aggregate_plan(&cx, &raw.aggregate, known.as_deref())?;
+    let ttl = raw.aggregate.get_ref().ttl.as_ref().map(ttl_plan).transpose().map_err(|(s, f, m)| cx.err(s, f, m))?;
     let out = output_plan(&cx, &raw.sink, raw.output.as_ref())?;
     let errors = raw.errors.as_ref();
     let checkpoint = raw.checkpoint.as_ref().map(|c| checkpoint_plan(&cx, c.get_ref())).transpose()?;
@@ -251,6 +256,7 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
         aggregate,
         value_field,
         value_type,
+        ttl,
         emit: out.emit,
         sink: out.sink,
         sink_path: out.sink_path,

@@ -113,8 +113,10 @@ impl Aligner {
         }
         let started = Instant::now();
         let mut op = op.borrow_mut();
-        let snapshot =
-            ack::take_snapshot(&mut *op.backend, a.range, a.native.dir_for(id), a.shard, id).map_err(|e| e.to_string());
+        let op = &mut *op;
+        let expiry = op.sweeper.snapshot_expiry(op.clock.now_ms());
+        let snapshot = ack::take_snapshot(&mut *op.backend, a.range, a.native.dir_for(id), a.shard, id, Some(&expiry))
+            .map_err(|e| e.to_string());
         if let Some(tx) = &a.acks {
             // The coordinator is gone only when it failed, and then the job fails.
             let sent = tx.send(Ack {

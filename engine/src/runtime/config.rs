@@ -111,6 +111,9 @@ pub struct RunReport {
     pub records_out: u64,
     pub bad_records: u64,
     pub processed_per_shard: Vec<u64>,
+    /// Expired TTL entries removed (by reads, incremental and full-snapshot cleanup and
+    /// the compaction filter), per state with a TTL: (state, count).
+    pub expired_per_state: Vec<(String, u64)>,
     pub elapsed: Duration,
 }
 

@@ -105,6 +105,10 @@ pub struct Snapshot {
     pub records_out: u64,
     pub processed_per_shard: Vec<u64>,
     pub in_per_shard: Vec<u64>,
+    /// Expired TTL entries removed so far, per state with a TTL.
+    pub expired_per_state: Vec<(String, u64)>,
+    /// Entries the backends store, over every shard and state (sampled).
+    pub state_entries: u64,
     pub history: Vec<CheckpointRecord>,
     /// Every savepoint this run completed, oldest first.
     pub savepoints: Vec<CheckpointRecord>,
@@ -336,11 +340,14 @@ impl JobControl {
     pub fn snapshot(&self) -> Snapshot {
         let inner = self.lock();
         let (mut records_in, mut records_out, mut processed, mut in_per_shard) = (0, 0, Vec::new(), Vec::new());
+        let (mut expired_per_state, mut state_entries) = (Vec::new(), 0);
         if let Some(m) = &inner.metrics {
             let t = m.totals();
             (records_in, records_out) = (t.records_in, t.records_out);
             processed = m.processed_per_shard();
             in_per_shard = m.in_per_shard();
+            expired_per_state = m.expired_per_state();
+            state_entries = m.state_entries();
         }
         Snapshot {
             state: inner.state.unwrap_or(JobState::Running),
@@ -348,6 +355,8 @@ impl JobControl {
             records_out,
             processed_per_shard: processed,
             in_per_shard,
+            expired_per_state,
+            state_entries,
             history: inner.history.iter().cloned().collect(),
             savepoints: inner.savepoints.clone(),
             completed: inner.completed,

@@ -181,6 +181,7 @@ where
         records_out: t.records_out,
         bad_records: cfg.bad_records.count(),
         processed_per_shard: metrics.processed_per_shard(),
+        expired_per_state: metrics.expired_per_state(),
         elapsed: started.elapsed(),
     })
 }

@@ -1,7 +1,11 @@
 //! Per-shard counters, read by the reporter thread at an interval.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use crate::state::backend::StateId;
+use crate::state::expired::ExpiredCounts;
 
 #[derive(Default)]
 #[repr(align(64))]
@@ -9,10 +13,21 @@ struct ShardCounters {
     records_in: AtomicU64,
     records_processed: AtomicU64,
     records_out: AtomicU64,
+    /// Entries the shard's backend stores (sampled every `state::cleanup::IDLE_TICK`).
+    state_entries: AtomicU64,
 }
 
 pub struct Metrics {
     shards: Vec<ShardCounters>,
+    expired: Mutex<Expired>,
+}
+
+/// The states with a TTL (id, name), and each shard's expired-entry counts once its
+/// backend is open.
+#[derive(Default)]
+struct Expired {
+    ttl_states: Vec<(StateId, String)>,
+    per_shard: Vec<Option<Arc<ExpiredCounts>>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,7 +39,34 @@ pub struct Totals {
 
 impl Metrics {
     pub fn new(shards: usize) -> Self {
-        Metrics { shards: (0..shards).map(|_| ShardCounters::default()).collect() }
+        Metrics {
+            shards: (0..shards).map(|_| ShardCounters::default()).collect(),
+            expired: Mutex::new(Expired { ttl_states: Vec::new(), per_shard: vec![None; shards] }),
+        }
+    }
+
+    /// Shard `shard`'s counts of expired entries removed, per state (every shard declares
+    /// the same states; `ttl_states` are those with a TTL).
+    pub fn register_expired(&self, shard: usize, ttl_states: Vec<(StateId, String)>, counts: Arc<ExpiredCounts>) {
+        let mut e = self.expired.lock().unwrap_or_else(PoisonError::into_inner);
+        e.ttl_states = ttl_states;
+        if let Some(slot) = e.per_shard.get_mut(shard) {
+            *slot = Some(counts);
+        }
+    }
+
+    /// Expired entries removed so far per state with a TTL, summed over the shards:
+    /// (state, count) in declaration order.
+    pub fn expired_per_state(&self) -> Vec<(String, u64)> {
+        let e = self.expired.lock().unwrap_or_else(PoisonError::into_inner);
+        let per_shard: Vec<Vec<u64>> = e.per_shard.iter().flatten().map(|c| c.get()).collect();
+        e.ttl_states
+            .iter()
+            .map(|(id, name)| {
+                let n = per_shard.iter().map(|c| c.get(id.0 as usize).copied().unwrap_or(0)).sum();
+                (name.clone(), n)
+            })
+            .collect()
     }
 
     fn shard(&self, i: usize) -> Option<&ShardCounters> {
@@ -47,6 +89,17 @@ impl Metrics {
         if let Some(s) = self.shard(shard) {
             s.records_out.fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    pub fn set_state_entries(&self, shard: usize, n: u64) {
+        if let Some(s) = self.shard(shard) {
+            s.state_entries.store(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Entries stored over every shard, as last sampled.
+    pub fn state_entries(&self) -> u64 {
+        self.shards.iter().map(|s| s.state_entries.load(Ordering::Relaxed)).sum()
     }
 
     pub fn processed_per_shard(&self) -> Vec<u64> {

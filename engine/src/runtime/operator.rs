@@ -16,6 +16,7 @@ use crate::state::backend::Backend;
 use crate::state::codec::Key;
 use crate::state::context::Context;
 use crate::state::context::Scratch;
+use crate::state::sweeper::Sweeper;
 
 /// A record on its way to the shard that owns its key group.
 pub struct Routed<K, T> {
@@ -32,13 +33,18 @@ pub struct Operator<P: KeyedProcessFunction, O> {
     pub post: Chain<P::Out, O>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
+    /// The shard's TTL cleanup (incremental steps, full-snapshot settings).
+    pub sweeper: Sweeper,
     pub(crate) scratch: Scratch,
     prefix: Vec<u8>,
     key_bytes: Vec<u8>,
     out: Vec<P::Out>,
+    /// Records came since the last idle tick.
+    busy: bool,
 }
 
 impl<P: KeyedProcessFunction, O> Operator<P, O> {
+    #[expect(clippy::too_many_arguments, reason = "each part is opened by its own step of Shard::open_operator")]
     pub fn new(
         shard: ShardId,
         func: P,
@@ -47,7 +53,9 @@ impl<P: KeyedProcessFunction, O> Operator<P, O> {
         post: Chain<P::Out, O>,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
+        sweeper: Sweeper,
     ) -> Self {
+        let scratch = Scratch { expired: Some(sweeper.counts().clone()), ..Scratch::default() };
         Operator {
             shard,
             func,
@@ -56,10 +64,12 @@ impl<P: KeyedProcessFunction, O> Operator<P, O> {
             post,
             clock,
             metrics,
-            scratch: Scratch::default(),
+            sweeper,
+            scratch,
             prefix: Vec::new(),
             key_bytes: Vec::new(),
             out: Vec::new(),
+            busy: false,
         }
     }
 
@@ -76,7 +86,22 @@ impl<P: KeyedProcessFunction, O> Operator<P, O> {
             self.emit()?;
         }
         self.metrics.add_processed(self.shard.0 as usize, n);
+        self.busy = true;
+        // Incremental TTL cleanup: `cleanup_size` entries per record, once per batch.
+        if self.sweeper.cleans_after_records() {
+            self.sweeper.after_record(&mut *self.backend, self.clock.now_ms(), n as usize)?;
+        }
         Ok(())
+    }
+
+    /// Every `state::cleanup::IDLE_TICK`: samples the entries stored, and runs
+    /// incremental TTL cleanup when the shard had no input since the last tick.
+    pub fn tick(&mut self) -> Result<(), Error> {
+        self.metrics.set_state_entries(self.shard.0 as usize, self.backend.stored_entries());
+        if std::mem::replace(&mut self.busy, false) || !self.sweeper.has_idle_work() {
+            return Ok(());
+        }
+        Ok(self.sweeper.on_idle_tick(&mut *self.backend, self.clock.now_ms())?)
     }
 
     pub fn end_of_input(&mut self) -> Result<(), Error> {

@@ -27,12 +27,15 @@ use crate::runtime::config::RunConfig;
 use crate::runtime::mesh::{Ends, Msg};
 use crate::runtime::metrics::Metrics;
 use crate::runtime::operator::Operator;
-use crate::state::backend::{Backend, BackendKind};
+use crate::state::backend::{Backend, BackendKind, StateId};
 use crate::state::cache::CachedBackend;
+use crate::state::cleanup::IDLE_TICK;
 use crate::state::codec::Key;
 use crate::state::context::StateRegistry;
+use crate::state::expired::ExpiredCounts;
 use crate::state::heap::HeapBackend;
 use crate::state::rocks::RocksBackend;
+use crate::state::sweeper::Sweeper;
 
 /// A connected sender to each peer (None for the shard itself).
 pub type Senders<K, T> = [Option<ConnectedSender<Msg<K, T>>>];
@@ -91,8 +94,17 @@ where
     /// Opens the shard's backend, with its restored state: a RocksDB shard restored onto
     /// the same shard count reopens the old instance's files; every other restore loads
     /// the entries of the key groups it owns.
-    fn open_backend(&self, registry: StateRegistry) -> Result<Box<dyn Backend>, Error> {
-        let descriptors = registry.into_descriptors();
+    fn open_backend(&self, registry: StateRegistry) -> Result<(Box<dyn Backend>, Sweeper), Error> {
+        let (descriptors, cleanups) = registry.into_parts();
+        let counts = ExpiredCounts::new(descriptors.len());
+        let ttl_states = descriptors
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.ttl.is_some())
+            .map(|(i, d)| (StateId(i as u32), d.name.clone()))
+            .collect();
+        self.metrics.register_expired(usize::from(self.id.0), ttl_states, counts.clone());
+        let sweeper = Sweeper::new(self.cfg.backend, &cleanups, counts.clone());
         let started = Instant::now();
         let restore = self.cfg.restore.as_deref();
         let (mut backend, reopened): (Box<dyn Backend>, bool) = match (&self.cfg.backend, &self.work) {
@@ -102,7 +114,14 @@ where
                     Some(r) => r.reopen(self.id, self.cfg.shards, self.range(), &descriptors, &path)?,
                     None => false,
                 };
-                let rocks = RocksBackend::open(&path, descriptors, &self.cfg.rocks, self.cfg.clock.clone())?;
+                let rocks = RocksBackend::open_with_cleanup(
+                    &path,
+                    descriptors,
+                    &cleanups,
+                    counts,
+                    &self.cfg.rocks,
+                    self.cfg.clock.clone(),
+                )?;
                 (Box::new(CachedBackend::new(rocks, self.cfg.rocks.cache_entries_max)), reopened)
             }
             _ => (Box::new(HeapBackend::new(descriptors)), false),
@@ -116,13 +135,13 @@ where
                 tracing::info!(shard = self.id.0, entries, ms = ms(started), "state restored");
             }
         }
-        Ok(backend)
+        Ok((backend, sweeper))
     }
 
     fn open_operator(&self) -> Result<Operator<P, O>, Error> {
         let mut registry = StateRegistry::new();
         let func = (self.program.factory)(&mut registry)?;
-        let backend = self.open_backend(registry)?;
+        let (backend, sweeper) = self.open_backend(registry)?;
         let sink = self.program.sink.open(self.id)?;
         Ok(Operator::new(
             self.id,
@@ -132,6 +151,7 @@ where
             self.program.post.clone(),
             self.cfg.clock.clone(),
             self.metrics.clone(),
+            sweeper,
         ))
     }
 
@@ -175,6 +195,21 @@ where
             })
             .collect();
 
+        // Samples the state's size, and runs TTL cleanup while no input comes; dropping
+        // the task cancels it.
+        let ticker = {
+            let (op, failed, shard) = (op.clone(), self.failed.clone(), self.id.0);
+            glommio::spawn_local(async move {
+                loop {
+                    glommio::timer::sleep(IDLE_TICK).await;
+                    if let Err(e) = op.borrow_mut().tick() {
+                        tracing::error!(shard, error = %e, "TTL cleanup failed");
+                        failed.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            })
+        };
         let produced = self.produce(&senders, &op, &align).await;
         // Closing our senders tells every peer we are done sending.
         drop(senders);
@@ -188,6 +223,7 @@ where
                 first_err.get_or_insert(e);
             }
         }
+        drop(ticker);
         let mut op = op.borrow_mut();
         if first_err.is_none() && !self.failed.load(Ordering::Relaxed) {
             op.end_of_input()?;

@@ -53,6 +53,24 @@ pub trait Backend {
     fn native_checkpoint(&mut self, _dir: &std::path::Path) -> Result<Option<u64>, StateError> {
         Ok(None)
     }
+    /// Incremental TTL cleanup: checks at most `entries_max` entries of `state`, resuming
+    /// where the previous call stopped and wrapping around, and removes what has expired
+    /// at `now_ms` (a list keeps its live elements). Returns how many entries it removed
+    /// (a trimmed list counts once per expired element). Backends that clean up another
+    /// way (RocksDB: the compaction filter) check nothing.
+    fn remove_expired(&mut self, _state: StateId, _now_ms: u64, _entries_max: usize) -> Result<u64, StateError> {
+        Ok(0)
+    }
+    /// Entries stored, over every state, expired or not (RocksDB: its estimate, which
+    /// counts what the memtables and files hold). Sampled for `sluice status`.
+    fn stored_entries(&self) -> u64 {
+        0
+    }
+    /// Rewrites the whole store now (RocksDB: flush, then a manual compaction of every
+    /// column family, which runs the TTL compaction filter). Nothing for the heap.
+    fn compact(&mut self) -> Result<(), StateError> {
+        Ok(())
+    }
     fn descriptors(&self) -> &[StateDescriptor];
 }
 

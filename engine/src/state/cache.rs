@@ -205,6 +205,21 @@ impl<B: Backend> Backend for CachedBackend<B> {
         self.inner.native_checkpoint(dir)
     }
 
+    /// What the inner backend holds (the cache's dirty entries are not counted until
+    /// written out; the cache is bounded on its own).
+    fn stored_entries(&self) -> u64 {
+        self.inner.stored_entries()
+    }
+
+    fn compact(&mut self) -> Result<(), StateError> {
+        self.flush()?;
+        self.inner.compact()
+    }
+
+    fn remove_expired(&mut self, s: StateId, now_ms: u64, entries_max: usize) -> Result<u64, StateError> {
+        self.inner.remove_expired(s, now_ms, entries_max)
+    }
+
     fn descriptors(&self) -> &[StateDescriptor] {
         self.inner.descriptors()
     }

@@ -8,6 +8,8 @@ use formats::value::{StateDescriptor, StateKind, ValueEncoding};
 use formats::{KeyGroup, ShardId};
 
 use super::backend::{Backend, StateId};
+use super::cleanup::TtlCleanup;
+use super::expired::ExpiredCounts;
 use crate::clock::Clock;
 use crate::error::StateError;
 
@@ -16,6 +18,8 @@ use crate::error::StateError;
 #[derive(Default)]
 pub struct StateRegistry {
     descriptors: Vec<StateDescriptor>,
+    /// One per state: `TtlCleanup::default()` for a state with a TTL unless set, else none.
+    cleanups: Vec<TtlCleanup>,
 }
 
 impl StateRegistry {
@@ -34,16 +38,39 @@ impl StateRegistry {
         if self.descriptors.iter().any(|d| d.name == name) {
             return Err(StateError::Conflict { name: name.to_owned() });
         }
+        self.cleanups.push(if ttl.is_some() { TtlCleanup::default() } else { TtlCleanup::none() });
         self.descriptors.push(StateDescriptor { name: name.to_owned(), kind, value, user_key, ttl });
         Ok(StateId((self.descriptors.len() - 1) as u32))
+    }
+
+    /// Chooses how expired entries of state `name` (declared, with a TTL) are cleaned up
+    /// (Flink's `StateTtlConfig.Builder.cleanup*`); the default is `TtlCleanup::default()`.
+    pub fn set_ttl_cleanup(&mut self, name: &str, cleanup: TtlCleanup) -> Result<(), StateError> {
+        let at = self.descriptors.iter().position(|d| d.name == name && d.ttl.is_some());
+        match at.and_then(|i| self.cleanups.get_mut(i)) {
+            Some(c) => {
+                *c = cleanup;
+                Ok(())
+            }
+            None => Err(StateError::CleanupWithoutTtl { name: name.to_owned() }),
+        }
     }
 
     pub fn descriptors(&self) -> &[StateDescriptor] {
         &self.descriptors
     }
 
+    /// The TTL cleanup of each state, in state-id order.
+    pub fn cleanups(&self) -> &[TtlCleanup] {
+        &self.cleanups
+    }
+
     pub fn into_descriptors(self) -> Vec<StateDescriptor> {
         self.descriptors
+    }
+
+    pub fn into_parts(self) -> (Vec<StateDescriptor>, Vec<TtlCleanup>) {
+        (self.descriptors, self.cleanups)
     }
 }
 
@@ -53,6 +80,16 @@ pub(crate) struct Scratch {
     pub key: Vec<u8>,
     pub val: Vec<u8>,
     pub enc: Vec<u8>,
+    /// Where reads that meet expired values count what they delete.
+    pub expired: Option<Arc<ExpiredCounts>>,
+}
+
+impl Scratch {
+    pub fn count_expired(&self, s: StateId, n: u64) {
+        if let Some(c) = &self.expired {
+            c.add(s, n);
+        }
+    }
 }
 
 /// Access to keyed state for the record being processed (or, at end of input, for scans

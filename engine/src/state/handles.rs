@@ -60,6 +60,7 @@ impl Slot {
         let (exp, _) = ttl::split(&ctx.scratch.val)?;
         if ttl::is_expired(exp, now) {
             ctx.backend.delete(self.id, key)?;
+            ctx.scratch.count_expired(self.id, 1);
             return Ok(None);
         }
         if t.update == TtlUpdate::OnReadAndWrite {
@@ -214,11 +215,11 @@ impl<T: StateCodec> ListState<T> {
         let now = ctx.clock.now_ms();
         let mut out = Vec::new();
         let mut kept = Vec::new();
-        let mut changed = t.update == TtlUpdate::OnReadAndWrite;
+        let mut expired = 0;
         for e in value::list_elements(&ctx.scratch.val) {
             let (exp, payload) = ttl::split(e?)?;
             if ttl::is_expired(exp, now) {
-                changed = true;
+                expired += 1;
                 continue;
             }
             out.push(self.slot.decode(payload)?);
@@ -228,7 +229,8 @@ impl<T: StateCodec> ListState<T> {
             el.extend_from_slice(payload);
             value::put_list_element(&mut kept, &el);
         }
-        if changed {
+        ctx.scratch.count_expired(self.slot.id, expired);
+        if expired > 0 || t.update == TtlUpdate::OnReadAndWrite {
             if kept.is_empty() {
                 ctx.backend.delete(self.slot.id, ctx.prefix)?;
             } else {
@@ -307,6 +309,7 @@ impl<K: StateCodec, V: StateCodec> MapState<K, V> {
                 Some(_) => match ttl::split(&v)? {
                     (exp, _) if ttl::is_expired(exp, now) => {
                         ctx.backend.delete(self.slot.id, &k)?;
+                        ctx.scratch.count_expired(self.slot.id, 1);
                         continue;
                     }
                     (_, p) => p,

@@ -1,8 +1,10 @@
 //! Keyed state: typed handles over a byte-level backend (heap or RocksDB).
 pub mod backend;
 pub mod cache;
+pub mod cleanup;
 pub mod codec;
 pub mod context;
+pub mod expired;
 pub mod handles;
 pub mod heap;
 pub mod loader;
@@ -10,3 +12,5 @@ pub mod loader;
 mod native_test;
 pub mod rocks;
 pub mod snapshot;
+pub mod sweeper;
+mod ttl_filter;

@@ -1,18 +1,20 @@
 //! The RocksDB backend: one instance per shard, one column family per state, the WAL off
 //! (checkpoints, not the WAL, are what makes state durable), list append through an
 //! associative merge operator that concatenates framed elements, and expired TTL values
-//! dropped by a compaction filter.
+//! and list elements dropped by a compaction filter (`state::ttl_filter`).
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use formats::ttl;
 use formats::value::{StateDescriptor, StateKind};
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, CompactionDecision, Direction, IteratorMode,
-    Options, WriteOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteOptions, DB,
 };
 
 use super::backend::{Backend, StateId, Visit};
+use super::cleanup::TtlCleanup;
+use super::expired::ExpiredCounts;
+use super::ttl_filter::TtlFilterFactory;
 use reader::{concat_merge, LIST_MERGE_OPERATOR};
 
 use crate::clock::Clock;
@@ -71,10 +73,33 @@ pub struct RocksBackend {
 const INGEST_MIN_ENTRIES: usize = 16 * 1024;
 
 impl RocksBackend {
-    /// Opens (creating) the instance at `path`, with a column family per descriptor.
+    /// Opens (creating) the instance at `path`, with a column family per descriptor and
+    /// the default TTL cleanup.
+    #[cfg_attr(
+        not(any(test, feature = "internals")),
+        expect(dead_code, reason = "the runtime opens with the job's cleanup; benchmarks and tests with the default")
+    )]
     pub fn open(
         path: &Path,
         descriptors: Vec<StateDescriptor>,
+        cfg: &RocksConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StateError> {
+        let cleanups: Vec<TtlCleanup> = descriptors
+            .iter()
+            .map(|d| if d.ttl.is_some() { TtlCleanup::default() } else { TtlCleanup::none() })
+            .collect();
+        let counts = ExpiredCounts::new(descriptors.len());
+        Self::open_with_cleanup(path, descriptors, &cleanups, counts, cfg, clock)
+    }
+
+    /// Like [`open`](Self::open), with each state's TTL cleanup (`cleanups`, in
+    /// state-id order) and the shard's counts of expired entries removed.
+    pub fn open_with_cleanup(
+        path: &Path,
+        descriptors: Vec<StateDescriptor>,
+        cleanups: &[TtlCleanup],
+        counts: Arc<ExpiredCounts>,
         cfg: &RocksConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StateError> {
@@ -99,7 +124,7 @@ impl RocksBackend {
         // One writer per instance (the shard's thread); in-place updates require this.
         db_opts.set_allow_concurrent_memtable_write(false);
 
-        let cfs = descriptors.iter().map(|d| {
+        let cfs = descriptors.iter().enumerate().map(|(i, d)| {
             let mut o = Options::default();
             o.set_block_based_table_factory(&table);
             o.set_write_buffer_size(cfg.write_buffer_bytes);
@@ -123,16 +148,20 @@ impl RocksBackend {
                 // in it (+20% on the keyed-count benchmark without the cache).
                 o.set_inplace_update_support(true);
             }
-            if d.ttl.is_some() && d.kind != StateKind::List {
-                let clock = clock.clone();
-                // Values of TTL states start with their expiry; drop them once expired.
-                // Lists keep a TTL per element and are filtered when read.
-                o.set_compaction_filter("sluice.ttl", move |_level: u32, _key: &[u8], value: &[u8]| {
-                    match ttl::split(value) {
-                        Ok((exp, _)) if ttl::is_expired(exp, clock.now_ms()) => CompactionDecision::Remove,
-                        _ => CompactionDecision::Keep,
-                    }
+            let filter = cleanups.get(i).and_then(|c| c.compaction_filter).filter(|_| d.ttl.is_some());
+            if let Some(f) = filter {
+                // Values of TTL states (list elements) start with their expiry.
+                o.set_compaction_filter_factory(TtlFilterFactory {
+                    state: StateId(i as u32),
+                    desc: Arc::new(d.clone()),
+                    clock: clock.clone(),
+                    counts: counts.clone(),
+                    query_time_after_num_entries: f.query_time_after_num_entries,
                 });
+                // Files no compaction picks (cold keys) are rewritten at this age.
+                let ttl = Duration::from_millis(d.ttl.map_or(0, |t| t.ttl_ms));
+                let age = f.periodic_compaction_time.unwrap_or(ttl);
+                o.set_periodic_compaction_seconds(if age.is_zero() { 0 } else { age.as_secs().max(1) });
             }
             ColumnFamilyDescriptor::new(d.name.clone(), o)
         });
@@ -259,6 +288,25 @@ impl Backend for RocksBackend {
             "rocksdb checkpoint taken"
         );
         Ok(Some(self.instance))
+    }
+
+    fn stored_entries(&self) -> u64 {
+        let estimate = |n: &String| {
+            let cf = self.db.cf_handle(n)?;
+            self.db.property_int_value_cf(cf, "rocksdb.estimate-num-keys").ok().flatten()
+        };
+        self.names.iter().filter_map(estimate).sum()
+    }
+
+    fn compact(&mut self) -> Result<(), StateError> {
+        let cfs: Vec<&ColumnFamily> = self.names.iter().filter_map(|n| self.db.cf_handle(n)).collect();
+        let mut flush = rocksdb::FlushOptions::default();
+        flush.set_wait(true);
+        self.db.flush_cfs_opt(&cfs, &flush)?;
+        for cf in cfs {
+            self.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
     }
 
     fn descriptors(&self) -> &[StateDescriptor] {

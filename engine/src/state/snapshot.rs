@@ -8,8 +8,11 @@ use std::path::PathBuf;
 
 use formats::snapshot::{SnapshotSummary, SnapshotWriter};
 use formats::statekey;
+use formats::value::Purged;
 
 use super::backend::{Backend, StateId};
+use super::cleanup;
+use super::sweeper::SnapshotExpiry;
 use crate::error::StateError;
 
 fn mismatch(reason: String) -> StateError {
@@ -90,16 +93,47 @@ impl Collected {
 }
 
 /// Copies every entry of `backend` whose key group lies in `range`.
+#[cfg_attr(
+    not(any(test, feature = "internals")),
+    expect(dead_code, reason = "the runtime collects with its expiry; benchmarks and tests without")
+)]
 pub fn collect(backend: &mut dyn Backend, range: KeyGroupRange) -> Result<Collected, StateError> {
+    collect_with(backend, range, None)
+}
+
+/// Like [`collect`]; with `expiry`, the states with full-snapshot cleanup leave out what
+/// has expired (a list keeps its live elements), and what is left out is removed from
+/// the backend too (no read would ever return it) and counted.
+pub fn collect_with(
+    backend: &mut dyn Backend,
+    range: KeyGroupRange,
+    expiry: Option<&SnapshotExpiry<'_>>,
+) -> Result<Collected, StateError> {
     backend.flush()?;
     let descriptors = backend.descriptors().to_vec();
     let mut states = Vec::with_capacity(descriptors.len());
-    for (i, _) in descriptors.iter().enumerate() {
+    for (i, desc) in descriptors.iter().enumerate() {
+        let s = StateId(i as u32);
+        let purge_at = expiry.filter(|e| desc.ttl.is_some() && e.full_snapshot.get(i) == Some(&true)).map(|e| e.now_ms);
         let mut entries = Entries::default();
+        // Keys whose stored value changes: dropped (`None`) or a list trimmed (`Some`).
+        let mut purged: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        let mut removed = 0;
         let mut bad = None;
-        backend.scan_prefix(StateId(i as u32), &[], &mut |k, v| {
+        backend.scan_prefix(s, &[], &mut |k, v| {
             match statekey::decode(k) {
-                Ok(sk) if range.contains(sk.key_group) => entries.push(k, v),
+                Ok(sk) if range.contains(sk.key_group) => match purge_at.map(|now| cleanup::purge(desc, v, now)) {
+                    None | Some((Purged::Keep, _)) => entries.push(k, v),
+                    Some((Purged::Drop, n)) => {
+                        removed += n;
+                        purged.push((k.to_vec(), None));
+                    }
+                    Some((Purged::Rewritten(kept), n)) => {
+                        removed += n;
+                        entries.push(k, &kept);
+                        purged.push((k.to_vec(), Some(kept)));
+                    }
+                },
                 Ok(sk) => bad = Some(mismatch(format!("key group {} outside the shard's range", sk.key_group.0))),
                 Err(e) => bad = Some(e.into()),
             }
@@ -108,13 +142,12 @@ pub fn collect(backend: &mut dyn Backend, range: KeyGroupRange) -> Result<Collec
         if let Some(e) = bad {
             return Err(e);
         }
+        if let Some(e) = expiry.filter(|_| !purged.is_empty()) {
+            backend.write_batch(s, &mut purged.iter().map(|(k, v)| (&k[..], v.as_deref())))?;
+            e.counts.add(s, removed);
+        }
         entries.sort();
         states.push(entries);
     }
     Ok(Collected { descriptors, range, states })
-}
-
-/// Every entry of the states in `backend` whose key group lies in `range`, encoded.
-pub fn write(backend: &mut dyn Backend, range: KeyGroupRange) -> Result<Vec<u8>, StateError> {
-    collect(backend, range)?.encode()
 }

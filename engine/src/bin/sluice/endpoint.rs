@@ -178,6 +178,12 @@ impl Controller for Endpoint {
             records_per_second: if duration > 0 { s.records_in as f64 * 1000.0 / duration as f64 } else { 0.0 },
             shards,
             savepoints,
+            expired: s
+                .expired_per_state
+                .iter()
+                .map(|(state, removed)| api::StateExpired { state: state.clone(), removed: *removed })
+                .collect(),
+            state_entries: s.state_entries,
         })
     }
 

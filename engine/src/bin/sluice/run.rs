@@ -170,6 +170,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> Result<(), JobError> {
             bad_records = report.bad_records,
             elapsed_s = report.elapsed.as_secs_f64(),
             records_per_s = report.records_per_s(),
+            expired_removed = ?report.expired_per_state,
             shards,
             backend = %args.state_backend,
             "job finished"
@@ -187,5 +188,8 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> Result<(), JobError> {
         shards,
         args.state_backend
     );
+    for (state, removed) in &report.expired_per_state {
+        eprintln!("state {state}: {removed} expired entries removed");
+    }
     Ok(())
 }

@@ -159,7 +159,7 @@ impl Writer {
                     copied += file.size;
                     (ShardFormat::Snapshot, vec![file])
                 }
-                ShardState::Rocksdb { dir, instance } => {
+                ShardState::Rocksdb { dir, instance, .. } => {
                     let staged = self.shared.stage(&mut *self.fs, &self.root, id, a.shard, &dir, instance)?;
                     copied += staged.copied;
                     reused += staged.reused;
@@ -305,7 +305,7 @@ mod tests {
                 local.write(&dir.join(name), bytes).expect("write");
             }
             let mut a = heap_ack(1, upper, 0);
-            a.snapshot = Ok(ShardState::Rocksdb { dir, instance: 7 });
+            a.snapshot = Ok(ShardState::Rocksdb { dir, instance: 7, expiry: None });
             a
         };
         let one = vec![heap_ack(0, lower, 300), rocks_ack(1, &[("000007.sst", b"old table"), ("CURRENT", b"M5")])];

@@ -22,12 +22,13 @@ use formats::manifest::{FileRef, ShardFormat, ShardSnapshot};
 use formats::savepoint::{self, Form, SavepointMeta};
 use formats::snapshot::SnapshotWriter;
 use formats::statekey;
-use formats::value::StateDescriptor;
+use formats::value::{Purged, StateDescriptor};
 
-use super::ack::{Ack, ShardState};
+use super::ack::{Ack, ExpiryAt, ShardState};
 use super::publish::JobInfo;
 use crate::error::Error;
 use crate::priority::{Throttle, Throttled};
+use crate::state::cleanup;
 use crate::state::snapshot::Collected;
 
 /// The share of wall time a canonical savepoint's encoding may take while the job goes
@@ -99,8 +100,9 @@ fn write_begun(
             (ShardState::Rocksdb { dir, .. }, Form::Native) => {
                 (ShardFormat::Rocksdb, copy_instance(out, a.shard, &dir)?)
             }
-            (ShardState::Rocksdb { dir, .. }, Form::Canonical) => {
-                (ShardFormat::Snapshot, vec![encode_instance(out, a.shard, &dir, &a.states, a.range)?])
+            (ShardState::Rocksdb { dir, expiry, .. }, Form::Canonical) => {
+                let files = vec![encode_instance(out, a.shard, &dir, &a.states, a.range, expiry.as_ref())?];
+                (ShardFormat::Snapshot, files)
             }
         };
         shards.push(ShardSnapshot { shard: a.shard, range: a.range, format, files, source_position });
@@ -123,13 +125,15 @@ fn encode_collected(out: &mut Out<'_>, shard: u16, collected: Collected) -> Resu
 }
 
 /// A RocksDB shard's local checkpoint `dir` scanned in key order into its snapshot file
-/// (state by state; within a state, key order is key-group order).
+/// (state by state; within a state, key order is key-group order). With `expiry`, the
+/// states with full-snapshot cleanup leave out what had expired at the barrier.
 fn encode_instance(
     out: &mut Out<'_>,
     shard: u16,
     dir: &Path,
     states: &[StateDescriptor],
     range: KeyGroupRange,
+    expiry: Option<&ExpiryAt>,
 ) -> Result<FileRef, Error> {
     let path = layout::savepoint_snapshot_path(shard);
     let mut file = OwnedFile::create(out.fs, out.target, &path)?;
@@ -139,6 +143,18 @@ fn encode_instance(
     let mut throttle = Throttle::new(out.duty);
     let scanned = reader::scan(dir, states, range, &mut |i, k, v| {
         throttle.tick();
+        let kept;
+        let v = match (expiry.and_then(|e| e.purge_at(i)), states.get(i)) {
+            (Some(now_ms), Some(desc)) => match cleanup::purge(desc, v, now_ms).0 {
+                Purged::Drop => return Ok(()),
+                Purged::Rewritten(live) => {
+                    kept = live;
+                    &kept[..]
+                }
+                Purged::Keep => v,
+            },
+            _ => v,
+        };
         statekey::decode(k).and_then(|sk| w.add(i as u32, sk.key_group, k, v)).map_err(|e| {
             let reason = e.to_string();
             failed = Some(e);

@@ -134,7 +134,7 @@ fn shard_ack(m: &Model, i: u16, n: u32, kind: BackendKind, dir: &std::path::Path
     }
     let work = dir.join("work");
     std::fs::create_dir_all(&work).expect("work dir");
-    let state = ack::take_snapshot(h.backend_mut(), range, Some(&work), i, 7).expect("snapshot");
+    let state = ack::take_snapshot(h.backend_mut(), range, Some(&work), i, 7, None).expect("snapshot");
     Ack {
         shard: i,
         id: 7,
@@ -198,5 +198,46 @@ proptest! {
             }
         }
         prop_assert_eq!(restored, m);
+    }
+}
+
+/// Pins full-snapshot cleanup in savepoints: a canonical savepoint leaves out the values
+/// of a TTL state that had expired at its barrier, on both backends (RocksDB: from the
+/// instance's checkpoint, whose files still hold them), and keeps every other entry.
+#[test]
+fn a_canonical_savepoint_leaves_out_expired_entries() {
+    const TTL_MS: u64 = 3_600_000;
+    for kind in [BackendKind::Heap, BackendKind::Rocksdb] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000);
+        let mut reg = StateRegistry::new();
+        let s = declare(&mut reg);
+        let mut h = StateHarness::open(kind, reg, Some(&dir.path().join("in")), 16, clock.clone()).expect("open");
+        let e = |i: u64| (i, vec![], BTreeMap::new(), 1, format!("v{i}"));
+        for i in 0..10 {
+            write(&mut h, &s, &format!("old{i}"), &e(i));
+        }
+        // The old values expire exactly now; the new ones a TTL later.
+        clock.advance_ms(TTL_MS);
+        for i in 0..10 {
+            write(&mut h, &s, &format!("new{i}"), &e(i));
+        }
+        let range = range_for_shard(ShardId(0), 1, KEY_GROUPS_DEFAULT);
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).expect("work dir");
+        let state = h.barrier_snapshot(range, &work, 7).expect("snapshot");
+        let states = h.backend_mut().descriptors().to_vec();
+        let a = Ack { shard: 0, id: 7, range, states, snapshot: Ok(state), splits: None, sync: Duration::ZERO };
+        let target = dir.path().join("sp");
+        savepoint::write(&info(kind, 1), CheckpointId(7), &target, Form::Canonical, vec![a], 1.0).expect("write");
+
+        let r = Restore::load(&target).expect("load");
+        let mut reg = StateRegistry::new();
+        declare(&mut reg);
+        let mut back = StateHarness::open(BackendKind::Heap, reg, None, 0, clock.clone()).expect("open");
+        r.restore_into(back.backend_mut(), range, Some(&dir.path().join("rwork")), ShardId(0)).expect("restore");
+        let ttl_state = 5;
+        assert_eq!(back.stored(ttl_state).expect("stored").len(), 10, "{kind}: only the live TTL values");
+        assert_eq!(back.stored(1).expect("stored").len(), 20, "{kind}: every plain value");
     }
 }
