@@ -61,7 +61,9 @@ impl<'a> Cursor<'a> {
             .pos
             .checked_add(n)
             .and_then(|end| self.buf.get(self.pos..end))
-            .ok_or(FormatError::Truncated { what, offset: self.offset(), needed: n, have: self.remaining() })?;
+            // Built only on failure: an eager `ok_or` constructs (and drops) an error on
+            // every read, which showed in profiles of whole-checkpoint scans.
+            .ok_or_else(|| FormatError::Truncated { what, offset: self.offset(), needed: n, have: self.remaining() })?;
         self.pos += n;
         Ok(bytes)
     }
