@@ -6,6 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
+#[path = "common/cargo_build.rs"]
+mod cargo_build;
+
 use formats::checkpoint::{checkpoint_ids, load, Verify};
 use formats::fs::StdFs;
 use formats::manifest::{CheckpointId, Manifest, ShardFormat};
@@ -115,25 +118,11 @@ fn checkpoints_share_ssts_and_a_restored_instance_reusing_file_numbers_is_copied
 
 /// The workspace's `statetool`, built into the same target directory and profile as
 /// this test's `sluice`. `cargo test --workspace` builds it already; `cargo test -p
-/// sluice-engine` does not, so it is built here (a no-op when up to date), and the test
-/// fails, never skips, if that does not produce it.
+/// sluice-engine` does not, so it is built here (a no-op when up to date).
 fn statetool() -> std::path::PathBuf {
     let sluice = Path::new(env!("CARGO_BIN_EXE_sluice"));
-    let bin = sluice.with_file_name(format!("statetool{}", std::env::consts::EXE_SUFFIX));
     let profile_dir = sluice.parent().expect("the binary's directory");
-    let profile = profile_dir.file_name().and_then(|n| n.to_str()).expect("profile directory name");
-    let target_dir = profile_dir.parent().expect("the target directory");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "statetool", "--bin", "statetool", "--profile"])
-        .arg(if profile == "debug" { "dev" } else { profile })
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run cargo build -p statetool");
-    assert!(out.status.success(), "cannot build statetool: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(bin.is_file(), "statetool not found at {} after building it", bin.display());
-    bin
+    cargo_build::build_in(profile_dir, "statetool", "statetool", env!("CARGO_MANIFEST_DIR"))
 }
 
 #[test]

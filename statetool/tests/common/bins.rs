@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+#[path = "../../../engine/tests/common/cargo_build.rs"]
+mod cargo_build;
+
 /// Runs statetool: (exit code, stdout, stderr).
 pub fn statetool(args: &[&str]) -> (i32, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_statetool")).args(args).output().expect("run statetool");
@@ -22,21 +25,8 @@ pub fn sluice_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let statetool = Path::new(env!("CARGO_BIN_EXE_statetool"));
-        let bin = statetool.with_file_name(format!("sluice{}", std::env::consts::EXE_SUFFIX));
         let profile_dir = statetool.parent().expect("the binary's directory");
-        let profile = profile_dir.file_name().and_then(|n| n.to_str()).expect("profile directory name");
-        let target_dir = profile_dir.parent().expect("the target directory");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "sluice-engine", "--bin", "sluice", "--profile"])
-            .arg(if profile == "debug" { "dev" } else { profile })
-            .env("CARGO_TARGET_DIR", target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .expect("run cargo build -p sluice-engine");
-        assert!(out.status.success(), "cannot build sluice: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(bin.is_file(), "sluice not found at {} after building it", bin.display());
-        bin
+        cargo_build::build_in(profile_dir, "sluice-engine", "sluice", env!("CARGO_MANIFEST_DIR"))
     })
 }
 
