@@ -41,29 +41,44 @@ pub fn for_each(
                     for_each_in_snapshot(&*fs, &layout::resolve(root, &f.path), clip, &mut counted)?;
                 }
             }
-            ShardFormat::Rocksdb => {
-                let scratch = scratch.ok_or_else(|| ReadError::Invalid {
-                    path: root.to_path_buf(),
-                    reason: format!("reading RocksDB shard {} needs a scratch directory", sh.shard),
-                })?;
-                rocks::materialize(fs, root, sh, scratch)?;
-                let scanned = rocks::scan(scratch, &m.states, clip, &mut |i, k, v| match m.states.get(i) {
+            ShardFormat::Rocksdb => in_instance(fs, root, sh, scratch, "reading", |dir| {
+                rocks::scan(dir, &m.states, clip, &mut |i, k, v| match m.states.get(i) {
                     Some(d) => counted(d, k, v),
                     None => Ok(()),
-                });
-                let removed = fs.remove_dir_all(scratch).map_err(|e| ReadError::io(scratch, e));
-                scanned.map_err(|e| name_the_file(e, root, sh))?;
-                removed?;
-            }
+                })
+            })?,
         }
     }
     Ok(visited)
 }
 
+/// Rebuilds RocksDB shard `sh`'s instance from checkpoint `root` under `scratch`
+/// (`what`ing it needs one), runs `f` on it, then removes it; a corruption RocksDB
+/// reports names the checkpoint's file ([`name_the_file`]).
+pub(crate) fn in_instance<T>(
+    fs: &mut dyn Fs,
+    root: &Path,
+    sh: &ShardSnapshot,
+    scratch: Option<&Path>,
+    what: &str,
+    f: impl FnOnce(&Path) -> Result<T, ReadError>,
+) -> Result<T, ReadError> {
+    let scratch = scratch.ok_or_else(|| ReadError::Invalid {
+        path: root.to_path_buf(),
+        reason: format!("{what} RocksDB shard {} needs a scratch directory", sh.shard),
+    })?;
+    rocks::materialize(fs, root, sh, scratch)?;
+    let done = f(scratch);
+    let removed = fs.remove_dir_all(scratch).map_err(|e| ReadError::io(scratch, e));
+    let done = done.map_err(|e| name_the_file(e, root, sh))?;
+    removed?;
+    Ok(done)
+}
+
 /// A RocksDB corruption error of shard `sh`, which names the table by its name in the
 /// rebuilt instance, as [`ReadError::CorruptFile`] naming the checkpoint's file instead;
 /// any other error as it is.
-pub(crate) fn name_the_file(e: ReadError, root: &Path, sh: &ShardSnapshot) -> ReadError {
+fn name_the_file(e: ReadError, root: &Path, sh: &ShardSnapshot) -> ReadError {
     match e {
         ReadError::Rocks { path, source } if source.kind() == rocksdb::ErrorKind::Corruption => {
             match rocks::file_named_in(source.as_ref(), root, sh) {

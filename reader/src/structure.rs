@@ -13,7 +13,7 @@ use formats::layout;
 use formats::manifest::{Manifest, ShardFormat};
 use formats::snapshot::SnapshotReader;
 
-use crate::entries::name_the_file;
+use crate::entries::in_instance;
 use crate::error::ReadError;
 use crate::rocks;
 
@@ -42,15 +42,7 @@ pub fn check_structure(fs: &mut dyn Fs, root: &Path, m: &Manifest, scratch: Opti
                 }
             }
             ShardFormat::Rocksdb => {
-                let scratch = scratch.ok_or_else(|| ReadError::Invalid {
-                    path: root.to_path_buf(),
-                    reason: format!("checking RocksDB shard {} needs a scratch directory", sh.shard),
-                })?;
-                rocks::materialize(fs, root, sh, scratch)?;
-                let opened = rocks::open_read_only(scratch, &m.states).map(drop);
-                let removed = fs.remove_dir_all(scratch).map_err(|e| ReadError::io(scratch, e));
-                opened.map_err(|e| name_the_file(e, root, sh))?;
-                removed?;
+                in_instance(fs, root, sh, scratch, "checking", |dir| rocks::open_read_only(dir, &m.states).map(drop))?;
                 checked += sh.files.iter().filter(|f| layout::is_shared_file(f.local_name())).count() as u64;
             }
         }
