@@ -126,7 +126,15 @@ pub fn status(job: &JobDetail, checkpoints: &CheckpointingStats) -> String {
             .map(|h| {
                 vec![
                     h.id.to_string(),
-                    format!("{}{}", h.status.as_str(), if h.is_savepoint { " (savepoint)" } else { "" }),
+                    format!(
+                        "{}{}",
+                        h.status.as_str(),
+                        match (h.is_savepoint, h.is_final) {
+                            (true, _) => " (savepoint)",
+                            (false, true) => " (final)",
+                            (false, false) => "",
+                        }
+                    ),
                     duration_ms(h.end_to_end_duration),
                     bytes(h.checkpointed_size),
                     bytes(h.reused_size),

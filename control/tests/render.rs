@@ -43,6 +43,20 @@ fn status_shows_shards_checkpoints_and_savepoints() {
 }
 
 #[test]
+fn status_marks_the_final_checkpoint() {
+    // Pins that the history row of the final checkpoint (taken at the input's end) says
+    // so, and that the others do not.
+    let mut stats = common::stats();
+    if let Some(first) = stats.history.first_mut() {
+        first.is_final = true;
+    }
+    let text = render::status(&common::detail(), &stats);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.iter().any(|l| l.starts_with(" 7  COMPLETED (final)")), "{text}");
+    assert!(lines.iter().any(|l| l.starts_with(" 6  COMPLETED  ")), "{text}");
+}
+
+#[test]
 fn status_shows_expired_entries_removed_per_state() {
     // Pins the TTL cleanup table of `sluice status`: one row per state with a TTL and the
     // expired entries removed from it; no table for a job without TTL state.

@@ -23,8 +23,9 @@ use bins::{sluice_bin, statetool};
 
 /// Runs a count over 2000 generator keys throttled to about 1 s, checkpointed every
 /// 150 ms and keeping every checkpoint, on `backend` with 2 shards; returns the root.
+/// 300,500 records, so the final checkpoint's counts differ (150 and 151).
 fn run_job(d: &Path, backend: &str) -> PathBuf {
-    let spec = "[job]\nname = \"t\"\n[source]\nkind = \"generator\"\ncount = 300000\nkeys = 2000\n\
+    let spec = "[job]\nname = \"t\"\n[source]\nkind = \"generator\"\ncount = 300500\nkeys = 2000\n\
                 rate_per_s = 300000\n[key]\nfield = \"key\"\n[aggregate]\nkind = \"count\"\n[sink]\nkind = \"file\"\n\
                 path = \"out.jsonl\"\n[checkpoint]\ndir = \"ck\"\ninterval_ms = 150\nretain = 1000\n";
     std::fs::write(d.join("job.toml"), spec).expect("write job");

@@ -52,6 +52,9 @@ pub struct CheckpointStats {
     pub id: u64,
     pub status: CheckpointStatus,
     pub is_savepoint: bool,
+    /// sluice: the final checkpoint, taken when every source had ended.
+    #[serde(default)]
+    pub is_final: bool,
     /// Since the Unix epoch.
     pub trigger_timestamp: i64,
     /// Since the Unix epoch.

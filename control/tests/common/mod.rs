@@ -87,6 +87,7 @@ pub fn checkpoint(id: u64) -> CheckpointStats {
         id,
         status: CheckpointStatus::Completed,
         is_savepoint: false,
+        is_final: false,
         trigger_timestamp: 1_700_000_001_000,
         latest_ack_timestamp: 1_700_000_001_250,
         end_to_end_duration: 250,

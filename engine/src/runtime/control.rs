@@ -60,6 +60,8 @@ pub struct CheckpointRecord {
     /// The request a savepoint was taken for.
     pub request_id: Option<String>,
     pub savepoint: bool,
+    /// The final checkpoint, taken when every source had ended.
+    pub is_final: bool,
     pub completed: bool,
     pub trigger_ms: u64,
     pub duration_ms: u64,

@@ -145,7 +145,7 @@ where
             "restoring"
         );
     }
-    let barriers = Arc::new(Barriers::new(n, last.map_or(0, |c| c.0)));
+    let barriers = Arc::new(Barriers::new(n, last.map_or(0, |c| c.0), cfg.checkpoint.is_some()));
     let (ack_tx, ack_rx) = crossbeam_channel::bounded::<Ack>(n * ACKS_PER_SHARD_MAX);
     let failed = Arc::new(AtomicBool::new(false));
     if let Some(c) = &cfg.control {

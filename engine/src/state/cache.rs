@@ -216,6 +216,11 @@ impl<B: Backend> Backend for CachedBackend<B> {
         self.inner.compact()
     }
 
+    fn compact_states(&mut self, states: &[StateId]) -> Result<(), StateError> {
+        self.flush()?;
+        self.inner.compact_states(states)
+    }
+
     fn remove_expired(&mut self, s: StateId, now_ms: u64, entries_max: usize) -> Result<u64, StateError> {
         self.inner.remove_expired(s, now_ms, entries_max)
     }

@@ -299,12 +299,23 @@ impl Backend for RocksBackend {
     }
 
     fn compact(&mut self) -> Result<(), StateError> {
+        let all: Vec<StateId> = (0..self.names.len() as u32).map(StateId).collect();
+        self.compact_states(&all)
+    }
+
+    fn compact_states(&mut self, states: &[StateId]) -> Result<(), StateError> {
         let cfs: Vec<&ColumnFamily> = self.names.iter().filter_map(|n| self.db.cf_handle(n)).collect();
         let mut flush = rocksdb::FlushOptions::default();
         flush.set_wait(true);
         self.db.flush_cfs_opt(&cfs, &flush)?;
-        for cf in cfs {
-            self.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+        for &s in states {
+            let passes = match self.descriptors.get(s.0 as usize) {
+                Some(d) if d.kind == StateKind::List => 2,
+                _ => 1,
+            };
+            for _ in 0..passes {
+                self.db.compact_range_cf(self.cf(s), None::<&[u8]>, None::<&[u8]>);
+            }
         }
         Ok(())
     }

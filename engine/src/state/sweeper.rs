@@ -22,6 +22,9 @@ pub struct Sweeper {
     /// incremental cleanup on a backend that supports it (the heap).
     incremental: Vec<(StateId, usize, usize)>,
     full_snapshot: Vec<bool>,
+    /// States compacted before the final checkpoint (RocksDB: full-snapshot cleanup and
+    /// the compaction filter both on), so it holds nothing expired.
+    before_final: Vec<StateId>,
     counts: Arc<ExpiredCounts>,
 }
 
@@ -40,7 +43,27 @@ impl Sweeper {
                 .map(|(i, c)| (StateId(i as u32), c.per_record(), c.per_idle_tick()))
                 .collect(),
         };
-        Sweeper { incremental, full_snapshot: cleanups.iter().map(|c| c.full_snapshot).collect(), counts }
+        let before_final = match kind {
+            BackendKind::Heap => Vec::new(),
+            BackendKind::Rocksdb => cleanups
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.full_snapshot && c.compaction_filter.is_some())
+                .map(|(i, _)| StateId(i as u32))
+                .collect(),
+        };
+        Sweeper { incremental, full_snapshot: cleanups.iter().map(|c| c.full_snapshot).collect(), before_final, counts }
+    }
+
+    /// Before the final checkpoint's snapshot: the heap's snapshot filters on its own;
+    /// RocksDB links its files as they are, so the states with full-snapshot cleanup are
+    /// compacted through their TTL filter first (the end of the input is the one point
+    /// where rewriting them costs no throughput).
+    pub fn before_final_snapshot(&self, backend: &mut dyn Backend) -> Result<(), StateError> {
+        if self.before_final.is_empty() {
+            return Ok(());
+        }
+        backend.compact_states(&self.before_final)
     }
 
     pub fn counts(&self) -> &Arc<ExpiredCounts> {

@@ -92,6 +92,7 @@ fn stats(r: &CheckpointRecord) -> api::CheckpointStats {
         id: r.id,
         status: if r.completed { api::CheckpointStatus::Completed } else { api::CheckpointStatus::Failed },
         is_savepoint: r.savepoint,
+        is_final: r.is_final,
         trigger_timestamp: r.trigger_ms as i64,
         latest_ack_timestamp: (r.trigger_ms + r.duration_ms) as i64,
         end_to_end_duration: r.duration_ms,

@@ -2,9 +2,16 @@
 //! coordinator requests checkpoint n; each producer, between batches, sees it and emits
 //! barrier n; once every source has ended and answered every request, the job closes and
 //! no checkpoint is requested again.
+//!
+//! With periodic checkpoints, the end of the input is checkpointed too (Flink's final
+//! checkpoint, FLIP-147): when the last source ends, the coordinator hears of it
+//! ([`Barriers::input_ended`]) and requests one more checkpoint, marked final, and the
+//! producers close only once that request is made and answered. A restart after the end
+//! then resumes from the end, not from the last periodic checkpoint.
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crossbeam_channel::{Receiver, Sender};
 use event_listener::{Event, EventListener};
 
 /// The request/close handshake between the coordinator and the producers.
@@ -15,22 +22,33 @@ pub struct Barriers {
     /// Notified when a checkpoint is requested or a source ends: wakes producers whose
     /// source has ended and that wait to close.
     changed: Event,
+    /// Whether the end of the input waits for a final checkpoint (periodic checkpoints
+    /// are configured).
+    wants_final: bool,
+    /// One message when the last source ends (for the coordinator's wait).
+    ended: (Sender<()>, Receiver<()>),
 }
 
 struct BarrierState {
     requested: u64,
     /// The newest barrier that is a savepoint's (0: none).
     savepoint: u64,
+    /// The final checkpoint's barrier (0: not requested yet).
+    final_id: u64,
     closed: bool,
 }
 
 impl Barriers {
-    pub fn new(shards: usize, last: u64) -> Self {
+    /// `last`: the checkpoint this attempt restored (0: none). `wants_final`: the input's
+    /// end is checkpointed before the producers close (see the module's docs).
+    pub fn new(shards: usize, last: u64, wants_final: bool) -> Self {
         Barriers {
-            state: Mutex::new(BarrierState { requested: last, savepoint: 0, closed: false }),
+            state: Mutex::new(BarrierState { requested: last, savepoint: 0, final_id: 0, closed: false }),
             finished: AtomicUsize::new(0),
             shards,
             changed: Event::new(),
+            wants_final,
+            ended: crossbeam_channel::bounded(1),
         }
     }
 
@@ -45,8 +63,16 @@ impl Barriers {
     }
 
     pub fn source_finished(&self) {
-        self.finished.fetch_add(1, Ordering::SeqCst);
+        if self.finished.fetch_add(1, Ordering::SeqCst) + 1 == self.shards {
+            // Bounded(1) and sent once: never full.
+            let _ = self.ended.0.try_send(());
+        }
         self.changed.notify(usize::MAX);
+    }
+
+    /// Receives one message when every source has ended.
+    pub fn input_ended(&self) -> &Receiver<()> {
+        &self.ended.1
     }
 
     /// A listener notified at the next request or source end. Create it before looking
@@ -55,11 +81,13 @@ impl Barriers {
         self.changed.listen()
     }
 
-    /// A producer whose source has ended may leave once every source has ended and it
-    /// has answered every request; after that no checkpoint is requested again.
+    /// A producer whose source has ended may leave once every source has ended, the
+    /// final checkpoint (if one is wanted) is requested, and it has answered every
+    /// request; after that no checkpoint is requested again.
     pub fn try_close(&self, emitted: u64) -> bool {
         let mut s = self.lock();
-        if self.finished.load(Ordering::SeqCst) >= self.shards && s.requested <= emitted {
+        let final_asked = !self.wants_final || s.final_id != 0;
+        if self.finished.load(Ordering::SeqCst) >= self.shards && final_asked && s.requested <= emitted {
             s.closed = true;
             return true;
         }
@@ -72,9 +100,24 @@ impl Barriers {
         self.lock().savepoint == id
     }
 
+    /// Whether barrier `id` is the final checkpoint's (taken after every source ended).
+    pub fn is_final(&self, id: u64) -> bool {
+        self.lock().final_id == id
+    }
+
     /// Requests checkpoint `id` (a savepoint's barrier with `savepoint`); false once the
     /// job is closing.
     pub(crate) fn request(&self, id: u64, savepoint: bool) -> bool {
+        self.request_kind(id, savepoint, false)
+    }
+
+    /// Requests the final checkpoint, `id` (call once every source has ended); false once
+    /// the job is closing.
+    pub(crate) fn request_final(&self, id: u64) -> bool {
+        self.request_kind(id, false, true)
+    }
+
+    fn request_kind(&self, id: u64, savepoint: bool, last: bool) -> bool {
         let mut s = self.lock();
         if s.closed {
             return false;
@@ -82,6 +125,9 @@ impl Barriers {
         s.requested = id;
         if savepoint {
             s.savepoint = id;
+        }
+        if last {
+            s.final_id = id;
         }
         drop(s);
         self.changed.notify(usize::MAX);

@@ -88,6 +88,8 @@ fn remove_local(dirs: Vec<PathBuf>) {
 enum Event {
     CheckpointDue,
     Savepoint(SavepointRequest),
+    /// Every source has ended: time for the final checkpoint.
+    InputEnded,
     JobOver,
 }
 
@@ -122,10 +124,19 @@ impl<'a> Coordinator<'a> {
         loop {
             match self.wait(next_checkpoint) {
                 Event::JobOver => return Ok(()),
-                Event::CheckpointDue => match self.checkpoint()? {
+                Event::CheckpointDue => match self.checkpoint(false)? {
                     Some(next) => next_checkpoint = Some(next),
                     None => return Ok(()),
                 },
+                // No periodic checkpoint follows the final one: the producers close once
+                // they have answered it.
+                Event::InputEnded if next_checkpoint.is_some() => {
+                    next_checkpoint = None;
+                    if self.checkpoint(true)?.is_none() {
+                        return Ok(());
+                    }
+                }
+                Event::InputEnded => {}
                 Event::Savepoint(req) => {
                     if !self.savepoint(&req) {
                         return Ok(());
@@ -142,23 +153,25 @@ impl<'a> Coordinator<'a> {
             crossbeam_channel::select! {
                 recv(self.s.acks) -> msg => if msg.is_err() { return Event::JobOver },
                 recv(self.requests) -> req => if let Ok(r) = req { return Event::Savepoint(r) },
+                recv(self.s.barriers.input_ended()) -> _ => return Event::InputEnded,
                 default(timeout) => if checkpoint_at.is_some() { return Event::CheckpointDue },
             }
         }
     }
 
-    /// Takes the next checkpoint; returns when the one after is due, or None when the
-    /// shards are gone.
-    fn checkpoint(&mut self) -> Result<Option<Instant>, Error> {
+    /// Takes the next checkpoint (the final one, after every source ended, with
+    /// `last`); returns when the one after is due, or None when the shards are gone.
+    fn checkpoint(&mut self, last: bool) -> Result<Option<Instant>, Error> {
         let id = self.next_id;
-        if !self.s.barriers.request(id, false) {
+        let requested = if last { self.s.barriers.request_final(id) } else { self.s.barriers.request(id, false) };
+        if !requested {
             return Ok(None);
         }
         self.next_id = id + 1;
         let started = Instant::now();
-        tracing::info!(checkpoint = id, "checkpoint triggered");
+        tracing::info!(checkpoint = id, r#final = last, "checkpoint triggered");
         let Some(collected) = self.collect(id, started, self.checkpoint_timeout()) else { return Ok(None) };
-        self.complete(CheckpointId(id), started, collected).map(Some)
+        self.complete(CheckpointId(id), last, started, collected).map(Some)
     }
 
     fn checkpoint_timeout(&self) -> Duration {
@@ -209,6 +222,7 @@ impl<'a> Coordinator<'a> {
             id,
             request_id: Some(req.request_id.clone()),
             savepoint: true,
+            is_final: false,
             completed: written.is_ok(),
             trigger_ms,
             duration_ms: started.elapsed().as_millis() as u64,
@@ -285,7 +299,7 @@ impl<'a> Coordinator<'a> {
     }
 
     /// Publishes (or declines) checkpoint `id`; returns when the next one is due.
-    fn complete(&mut self, id: CheckpointId, started: Instant, c: Collected) -> Result<Instant, Error> {
+    fn complete(&mut self, id: CheckpointId, last: bool, started: Instant, c: Collected) -> Result<Instant, Error> {
         let (Some(cfg), Some(writer)) = (self.s.checkpoints.as_ref(), self.writer.as_mut()) else {
             return Err(Error::Executor("checkpoint triggered without checkpoint settings".into()));
         };
@@ -302,6 +316,7 @@ impl<'a> Coordinator<'a> {
             id: id.0,
             request_id: None,
             savepoint: false,
+            is_final: last,
             completed: published.is_ok(),
             trigger_ms,
             duration_ms: 0,
