@@ -16,11 +16,13 @@ build: setup
 demo: build
 	$(SLUICE) run jobs/wordcount.toml
 
-# No import cycle between the files of a crate; statetool links no runtime; every test of every crate (unit,
+# The servers tests start themselves installed (scripts/test-services.sh: a Kafka broker);
+# no import cycle between the files of a crate; statetool links no runtime; every test of every crate (unit,
 # property, end-to-end, CLI); the engine's planted bugs caught (`canaries`); then a
 # short fuzz of every parser (FUZZ_SHORT_SECONDS each).
 FUZZ_SHORT_SECONDS ?= 5
 test: setup
+	./scripts/test-services.sh
 	python3 scripts/check-cycles.py
 	@if $(CARGO) tree -q -p statetool | grep -q glommio; then echo "statetool links glommio" >&2; exit 1; fi
 	$(CARGO) test --release --workspace

@@ -70,6 +70,7 @@ pub fn write_byte_array(out: &mut Vec<u8>, b: &[u8]) {
 /// count.
 static BYTE_TEXT: [([u8; 4], u8); 256] = byte_text();
 
+#[expect(clippy::indexing_slicing, reason = "a const fn (no get_mut); i < 256 = the array's length")]
 const fn byte_text() -> [([u8; 4], u8); 256] {
     let mut t = [([0u8; 4], 0u8); 256];
     let mut i = 0;
