@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs the servers the tests start themselves (issue 12), when missing: a
+# Installs the servers the tests start themselves (issue 12), when missing: MariaDB from
+# Debian's packages (never started as a system service: tests start their own
+# `mariadbd` on a temporary data directory), and a
 # Kafka-protocol broker with transactions (`noida-db`, from PyPI, pinned) in a
 # virtualenv at $SLUICE_VENV (default ~/.cache/sluice-venv), with its server binary
 # linked at $SLUICE_VENV/noida-db (the package's `noida-db` command is a Python wrapper
@@ -11,10 +13,20 @@ VENV="${SLUICE_VENV:-$HOME/.cache/sluice-venv}"
 NOIDA_DB_VERSION=0.2.3
 sudo=""
 [[ $(id -u) -ne 0 ]] && sudo="sudo"
-if ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
-  echo "test-services: installing python3-venv" >&2
+missing=()
+python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
+command -v mariadbd >/dev/null 2>&1 && command -v mariadb-install-db >/dev/null 2>&1 || missing+=(mariadb-server)
+if ((${#missing[@]})); then
+  echo "test-services: installing ${missing[*]}" >&2
+  # Keep the package scripts from starting MariaDB as a service (policy-rc.d 101:
+  # "action forbidden"), unless the machine already has a policy.
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo chmod 755 /usr/sbin/policy-rc.d
+    trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 if [[ "$("$VENV/noida-db" version 2>/dev/null | grep -o '[0-9][0-9.]*' | head -1)" != "$NOIDA_DB_VERSION" ]]; then
   echo "test-services: installing noida-db $NOIDA_DB_VERSION into $VENV" >&2
