@@ -39,6 +39,7 @@ pub use runtime::setup::{lock_checkpoint_root, release_after_failed_setup};
 pub use sink::{CollectSink, DiscardSink, LineFormat, LineSink, Sink, SinkFactory};
 pub use source::file::FileSource;
 pub use source::generator::Generator;
+pub use source::kafka::{KafkaSource, StartFrom};
 pub use source::tcp::TcpSource;
 pub use source::{utf8_lines, LineParser, Source, SourceContext, SourceReader, Split};
 pub use state::backend::BackendKind;

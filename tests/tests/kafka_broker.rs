@@ -6,56 +6,24 @@
 //! loses one, this test fails loudly instead of those passing for the wrong reason.
 #[path = "common/broker.rs"]
 mod broker;
+#[path = "common/kafka.rs"]
+mod kafka;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use kafka::{create_topic, producer, TIMEOUT};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::BaseProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-const TIMEOUT: Duration = Duration::from_secs(15);
-const PARTITIONS: i32 = 2;
-
-fn create_topic(bootstrap: &str, topic: &str) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
-    let made = futures_lite::future::block_on(admin.create_topics(
-        &[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))],
-        &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
-    ))
-    .expect("create_topics");
-    for r in made {
-        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
-    }
-}
-
-fn producer(bootstrap: &str, transactional_id: &str) -> BaseProducer {
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("transactional.id", transactional_id)
-        .create()
-        .expect("producer");
-    p.init_transactions(TIMEOUT).expect("init_transactions");
-    p
-}
-
-/// Sends `payload` to `partition` inside a transaction of its own, then commits or
-/// aborts it.
 fn transaction(p: &BaseProducer, topic: &str, partition: i32, payload: &str, commit: bool) -> Result<(), KafkaError> {
-    p.begin_transaction()?;
-    p.send(BaseRecord::<(), str>::to(topic).partition(partition).payload(payload)).map_err(|(e, _)| e)?;
-    p.flush(TIMEOUT)?;
-    if commit {
-        p.commit_transaction(TIMEOUT)
-    } else {
-        p.abort_transaction(TIMEOUT)
-    }
+    kafka::transaction(p, topic, [(partition, payload)], commit)
 }
+
+const PARTITIONS: i32 = 2;
 
 /// Every payload of `topic` a consumer with `isolation` reads, up to the end of each
 /// partition (for `read_committed`: the last stable offset).
@@ -102,7 +70,7 @@ fn the_broker_hides_aborted_transactions_and_fences_an_old_producer() {
     // producer fenced by a newer one with its transactional.id cannot commit.
     let b = broker::Broker::start();
     let topic = "broker-test";
-    create_topic(&b.bootstrap, topic);
+    create_topic(&b.bootstrap, topic, PARTITIONS);
     let first = producer(&b.bootstrap, "sluice-broker-test");
     transaction(&first, topic, 0, "committed-0", true).expect("commit");
     transaction(&first, topic, 0, "aborted", false).expect("abort");

@@ -1,8 +1,9 @@
 //! Sources: where records come from, split across shards. Each shard opens its own
-//! reader: a byte range of a file, a partition of a generator's sequence, or (shard 0
-//! only) a TCP listener.
+//! reader: a byte range of a file, a partition of a generator's sequence, some of a Kafka
+//! topic's partitions, or (shard 0 only) a TCP listener.
 pub mod file;
 pub mod generator;
+pub mod kafka;
 pub mod tcp;
 
 use std::future::Future;

@@ -1,0 +1,64 @@
+//! Kafka clients for tests, through rdkafka: topics made with the admin API, and
+//! transactional producers writing payloads into committed or aborted transactions.
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+pub const TIMEOUT: Duration = Duration::from_secs(15);
+
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
+    let made = futures_lite::future::block_on(admin.create_topics(
+        &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+        &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+    ))
+    .expect("create_topics");
+    for r in made {
+        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+}
+
+/// A transactional producer, its transactions initialised (fencing any older producer
+/// with the same id).
+pub fn producer(bootstrap: &str, transactional_id: &str) -> BaseProducer {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("transactional.id", transactional_id)
+        .create()
+        .expect("producer");
+    p.init_transactions(TIMEOUT).expect("init_transactions");
+    p
+}
+
+/// Sends `(partition, payload)` pairs inside one transaction, then commits or aborts it.
+pub fn transaction<'a>(
+    p: &BaseProducer,
+    topic: &str,
+    records: impl IntoIterator<Item = (i32, &'a str)>,
+    commit: bool,
+) -> Result<(), KafkaError> {
+    p.begin_transaction()?;
+    for (partition, payload) in records {
+        loop {
+            match p.send(BaseRecord::<(), str>::to(topic).partition(partition).payload(payload)) {
+                Ok(()) => break,
+                // The local queue is full: let deliveries drain, then retry.
+                Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), _)) => {
+                    p.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+    p.flush(TIMEOUT)?;
+    if commit {
+        p.commit_transaction(TIMEOUT)
+    } else {
+        p.abort_transaction(TIMEOUT)
+    }
+}

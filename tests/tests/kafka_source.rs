@@ -1,0 +1,126 @@
+//! The Kafka source against the test broker: a keyed job over a topic's committed
+//! records (aborted transactions interleaved) sums exactly what was committed; its
+//! checkpoint holds each partition's offset, so a restore onto another shard count and
+//! backend reads only what came after; a missing topic or an unreachable broker stops
+//! the job before it starts, naming them.
+#[path = "common/broker.rs"]
+mod broker;
+mod common;
+#[path = "common/kafka.rs"]
+mod kafka;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::{BackendKind, CheckpointConfig, CollectSink, Job, JobError, KafkaSource, LineParser, Restore, RunConfig};
+
+const PARTITIONS: i32 = 3;
+/// Records per committed transaction; each is followed by an aborted one of `ABORTED`
+/// records whose values would break every sum if they were read.
+const PER_TRANSACTION: u64 = 1000;
+const ABORTED: u64 = 100;
+const POISON: u64 = 1 << 40;
+
+/// Writes `seq` for every `seq` in `range` (partition `seq % PARTITIONS`) in committed
+/// transactions, each followed by an aborted one. The aborted ones come from a producer
+/// of their own: the test broker hides every later record of a producer from a
+/// `read_committed` consumer that starts after one of its aborted transactions
+/// (docs/TESTING.md, "Servers the tests start"), which real Kafka does not.
+fn produce(bootstrap: &str, topic: &str, range: Range<u64>) {
+    let p = kafka::producer(bootstrap, &format!("test-{topic}"));
+    let aborting = kafka::producer(bootstrap, &format!("test-{topic}-aborted"));
+    let mut at = range.start;
+    while at < range.end {
+        let end = (at + PER_TRANSACTION).min(range.end);
+        let texts: Vec<(i32, String)> = (at..end).map(|s| ((s % PARTITIONS as u64) as i32, s.to_string())).collect();
+        kafka::transaction(&p, topic, texts.iter().map(|(p, t)| (*p, t.as_str())), true).expect("commit");
+        let poison: Vec<(i32, String)> =
+            (0..ABORTED).map(|i| ((i % PARTITIONS as u64) as i32, (POISON + i).to_string())).collect();
+        kafka::transaction(&aborting, topic, poison.iter().map(|(p, t)| (*p, t.as_str())), false).expect("abort");
+        at = end;
+    }
+}
+
+fn parse() -> LineParser<u64> {
+    Arc::new(|line, out| {
+        let s = std::str::from_utf8(line).map_err(|e| e.to_string())?;
+        out.push(s.parse().map_err(|e| format!("not a number: {e}"))?);
+        Ok(())
+    })
+}
+
+type Run = Result<(engine::RunReport, BTreeMap<u64, u64>), JobError>;
+
+/// Sums `seq` per key `seq % KEYS` over the topic, read to its end, on `shards` shards of
+/// `backend`, checkpointing every hour (only the final checkpoint falls inside the run).
+fn run(dir: &Path, source: KafkaSource<u64>, shards: u32, backend: BackendKind, restore: Option<Restore>) -> Run {
+    let sink = CollectSink::default();
+    let out = sink.handle();
+    let mut cfg = RunConfig::new(shards, backend, dir.join(format!("data-{backend}-{shards}")));
+    cfg.pin = false;
+    cfg.checkpoint = Some(CheckpointConfig::new(dir.join("ck"), Duration::from_secs(3600)));
+    cfg.restore = restore.map(Arc::new);
+    let report = Job::new("kafka")
+        .source(source)
+        .key_by(|s: &u64| s % common::KEYS)
+        .process(|reg| {
+            Ok(common::Sum {
+                sum: reg.value("sum", None)?,
+                fail_at: u64::MAX,
+                failures_left: Arc::new(AtomicU32::new(0)),
+            })
+        })
+        .sink(sink)
+        .run(&cfg)?;
+    let sums = out.lock().expect("lock").iter().copied().collect();
+    Ok((report, sums))
+}
+
+#[test]
+fn committed_records_are_read_once_and_a_restore_resumes_at_the_checkpointed_offsets() {
+    // Pins: the source reads every committed record once and no aborted one (exact
+    // sums), and the final checkpoint's offsets let a restore onto 3 shards and the other
+    // backend read exactly the records produced after it.
+    let b = broker::Broker::start();
+    let topic = "numbers";
+    kafka::create_topic(&b.bootstrap, topic, PARTITIONS);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = || KafkaSource::new(&b.bootstrap, topic, parse()).bounded();
+
+    produce(&b.bootstrap, topic, 0..20_000);
+    let (first, sums) = run(dir.path(), source(), 2, BackendKind::Rocksdb, None).expect("first run");
+    assert_eq!(first.records_in, 20_000, "every committed record, no aborted one");
+    assert_eq!(sums, common::model(20_000), "the first run's sums");
+
+    produce(&b.bootstrap, topic, 20_000..35_000);
+    let root = formats::layout::checkpoint_root(&dir.path().join("ck"), "kafka");
+    let latest = Restore::latest(&root).expect("root").expect("the final checkpoint");
+    let (second, sums) = run(dir.path(), source(), 3, BackendKind::Heap, Some(latest)).expect("restored run");
+    assert_eq!(second.records_in, 15_000, "the restore reads only what came after the checkpoint");
+    assert_eq!(sums, common::model(35_000), "every record counted exactly once across the restore");
+}
+
+#[test]
+fn a_missing_topic_or_an_unreachable_broker_stops_the_job_before_it_starts() {
+    // Pins: setup errors (never restarted) that name the topic, and the broker's address.
+    let b = broker::Broker::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = run(dir.path(), KafkaSource::new(&b.bootstrap, "no-such-topic", parse()), 1, BackendKind::Heap, None);
+    match missing {
+        Err(JobError::Setup(e)) => assert!(e.to_string().contains("`no-such-topic` does not exist"), "{e}"),
+        other => panic!("expected a setup error, got {:?}", other.map(|(r, _)| r.records_in)),
+    }
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+    let nowhere = closed.to_string();
+    let unreachable = run(dir.path(), KafkaSource::new(&nowhere, "numbers", parse()), 1, BackendKind::Heap, None);
+    match unreachable {
+        Err(JobError::Setup(e)) => {
+            assert!(e.to_string().contains(&format!("cannot reach the broker at {nowhere}")), "{e}")
+        }
+        other => panic!("expected a setup error, got {:?}", other.map(|(r, _)| r.records_in)),
+    }
+}
