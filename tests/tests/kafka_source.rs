@@ -124,3 +124,66 @@ fn a_missing_topic_or_an_unreachable_broker_stops_the_job_before_it_starts() {
         other => panic!("expected a setup error, got {:?}", other.map(|(r, _)| r.records_in)),
     }
 }
+
+#[path = "../../engine/tests/common/cargo_build.rs"]
+mod cargo_build;
+
+/// The workspace's `sluice`, built into this test's target directory and profile.
+fn sluice_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("profile directory");
+    cargo_build::build_in(profile_dir, "sluice-engine", "sluice", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn a_job_file_reads_a_topic_of_csv_lines() {
+    // Pins the job-file source: `kind = "kafka"` with CSV payloads, bounded, sums per
+    // user exactly over the committed records (aborted ones interleaved); a kafka source
+    // without a topic is a job-file error naming the field (exit 2).
+    let b = broker::Broker::start();
+    kafka::create_topic(&b.bootstrap, "orders", PARTITIONS);
+    let p = kafka::producer(&b.bootstrap, "orders");
+    let aborting = kafka::producer(&b.bootstrap, "orders-aborted");
+    let lines: Vec<(i32, String)> = (0..3000u64).map(|s| ((s % 3) as i32, format!("u{},{s}", s % 7))).collect();
+    for chunk in lines.chunks(500) {
+        kafka::transaction(&p, "orders", chunk.iter().map(|(p, t)| (*p, t.as_str())), true).expect("commit");
+        kafka::transaction(&aborting, "orders", [(0, "u0,1000000000")], false).expect("abort");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let job = |extra: &str| {
+        format!(
+            "[job]\nname = \"orders\"\n[source]\nkind = \"kafka\"\nbootstrap = \"{}\"\n{extra}format = \"csv\"\n\
+             columns = [\"user\", \"amount\"]\nbounded = true\n[key]\nfield = \"user\"\n[aggregate]\nkind = \"sum\"\n\
+             field = \"amount\"\n[sink]\nkind = \"file\"\npath = \"out.jsonl\"\n",
+            b.bootstrap
+        )
+    };
+    let run = |text: String| {
+        std::fs::write(dir.path().join("job.toml"), text).expect("job file");
+        std::process::Command::new(sluice_bin())
+            .args(["run", "job.toml", "--shards", "2", "--no-pin", "--data-dir", "data"])
+            .current_dir(dir.path())
+            .output()
+            .expect("run sluice")
+    };
+    let out = run(job("topic = \"orders\"\n"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: BTreeMap<String, u64> = std::fs::read_to_string(dir.path().join("out.jsonl"))
+        .expect("output")
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+            (v["key"].as_str().expect("key").to_owned(), v["sum"].as_u64().expect("sum"))
+        })
+        .collect();
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for s in 0..3000u64 {
+        *want.entry(format!("u{}", s % 7)).or_default() += s;
+    }
+    assert_eq!(got, want, "sums per user over the committed records");
+
+    let bad = run(job(""));
+    assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("source.topic") && err.contains("required for source kind kafka"), "{err}");
+}

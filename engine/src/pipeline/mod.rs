@@ -26,6 +26,7 @@ use crate::runtime::config::{RunConfig, RunReport};
 use crate::sink::{LineSink, SinkFactory};
 use crate::source::file::FileSource;
 use crate::source::generator::Generator;
+use crate::source::kafka::KafkaSource;
 use crate::source::tcp::TcpSource;
 use crate::source::Source;
 use records::Input;
@@ -79,6 +80,10 @@ fn source_of(plan: &JobPlan) -> Arc<dyn Source<Input>> {
             Arc::new(FileSource::with_parser(path, parser(*format, csv)).skip_header(csv.header))
         }
         SourcePlan::Tcp { address, format, csv } => Arc::new(TcpSource::new(*address, parser(*format, csv))),
+        SourcePlan::Kafka { bootstrap, topic, start, bounded, format, csv } => {
+            let source = KafkaSource::new(bootstrap, topic, parser(*format, csv)).start_from(*start);
+            Arc::new(if *bounded { source.bounded() } else { source })
+        }
         SourcePlan::Generator { count, keys, rate_per_s } => {
             let keys = *keys;
             Arc::new(

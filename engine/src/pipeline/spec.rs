@@ -12,6 +12,7 @@ use super::ttl::{ttl_plan, RawTtl, TtlPlan};
 use crate::error::Error;
 use crate::runtime::checkpoint::config::{CheckpointConfig, CheckpointMode, Cleanup};
 use crate::runtime::restart::RestartStrategy;
+use crate::source::kafka::StartFrom;
 use std::time::Duration;
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +78,7 @@ struct RawJob {
 pub enum SourceKind {
     File,
     Tcp,
+    Kafka,
     Generator,
 }
 
@@ -93,6 +95,10 @@ struct RawSource {
     count: Option<Spanned<u64>>,
     keys: Option<Spanned<u64>>,
     rate_per_s: Option<Spanned<u64>>,
+    bootstrap: Option<Spanned<String>>,
+    topic: Option<Spanned<String>>,
+    start: Option<Spanned<String>>,
+    bounded: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,9 +148,30 @@ struct RawErrors {
 /// Where records come from, resolved.
 #[derive(Debug, Clone)]
 pub enum SourcePlan {
-    File { path: PathBuf, format: Format, csv: CsvPlan },
-    Tcp { address: SocketAddr, format: Format, csv: CsvPlan },
-    Generator { count: Option<u64>, keys: u64, rate_per_s: Option<u64> },
+    File {
+        path: PathBuf,
+        format: Format,
+        csv: CsvPlan,
+    },
+    Tcp {
+        address: SocketAddr,
+        format: Format,
+        csv: CsvPlan,
+    },
+    /// Each message's payload is one line in `format`.
+    Kafka {
+        bootstrap: String,
+        topic: String,
+        start: StartFrom,
+        bounded: bool,
+        format: Format,
+        csv: CsvPlan,
+    },
+    Generator {
+        count: Option<u64>,
+        keys: u64,
+        rate_per_s: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -275,13 +302,16 @@ fn source_plan(cx: &Ctx<'_>, raw: &Spanned<RawSource>) -> Result<SourcePlan, Err
     let src_span = raw.span();
     let csv = csv_plan(cx, src)?;
     let source = match *src.kind.get_ref() {
-        SourceKind::File | SourceKind::Tcp => {
+        SourceKind::File | SourceKind::Tcp | SourceKind::Kafka => {
             let format = src
                 .format
                 .as_ref()
                 .map(|f| *f.get_ref())
                 .ok_or_else(|| cx.err(src_span.clone(), "source.format", "required: lines, words, csv or json"))?;
-            file_or_tcp(cx, raw, format, csv)?
+            match *src.kind.get_ref() {
+                SourceKind::Kafka => kafka(cx, raw, format, csv)?,
+                _ => file_or_tcp(cx, raw, format, csv)?,
+            }
         }
         SourceKind::Generator => {
             let keys = src.keys.as_ref().map_or(1000, |k| *k.get_ref());
@@ -299,8 +329,9 @@ fn source_plan(cx: &Ctx<'_>, raw: &Spanned<RawSource>) -> Result<SourcePlan, Err
             }
         }
     };
-    if let SourcePlan::File { format: Format::Csv, csv, .. } | SourcePlan::Tcp { format: Format::Csv, csv, .. } =
-        &source
+    if let SourcePlan::File { format: Format::Csv, csv, .. }
+    | SourcePlan::Tcp { format: Format::Csv, csv, .. }
+    | SourcePlan::Kafka { format: Format::Csv, csv, .. } = &source
     {
         if csv.columns.is_empty() {
             return Err(cx.err(
@@ -348,10 +379,38 @@ fn file_or_tcp(cx: &Ctx<'_>, raw: &Spanned<RawSource>, format: Format, mut csv: 
     Ok(SourcePlan::Tcp { address, format, csv })
 }
 
+/// A Kafka source: its brokers and topic (required), where it starts without a
+/// checkpoint (`earliest`, `latest`, or a time in milliseconds since the epoch), and
+/// whether it ends at the end of each partition.
+fn kafka(cx: &Ctx<'_>, raw: &Spanned<RawSource>, format: Format, csv: CsvPlan) -> Result<SourcePlan, Error> {
+    let src = raw.get_ref();
+    let required = |f: &Option<Spanned<String>>, name: &str| {
+        f.as_ref()
+            .map(|v| v.get_ref().clone())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| cx.err(raw.span(), name, "required for source kind kafka"))
+    };
+    let (bootstrap, topic) = (required(&src.bootstrap, "source.bootstrap")?, required(&src.topic, "source.topic")?);
+    let start = match &src.start {
+        None => StartFrom::Earliest,
+        Some(s) => match s.get_ref().as_str() {
+            "earliest" => StartFrom::Earliest,
+            "latest" => StartFrom::Latest,
+            t => StartFrom::Timestamp(t.parse().map_err(|_| {
+                cx.err(s.span(), "source.start", format!("{t:?}: earliest, latest, or milliseconds since the epoch"))
+            })?),
+        },
+    };
+    let bounded = src.bounded.as_ref().is_some_and(|b| *b.get_ref());
+    Ok(SourcePlan::Kafka { bootstrap, topic, start, bounded, format, csv })
+}
+
 /// The field names a source's records have; `None` when any name may exist (JSON).
 fn known_fields(source: &SourcePlan) -> Option<Vec<String>> {
     match source {
-        SourcePlan::File { format, csv, .. } | SourcePlan::Tcp { format, csv, .. } => fields_of(*format, csv),
+        SourcePlan::File { format, csv, .. }
+        | SourcePlan::Tcp { format, csv, .. }
+        | SourcePlan::Kafka { format, csv, .. } => fields_of(*format, csv),
         SourcePlan::Generator { .. } => Some(vec!["key".into(), "seq".into(), "value".into()]),
     }
 }
