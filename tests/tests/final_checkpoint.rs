@@ -2,7 +2,6 @@
 //! its input, so a restart after the end (on another shard count and the other backend)
 //! reads nothing again and holds exactly the finished job's state.
 mod common;
-use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,13 +29,7 @@ fn run(
     let report = Job::new("final")
         .source(Generator::new(Some(RECORDS), |s| s))
         .key_by(|s: &u64| s % common::KEYS)
-        .process(|reg| {
-            Ok(common::Sum {
-                sum: reg.value("sum", None)?,
-                fail_at: u64::MAX,
-                failures_left: Arc::new(AtomicU32::new(0)),
-            })
-        })
+        .process(common::Sum::never_failing)
         .sink(sink)
         .run(&cfg)
         .expect("job runs");
