@@ -14,6 +14,7 @@ use crate::sink::SinkFactory;
 use crate::source::Source;
 use crate::state::codec::Key;
 use crate::state::context::StateRegistry;
+use crate::time::strategy::WatermarkStrategy;
 
 pub struct Job {
     pub(crate) name: String,
@@ -25,7 +26,7 @@ impl Job {
     }
 
     pub fn source<S: Send + 'static>(self, source: impl Source<S>) -> Stream<S, S> {
-        Stream { job: self, source: Arc::new(source), chain: Arc::new(|s, emit| emit(s)) }
+        Stream { job: self, source: Arc::new(source), chain: Arc::new(|s, emit| emit(s)), watermarks: None }
     }
 }
 
@@ -34,6 +35,7 @@ pub struct Stream<S, T> {
     job: Job,
     source: Arc<dyn Source<S>>,
     chain: Chain<S, T>,
+    watermarks: Option<WatermarkStrategy<T>>,
 }
 
 impl<S: Send + 'static, T: 'static> Stream<S, T> {
@@ -52,12 +54,18 @@ impl<S: Send + 'static, T: 'static> Stream<S, T> {
                     }
                 })
             }),
+            watermarks: None,
         }
     }
 
     pub fn map<U: 'static>(self, f: impl Fn(T) -> U + Send + Sync + 'static) -> Stream<S, U> {
         let prev = self.chain;
-        Stream { job: self.job, source: self.source, chain: Arc::new(move |s, emit| prev(s, &mut |t| emit(f(t)))) }
+        Stream {
+            job: self.job,
+            source: self.source,
+            chain: Arc::new(move |s, emit| prev(s, &mut |t| emit(f(t)))),
+            watermarks: None,
+        }
     }
 
     pub fn filter(self, f: impl Fn(&T) -> bool + Send + Sync + 'static) -> Stream<S, T> {
@@ -72,7 +80,16 @@ impl<S: Send + 'static, T: 'static> Stream<S, T> {
                     }
                 })
             }),
+            watermarks: self.watermarks,
         }
+    }
+
+    /// Gives the stream's records timestamps and its splits watermarks (Flink's
+    /// `assignTimestampsAndWatermarks`). Put it last before `key_by`: `map` and
+    /// `flat_map` after it change the record type and drop it.
+    pub fn assign_timestamps_and_watermarks(mut self, strategy: WatermarkStrategy<T>) -> Stream<S, T> {
+        self.watermarks = Some(strategy);
+        self
     }
 
     /// Partitions the stream by key: each record goes to the shard owning its key group.
@@ -148,6 +165,7 @@ where
                 name: self.keyed.stream.job.name,
                 source: self.keyed.stream.source,
                 chain: self.keyed.stream.chain,
+                watermarks: self.keyed.stream.watermarks,
                 key: self.keyed.key,
                 factory: self.factory,
                 post: self.post,

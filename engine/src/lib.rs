@@ -22,10 +22,13 @@ mod sink;
 mod source;
 mod state;
 mod testing;
+mod time;
 
 pub use badrecord::BadRecords;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, JobError, StateError, UserError};
+/// Which clock a timer fires on (`KeyedProcessFunction::on_timer`).
+pub use formats::timerkey::TimeDomain;
 /// How a state's values are encoded, recorded in checkpoints (`msgpack_codec!` uses it).
 pub use formats::value::ValueEncoding;
 pub use function::KeyedProcessFunction;
@@ -50,6 +53,9 @@ pub use state::context::{Context, StateRegistry};
 pub use state::handles::{AggregateFunction, AggregatingState, ListState, MapState, ReducingState, ValueState};
 pub use state::rocks::RocksConfig;
 pub use testing::{StateHarness, StoredEntry};
+pub use time::strategy::{TimestampAssigner, WatermarkStrategy};
+pub use time::timers::TimerService;
+pub use time::{END_OF_TIME, WATERMARK_MIN};
 
 /// The engine's internals, for its own benchmarks (feature `internals`): raw backends
 /// and the incremental checkpoint's shared-file staging.
