@@ -110,8 +110,8 @@ pub fn decode(buf: &[u8]) -> Result<TimerKey<'_>, FormatError> {
     }
     let mut c = Cursor::new(sk.key);
     let [d] = c.array::<1>("timer domain")?;
-    let domain =
-        TimeDomain::from_byte(d).ok_or_else(|| invalid("timer domain", DOMAIN_OFFSET, format!("unknown domain {d}")))?;
+    let domain = TimeDomain::from_byte(d)
+        .ok_or_else(|| invalid("timer domain", DOMAIN_OFFSET, format!("unknown domain {d}")))?;
     let timestamp = time_from_bytes(c.array::<8>("timer time")?);
     let mut c = Cursor::new(sk.namespace);
     let key = c.len_prefixed("timer key", KEY_LEN_MAX)?;
