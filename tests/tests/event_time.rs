@@ -244,3 +244,74 @@ fn heap_idle_split_is_left_out() {
 fn rocksdb_idle_split_is_left_out() {
     idle_split(BackendKind::Rocksdb);
 }
+
+/// Registers a processing-time timer 100 ms after each record (rounded to 50 ms, so
+/// records share them); reports each firing with the clock's time then.
+struct Later {
+    timers: TimerService,
+    running: Arc<AtomicBool>,
+    registered: Arc<std::sync::Mutex<std::collections::BTreeSet<(u64, i64)>>>,
+}
+
+impl KeyedProcessFunction for Later {
+    type Key = u64;
+    type In = u64;
+    type Out = (u64, i64, i64, bool);
+
+    fn process(&mut self, key: &u64, _: u64, ctx: &mut Context<'_>, _: &mut Vec<Self::Out>) -> Result<(), Error> {
+        let at = (ctx.current_processing_time() / 50 + 2) * 50;
+        self.registered.lock().expect("lock").insert((*key, at));
+        Ok(self.timers.register_processing_time_timer(ctx, at)?)
+    }
+
+    fn on_timer(
+        &mut self,
+        key: &u64,
+        ts: i64,
+        d: TimeDomain,
+        ctx: &mut Context<'_>,
+        out: &mut Vec<Self::Out>,
+    ) -> Result<(), Error> {
+        assert_eq!(d, TimeDomain::ProcessingTime);
+        out.push((*key, ts, ctx.current_processing_time(), self.running.load(Ordering::Relaxed)));
+        Ok(())
+    }
+}
+
+// Pins processing-time timers in a running job: each fires once, when the shard's
+// clock reaches it (not before), while the job still runs (the shard's one clock
+// timer, not the end of the input), on both backends.
+fn processing_time_timers_fire_on_the_clock(backend: BackendKind) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = CollectSink::default();
+    let fired = sink.handle();
+    let running = Arc::new(AtomicBool::new(true));
+    let registered = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let (r, reg_set) = (running.clone(), registered.clone());
+    Job::new("later")
+        .source(Quiet { open_for: Duration::from_millis(800), running: running.clone() })
+        .key_by(|s: &u64| s % 8)
+        .process(move |reg| Ok(Later { timers: reg.timers()?, running: r.clone(), registered: reg_set.clone() }))
+        .sink(sink)
+        .run(&config(dir.path(), backend))
+        .expect("job runs");
+    let fired = fired.lock().expect("lock").clone();
+    let registered = registered.lock().expect("lock").clone();
+    let mut once: Vec<(u64, i64)> = fired.iter().map(|f| (f.0, f.1)).collect();
+    once.sort();
+    once.dedup();
+    assert_eq!(once.len(), fired.len(), "{backend}: each timer fires once");
+    assert!(once.iter().copied().eq(registered.iter().copied()), "{backend}: every registered timer fired");
+    assert!(fired.iter().all(|f| f.2 >= f.1), "{backend}: never before its time");
+    assert!(fired.iter().all(|f| f.3), "{backend}: on the shard's clock, while the job runs");
+}
+
+#[test]
+fn heap_processing_time_timers_fire_on_the_clock() {
+    processing_time_timers_fire_on_the_clock(BackendKind::Heap);
+}
+
+#[test]
+fn rocksdb_processing_time_timers_fire_on_the_clock() {
+    processing_time_timers_fire_on_the_clock(BackendKind::Rocksdb);
+}
