@@ -14,7 +14,10 @@ use crate::sink::SinkFactory;
 use crate::source::Source;
 use crate::state::codec::Key;
 use crate::state::context::StateRegistry;
+use crate::state::handles::AggregateFunction;
 use crate::time::strategy::WatermarkStrategy;
+use crate::window::aggregate::{WindowAggregate, Windowed};
+use crate::window::tumbling::TumblingEventTimeWindows;
 
 pub struct Job {
     pub(crate) name: String,
@@ -117,6 +120,33 @@ impl<S: Send + 'static, T: Send + 'static, K: Key> KeyedStream<S, T, K> {
         P: KeyedProcessFunction<Key = K, In = T>,
     {
         Processed { keyed: self, factory: Arc::new(factory), post: Arc::new(|o, emit| emit(o)) }
+    }
+
+    /// Groups each key's records into event-time windows (Flink's `window`); the stream
+    /// must assign timestamps and watermarks before `key_by`.
+    pub fn window(self, windows: TumblingEventTimeWindows) -> WindowedStream<S, T, K> {
+        WindowedStream { keyed: self, windows }
+    }
+}
+
+/// A keyed stream grouped into windows (Flink's `WindowedStream`).
+pub struct WindowedStream<S, T, K> {
+    keyed: KeyedStream<S, T, K>,
+    windows: TumblingEventTimeWindows,
+}
+
+impl<S: Send + 'static, T: Send + 'static, K: Key> WindowedStream<S, T, K> {
+    /// Keeps each window's running aggregate (never its records) and emits
+    /// `Windowed::Result` when the watermark passes the window's end; records that come
+    /// after their window fired go out as `Windowed::Late`.
+    #[expect(clippy::type_complexity, reason = "the builder's type names every part of the job")]
+    pub fn aggregate<A>(self, agg: A) -> Processed<S, T, K, WindowAggregate<K, A>, Windowed<K, A::Out, T>>
+    where
+        A: AggregateFunction<In = T> + Clone + Send + Sync,
+        A::Out: 'static,
+    {
+        let windows = self.windows;
+        self.keyed.process(move |reg| Ok(WindowAggregate::new(reg, windows, agg.clone())?))
     }
 }
 
