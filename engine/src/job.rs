@@ -88,11 +88,11 @@ impl<S: Send + 'static, T: 'static> Stream<S, T> {
     }
 
     /// Gives the stream's records timestamps and its splits watermarks (Flink's
-    /// `assignTimestampsAndWatermarks`). Put it last before `key_by`: `map` and
-    /// `flat_map` after it change the record type and drop it.
-    pub fn assign_timestamps_and_watermarks(mut self, strategy: WatermarkStrategy<T>) -> Stream<S, T> {
+    /// `assignTimestampsAndWatermarks`). Only `filter` and `key_by` may follow: an
+    /// operator that changes the record type would leave the assigner nothing to read.
+    pub fn assign_timestamps_and_watermarks(mut self, strategy: WatermarkStrategy<T>) -> TimedStream<S, T> {
         self.watermarks = Some(strategy);
-        self
+        TimedStream { stream: self }
     }
 
     /// Partitions the stream by key: each record goes to the shard owning its key group.
@@ -101,6 +101,22 @@ impl<S: Send + 'static, T: 'static> Stream<S, T> {
         T: Send,
     {
         KeyedStream { stream: self, key: Arc::new(f) }
+    }
+}
+
+/// A stream with timestamps and watermarks, before the key_by.
+pub struct TimedStream<S, T> {
+    stream: Stream<S, T>,
+}
+
+impl<S: Send + 'static, T: Send + 'static> TimedStream<S, T> {
+    pub fn filter(self, f: impl Fn(&T) -> bool + Send + Sync + 'static) -> TimedStream<S, T> {
+        TimedStream { stream: self.stream.filter(f) }
+    }
+
+    /// Partitions the stream by key, as [`Stream::key_by`].
+    pub fn key_by<K: Key>(self, f: impl Fn(&T) -> K + Send + Sync + 'static) -> KeyedStream<S, T, K> {
+        self.stream.key_by(f)
     }
 }
 

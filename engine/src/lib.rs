@@ -33,7 +33,7 @@ pub use formats::timerkey::TimeDomain;
 /// How a state's values are encoded, recorded in checkpoints (`msgpack_codec!` uses it).
 pub use formats::value::ValueEncoding;
 pub use function::KeyedProcessFunction;
-pub use job::{Job, KeyedStream, Processed, RunnableJob, Stream, WindowedStream};
+pub use job::{Job, KeyedStream, Processed, RunnableJob, Stream, TimedStream, WindowedStream};
 pub use runtime::checkpoint::config::{CheckpointConfig, CheckpointMode, Cleanup, FsFactory};
 pub use runtime::checkpoint::restore::{Origin, Restore};
 pub use runtime::config::{available_cores, RunConfig, RunReport};
