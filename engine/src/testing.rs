@@ -17,7 +17,7 @@ use crate::state::heap::HeapBackend;
 use crate::state::loader::{load, LoadError, Unmatched};
 use crate::state::rocks::{RocksBackend, RocksConfig};
 use crate::state::sweeper::Sweeper;
-use crate::time::firing::{fire_due, TimerEnv};
+use crate::time::firing::{fire_due, OnTimer, TimerEnv};
 use crate::time::scope::TimeScope;
 use formats::timerkey::TimeDomain;
 
@@ -101,12 +101,7 @@ impl StateHarness {
     /// a shard's operator does when its watermark (event time; it becomes the context's
     /// watermark) or its clock (processing time) reaches `until`. `on_timer` gets the
     /// key's bytes and the timer's time. Returns how many fired.
-    pub fn fire_timers(
-        &mut self,
-        domain: TimeDomain,
-        until: i64,
-        on_timer: &mut dyn FnMut(&[u8], i64, &mut Context<'_>) -> Result<(), Error>,
-    ) -> Result<u64, Error> {
+    pub fn fire_timers(&mut self, domain: TimeDomain, until: i64, on_timer: &mut OnTimer<'_>) -> Result<u64, Error> {
         let Some(state) = self.timers else { return Ok(0) };
         if domain == TimeDomain::EventTime {
             self.time.watermark = self.time.watermark.max(until);

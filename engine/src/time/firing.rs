@@ -21,6 +21,10 @@ use crate::error::Error;
 use crate::state::backend::{Backend, StateId};
 use crate::state::context::{Context, Scratch};
 
+/// What a pass calls for each timer: the key's bytes, the timer's time, a context
+/// scoped to the key.
+pub type OnTimer<'f> = dyn FnMut(&[u8], i64, &mut Context<'_>) -> Result<(), Error> + 'f;
+
 /// What a pass needs of the shard's operator (or of a test harness).
 pub struct TimerEnv<'a> {
     pub backend: &'a mut dyn Backend,
@@ -87,12 +91,7 @@ pub fn earliest(
 
 /// Fires every timer of `domain` due at `until`; `on_timer` gets the key's bytes, the
 /// timer's time and a context scoped to the key. Returns how many fired.
-pub fn fire_due(
-    env: TimerEnv<'_>,
-    domain: TimeDomain,
-    until: i64,
-    on_timer: &mut dyn FnMut(&[u8], i64, &mut Context<'_>) -> Result<(), Error>,
-) -> Result<u64, Error> {
+pub fn fire_due(env: TimerEnv<'_>, domain: TimeDomain, until: i64, on_timer: &mut OnTimer<'_>) -> Result<u64, Error> {
     let TimerEnv { backend, state, range, clock, scratch, time, shard } = env;
     let mut queue: BinaryHeap<Reverse<(i64, Vec<u8>)>> = BinaryHeap::new();
     scan_due(backend, state, range, domain, until, &mut |t, k| queue.push(Reverse((t, k.to_vec()))))?;
