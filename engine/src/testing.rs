@@ -111,6 +111,7 @@ impl StateHarness {
             backend: &mut *self.backend,
             state,
             range,
+            max_key_groups: KEY_GROUPS_DEFAULT,
             clock: &self.clock,
             scratch: &mut self.scratch,
             time: &mut self.time,

@@ -48,8 +48,9 @@ pub struct Operator<P: KeyedProcessFunction, O> {
     out: Vec<P::Out>,
     /// Records came since the last idle tick.
     busy: bool,
-    /// The key groups this shard owns (where its timers are).
+    /// The key groups this shard owns (where its timers are), of how many.
     range: KeyGroupRange,
+    max_key_groups: u32,
     /// The shard's event time over its inputs (own producer, one channel per peer).
     valve: Valve,
     time: TimeScope,
@@ -78,6 +79,7 @@ impl<P: KeyedProcessFunction, O> Operator<P, O> {
         let scratch = Scratch { expired: Some(sweeper.counts().clone()), ..Scratch::default() };
         Operator {
             range: time.range,
+            max_key_groups: time.max_key_groups,
             valve: Valve::new(time.inputs),
             time: TimeScope::default(),
             timers: time.timers,
@@ -212,6 +214,7 @@ impl<P: KeyedProcessFunction, O> Operator<P, O> {
             backend: &mut *self.backend,
             state,
             range: self.range,
+            max_key_groups: self.max_key_groups,
             clock: &self.clock,
             scratch: &mut self.scratch,
             time: &mut self.time,
@@ -277,6 +280,7 @@ fn emit<T, O>(
 /// shard) and its timer state.
 pub struct OperatorTime {
     pub range: KeyGroupRange,
+    pub max_key_groups: u32,
     pub inputs: usize,
     pub timers: Option<StateId>,
 }

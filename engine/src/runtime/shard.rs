@@ -141,8 +141,12 @@ where
     fn open_operator(&self) -> Result<Operator<P, O>, Error> {
         let mut registry = StateRegistry::new();
         let func = (self.program.factory)(&mut registry)?;
-        let time =
-            OperatorTime { range: self.range(), inputs: self.cfg.shards as usize, timers: registry.timer_state() };
+        let time = OperatorTime {
+            range: self.range(),
+            max_key_groups: self.cfg.max_key_groups,
+            inputs: self.cfg.shards as usize,
+            timers: registry.timer_state(),
+        };
         let (backend, sweeper) = self.open_backend(registry)?;
         let sink = self.program.sink.open(self.id)?;
         let mut op = Operator::new(

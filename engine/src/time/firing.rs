@@ -20,13 +20,13 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-use formats::keygroup::{KeyGroup, KeyGroupRange, ShardId};
+use formats::keygroup::{key_group_of, KeyGroup, KeyGroupRange, ShardId};
 use formats::statekey;
 use formats::timerkey::{self, TimeDomain};
 
 use super::scope::TimeScope;
 use crate::clock::Clock;
-use crate::error::Error;
+use crate::error::{Error, StateError};
 use crate::state::backend::{Backend, StateId};
 use crate::state::context::{Context, Scratch};
 
@@ -42,6 +42,8 @@ pub struct TimerEnv<'a> {
     pub backend: &'a mut dyn Backend,
     pub state: StateId,
     pub range: KeyGroupRange,
+    /// The job's key-group count: a timer must be in its key's key group.
+    pub max_key_groups: u32,
     pub clock: &'a Arc<dyn Clock>,
     pub scratch: &'a mut Scratch,
     pub time: &'a mut TimeScope,
@@ -123,7 +125,7 @@ pub fn fire_due_by(
     per_key_group: usize,
     on_timer: &mut OnTimer<'_>,
 ) -> Result<u64, Error> {
-    let TimerEnv { backend, state, range, clock, scratch, time, shard } = env;
+    let TimerEnv { backend, state, range, max_key_groups, clock, scratch, time, shard } = env;
     let per_key_group = per_key_group.max(1);
     let groups = usize::from(range.end.saturating_sub(range.start));
     let kg_at = |i: usize| KeyGroup(range.start.saturating_add(i as u16));
@@ -154,6 +156,19 @@ pub fn fire_due_by(
             if backend.get(state, &k, &mut probe)? {
                 backend.delete(state, &k)?;
                 let t = timerkey::decode(&k)?;
+                // State restored or rewritten wrongly would otherwise run `on_timer` with
+                // the key's state in another key group: refuse it.
+                let owner = key_group_of(t.key, max_key_groups);
+                if owner != t.key_group {
+                    return Err(StateError::Decode {
+                        state: timerkey::TIMER_STATE.to_owned(),
+                        reason: format!(
+                            "a timer stored in key group {} for a key of key group {}",
+                            t.key_group.0, owner.0
+                        ),
+                    }
+                    .into());
+                }
                 prefix.clear();
                 statekey::encode_prefix(&mut prefix, t.key_group, t.key, b"");
                 time.timestamp = Some(ts);
