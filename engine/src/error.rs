@@ -16,6 +16,9 @@ pub enum StateError {
     Conflict { name: String },
     #[error("state {name:?}: TTL cleanup set on a state that is not declared or has no TTL")]
     CleanupWithoutTtl { name: String },
+    /// Keyed access outside a key's scope (`end_of_input` has no current key).
+    #[error("{what} needs a current key (there is none in end_of_input)")]
+    NoCurrentKey { what: &'static str },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,10 @@ use crate::sink::SinkFactory;
 use crate::source::Source;
 use crate::state::codec::Key;
 use crate::state::context::StateRegistry;
+use crate::state::handles::AggregateFunction;
+use crate::time::strategy::WatermarkStrategy;
+use crate::window::aggregate::{WindowAggregate, Windowed};
+use crate::window::tumbling::TumblingEventTimeWindows;
 
 pub struct Job {
     pub(crate) name: String,
@@ -25,7 +29,7 @@ impl Job {
     }
 
     pub fn source<S: Send + 'static>(self, source: impl Source<S>) -> Stream<S, S> {
-        Stream { job: self, source: Arc::new(source), chain: Arc::new(|s, emit| emit(s)) }
+        Stream { job: self, source: Arc::new(source), chain: Arc::new(|s, emit| emit(s)), watermarks: None }
     }
 }
 
@@ -34,6 +38,7 @@ pub struct Stream<S, T> {
     job: Job,
     source: Arc<dyn Source<S>>,
     chain: Chain<S, T>,
+    watermarks: Option<WatermarkStrategy<T>>,
 }
 
 impl<S: Send + 'static, T: 'static> Stream<S, T> {
@@ -52,12 +57,18 @@ impl<S: Send + 'static, T: 'static> Stream<S, T> {
                     }
                 })
             }),
+            watermarks: None,
         }
     }
 
     pub fn map<U: 'static>(self, f: impl Fn(T) -> U + Send + Sync + 'static) -> Stream<S, U> {
         let prev = self.chain;
-        Stream { job: self.job, source: self.source, chain: Arc::new(move |s, emit| prev(s, &mut |t| emit(f(t)))) }
+        Stream {
+            job: self.job,
+            source: self.source,
+            chain: Arc::new(move |s, emit| prev(s, &mut |t| emit(f(t)))),
+            watermarks: None,
+        }
     }
 
     pub fn filter(self, f: impl Fn(&T) -> bool + Send + Sync + 'static) -> Stream<S, T> {
@@ -72,7 +83,16 @@ impl<S: Send + 'static, T: 'static> Stream<S, T> {
                     }
                 })
             }),
+            watermarks: self.watermarks,
         }
+    }
+
+    /// Gives the stream's records timestamps and its splits watermarks (Flink's
+    /// `assignTimestampsAndWatermarks`). Only `filter` and `key_by` may follow: an
+    /// operator that changes the record type would leave the assigner nothing to read.
+    pub fn assign_timestamps_and_watermarks(mut self, strategy: WatermarkStrategy<T>) -> TimedStream<S, T> {
+        self.watermarks = Some(strategy);
+        TimedStream { stream: self }
     }
 
     /// Partitions the stream by key: each record goes to the shard owning its key group.
@@ -81,6 +101,22 @@ impl<S: Send + 'static, T: 'static> Stream<S, T> {
         T: Send,
     {
         KeyedStream { stream: self, key: Arc::new(f) }
+    }
+}
+
+/// A stream with timestamps and watermarks, before the key_by.
+pub struct TimedStream<S, T> {
+    stream: Stream<S, T>,
+}
+
+impl<S: Send + 'static, T: Send + 'static> TimedStream<S, T> {
+    pub fn filter(self, f: impl Fn(&T) -> bool + Send + Sync + 'static) -> TimedStream<S, T> {
+        TimedStream { stream: self.stream.filter(f) }
+    }
+
+    /// Partitions the stream by key, as [`Stream::key_by`].
+    pub fn key_by<K: Key>(self, f: impl Fn(&T) -> K + Send + Sync + 'static) -> KeyedStream<S, T, K> {
+        self.stream.key_by(f)
     }
 }
 
@@ -100,6 +136,33 @@ impl<S: Send + 'static, T: Send + 'static, K: Key> KeyedStream<S, T, K> {
         P: KeyedProcessFunction<Key = K, In = T>,
     {
         Processed { keyed: self, factory: Arc::new(factory), post: Arc::new(|o, emit| emit(o)) }
+    }
+
+    /// Groups each key's records into event-time windows (Flink's `window`); the stream
+    /// must assign timestamps and watermarks before `key_by`.
+    pub fn window(self, windows: TumblingEventTimeWindows) -> WindowedStream<S, T, K> {
+        WindowedStream { keyed: self, windows }
+    }
+}
+
+/// A keyed stream grouped into windows (Flink's `WindowedStream`).
+pub struct WindowedStream<S, T, K> {
+    keyed: KeyedStream<S, T, K>,
+    windows: TumblingEventTimeWindows,
+}
+
+impl<S: Send + 'static, T: Send + 'static, K: Key> WindowedStream<S, T, K> {
+    /// Keeps each window's running aggregate (never its records) and emits
+    /// `Windowed::Result` when the watermark passes the window's end; records that come
+    /// after their window fired go out as `Windowed::Late`.
+    #[expect(clippy::type_complexity, reason = "the builder's type names every part of the job")]
+    pub fn aggregate<A>(self, agg: A) -> Processed<S, T, K, WindowAggregate<K, A>, Windowed<K, A::Out, T>>
+    where
+        A: AggregateFunction<In = T> + Clone + Send + Sync,
+        A::Out: 'static,
+    {
+        let windows = self.windows;
+        self.keyed.process(move |reg| Ok(WindowAggregate::new(reg, windows, agg.clone())?))
     }
 }
 
@@ -148,6 +211,7 @@ where
                 name: self.keyed.stream.job.name,
                 source: self.keyed.stream.source,
                 chain: self.keyed.stream.chain,
+                watermarks: self.keyed.stream.watermarks,
                 key: self.keyed.key,
                 factory: self.factory,
                 post: self.post,

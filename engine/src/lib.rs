@@ -22,14 +22,18 @@ mod sink;
 mod source;
 mod state;
 mod testing;
+mod time;
+mod window;
 
 pub use badrecord::BadRecords;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, JobError, StateError, UserError};
+/// Which clock a timer fires on (`KeyedProcessFunction::on_timer`).
+pub use formats::timerkey::TimeDomain;
 /// How a state's values are encoded, recorded in checkpoints (`msgpack_codec!` uses it).
 pub use formats::value::ValueEncoding;
 pub use function::KeyedProcessFunction;
-pub use job::{Job, KeyedStream, Processed, RunnableJob, Stream};
+pub use job::{Job, KeyedStream, Processed, RunnableJob, Stream, TimedStream, WindowedStream};
 pub use runtime::checkpoint::config::{CheckpointConfig, CheckpointMode, Cleanup, FsFactory};
 pub use runtime::checkpoint::restore::{Origin, Restore};
 pub use runtime::config::{available_cores, RunConfig, RunReport};
@@ -51,6 +55,11 @@ pub use state::context::{Context, StateRegistry};
 pub use state::handles::{AggregateFunction, AggregatingState, ListState, MapState, ReducingState, ValueState};
 pub use state::rocks::RocksConfig;
 pub use testing::{StateHarness, StoredEntry};
+pub use time::strategy::{TimestampAssigner, WatermarkStrategy};
+pub use time::timers::TimerService;
+pub use time::{END_OF_TIME, WATERMARK_MIN};
+pub use window::aggregate::{WindowAggregate, Windowed};
+pub use window::tumbling::TumblingEventTimeWindows;
 
 /// The engine's internals, for its own benchmarks (feature `internals`): raw backends
 /// and the incremental checkpoint's shared-file staging.

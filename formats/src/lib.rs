@@ -2,7 +2,7 @@
 //!
 //! Everything that is written to disk or must be decoded without the user's code lives
 //! here: how a key maps to a key group and a key group to a shard ([`keygroup`]), how a
-//! state key is laid out ([`statekey`]), how values, list elements and TTL headers are
+//! state key is laid out ([`statekey`]) and a timer ([`timerkey`]), how values, list elements and TTL headers are
 //! encoded ([`value`], [`ttl`]), where files go ([`layout`]), and the one helper that
 //! publishes a file so that it survives a crash ([`publish`]). Every fixed-width field
 //! and length-prefixed part is read through one [`cursor::Cursor`], which returns a
@@ -28,6 +28,7 @@ pub mod savepoint;
 pub mod simfs;
 pub mod snapshot;
 pub mod statekey;
+pub mod timerkey;
 pub mod ttl;
 pub mod value;
 pub mod value_json;

@@ -23,6 +23,8 @@ pub enum StateKind {
     Map,
     Reducing,
     Aggregating,
+    /// The internal timer state (`timerkey`): keys are timers, values are empty.
+    Timer,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
 //! The shuffle's full mesh: one bounded SPSC channel from every shard to every other,
-//! carrying batches of routed records and checkpoint barriers. A full channel makes its
+//! carrying batches of routed records, checkpoint barriers and the sender's event time
+//! (its watermark, or that it is idle), in band with the records they follow. A full channel makes its
 //! sender wait (backpressure); no queue is unbounded.
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 
@@ -8,10 +9,17 @@ use crate::runtime::operator::Routed;
 /// Records bound for one shard, shipped together.
 pub type Batch<K, T> = Vec<Routed<K, T>>;
 
-/// What travels on the mesh: records, or the barrier of a checkpoint.
+/// What travels on the mesh: records, the barrier of a checkpoint, or the sender's
+/// event time.
 pub enum Msg<K, T> {
     Batch(Batch<K, T>),
     Barrier(u64),
+    /// Every record the sender sends after this has a timestamp above it (or is late).
+    /// Also marks the sender active again after `Idle`.
+    Watermark(i64),
+    /// The sender's split yielded nothing for its idle timeout: leave it out of the
+    /// watermark until its next `Watermark`.
+    Idle,
 }
 
 pub type Sender<K, T> = SharedSender<Msg<K, T>>;

@@ -26,7 +26,7 @@ use crate::runtime::checkpoint::AckSender;
 use crate::runtime::config::RunConfig;
 use crate::runtime::mesh::{Ends, Msg};
 use crate::runtime::metrics::Metrics;
-use crate::runtime::operator::Operator;
+use crate::runtime::operator::{Operator, OperatorTime};
 use crate::state::backend::{Backend, BackendKind, StateId};
 use crate::state::cache::CachedBackend;
 use crate::state::cleanup::IDLE_TICK;
@@ -141,9 +141,15 @@ where
     fn open_operator(&self) -> Result<Operator<P, O>, Error> {
         let mut registry = StateRegistry::new();
         let func = (self.program.factory)(&mut registry)?;
+        let time = OperatorTime {
+            range: self.range(),
+            max_key_groups: self.cfg.max_key_groups,
+            inputs: self.cfg.shards as usize,
+            timers: registry.timer_state(),
+        };
         let (backend, sweeper) = self.open_backend(registry)?;
         let sink = self.program.sink.open(self.id)?;
-        Ok(Operator::new(
+        let mut op = Operator::new(
             self.id,
             func,
             backend,
@@ -152,7 +158,10 @@ where
             self.cfg.clock.clone(),
             self.metrics.clone(),
             sweeper,
-        ))
+            time,
+        );
+        op.open_timers()?;
+        Ok(op)
     }
 
     fn aligner(&self) -> Aligner {
@@ -176,10 +185,14 @@ where
     ) -> Result<(), Error> {
         let op = Rc::new(RefCell::new(self.open_operator()?));
         let align = Rc::new(RefCell::new(self.aligner()));
+        let me = self.id.0 as usize;
         let tasks: Vec<_> = receivers
             .into_iter()
-            .map(|r| {
+            .enumerate()
+            .map(|(k, r)| {
                 let (op, align) = (op.clone(), align.clone());
+                // Receivers are in the order of the peers they come from, skipping us.
+                let from = if k < me { k } else { k + 1 };
                 glommio::spawn_local(async move {
                     while let Some(msg) = r.recv().await {
                         match msg {
@@ -188,6 +201,8 @@ where
                                 Aligner::arrive(&align, &op, id, None);
                                 Aligner::aligned(&align, id).await;
                             }
+                            Msg::Watermark(w) => op.borrow_mut().on_watermark(from, w)?,
+                            Msg::Idle => op.borrow_mut().on_idle(from)?,
                         }
                     }
                     Ok::<(), Error>(())
@@ -210,6 +225,7 @@ where
                 }
             })
         };
+        let clock_timer = glommio::spawn_local(processing_timers(op.clone(), self.failed.clone(), self.id.0));
         let produced = self.produce(&senders, &op, &align).await;
         // Closing our senders tells every peer we are done sending.
         drop(senders);
@@ -224,6 +240,7 @@ where
             }
         }
         drop(ticker);
+        drop(clock_timer);
         let mut op = op.borrow_mut();
         if first_err.is_none() && !self.failed.load(Ordering::Relaxed) {
             op.end_of_input()?;
@@ -232,6 +249,40 @@ where
         match first_err {
             Some(e) => Err(e),
             None => closed,
+        }
+    }
+}
+
+/// The shard's one clock timer for processing-time timers (never a task per timer):
+/// sleeps until the earliest one is due, or until an earlier one is registered, then
+/// fires what is due. The shard's 100 ms tick fires them too, for clocks that are not
+/// the system's. Dropping the task cancels it.
+async fn processing_timers<P: KeyedProcessFunction, O>(
+    op: Rc<RefCell<Operator<P, O>>>,
+    failed: Arc<AtomicBool>,
+    shard: u16,
+) {
+    loop {
+        let (next, changed, now) = {
+            let o = op.borrow();
+            (o.next_processing_timer(), o.processing_changed.listen(), o.clock.now_ms())
+        };
+        match next {
+            None => changed.await,
+            Some(t) => {
+                let wait = u64::try_from(t).unwrap_or(0).saturating_sub(now);
+                if wait > 0 {
+                    futures_lite::future::or(changed, glommio::timer::sleep(std::time::Duration::from_millis(wait)))
+                        .await;
+                    continue;
+                }
+                if let Err(e) = op.borrow_mut().fire_processing_time() {
+                    tracing::error!(shard, error = %e, "processing-time timers failed");
+                    failed.store(true, Ordering::Relaxed);
+                    return;
+                }
+                glommio::yield_if_needed().await;
+            }
         }
     }
 }

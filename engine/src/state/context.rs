@@ -12,6 +12,7 @@ use super::cleanup::TtlCleanup;
 use super::expired::ExpiredCounts;
 use crate::clock::Clock;
 use crate::error::StateError;
+use crate::time::scope::TimeScope;
 
 /// Collects the states a process function declares. The order of declaration gives each
 /// state its [`StateId`].
@@ -65,6 +66,12 @@ impl StateRegistry {
         &self.cleanups
     }
 
+    /// The internal timer state, if the function declared its timer service
+    /// (`StateRegistry::timers`).
+    pub(crate) fn timer_state(&self) -> Option<StateId> {
+        self.descriptors.iter().position(|d| d.kind == StateKind::Timer).map(|i| StateId(i as u32))
+    }
+
     pub fn into_descriptors(self) -> Vec<StateDescriptor> {
         self.descriptors
     }
@@ -100,6 +107,7 @@ pub struct Context<'a> {
     pub(crate) prefix: &'a [u8],
     pub(crate) clock: &'a Arc<dyn Clock>,
     pub(crate) scratch: &'a mut Scratch,
+    pub(crate) time: &'a mut TimeScope,
     shard: ShardId,
     key_group: KeyGroup,
 }
@@ -110,10 +118,11 @@ impl<'a> Context<'a> {
         prefix: &'a [u8],
         clock: &'a Arc<dyn Clock>,
         scratch: &'a mut Scratch,
+        time: &'a mut TimeScope,
         shard: ShardId,
         key_group: KeyGroup,
     ) -> Self {
-        Context { backend, prefix, clock, scratch, shard, key_group }
+        Context { backend, prefix, clock, scratch, time, shard, key_group }
     }
 
     /// The shard running this function.
@@ -128,5 +137,28 @@ impl<'a> Context<'a> {
 
     pub fn now_ms(&self) -> u64 {
         self.clock.now_ms()
+    }
+
+    /// The current record's event time, if its stream assigns timestamps (none in
+    /// `on_timer` and `end_of_input`).
+    pub fn timestamp(&self) -> Option<i64> {
+        self.time.timestamp
+    }
+
+    /// The shard's event time: the minimum watermark over its active inputs
+    /// (docs/EVENT_TIME.md); `i64::MIN` before any, `i64::MAX` once the input ended.
+    pub fn current_watermark(&self) -> i64 {
+        self.time.watermark
+    }
+
+    /// Processing time: the job's clock, in milliseconds since the Unix epoch.
+    pub fn current_processing_time(&self) -> i64 {
+        i64::try_from(self.clock.now_ms()).unwrap_or(i64::MAX)
+    }
+
+    /// In `on_timer`: the namespace the firing timer was registered in (empty for the
+    /// plain `register_*_timer` calls).
+    pub fn timer_namespace(&self) -> &[u8] {
+        &self.time.timer_namespace
     }
 }

@@ -1,5 +1,6 @@
 //! The heap backend: hash maps per state on the shard's thread. Map states use an ordered
-//! map so the entries of one key are a contiguous range. The other states with a TTL use
+//! map so the entries of one key are a contiguous range (the timer state too: its key
+//! groups' timers are queues in time order). The other states with a TTL use
 //! an insertion-ordered hash map (`IndexMap`), whose positions let incremental cleanup
 //! resume where it stopped (`remove_expired`).
 use std::collections::{BTreeMap, HashMap};
@@ -36,7 +37,7 @@ impl HeapBackend {
         let tables = descriptors
             .iter()
             .map(|d| match d.kind {
-                StateKind::Map => Table::Ordered { map: BTreeMap::new(), after: None },
+                StateKind::Map | StateKind::Timer => Table::Ordered { map: BTreeMap::new(), after: None },
                 _ if d.ttl.is_some() => Table::Indexed { map: IndexMap::default(), next: 0 },
                 _ => Table::Hash(HashMap::default()),
             })

@@ -26,7 +26,8 @@ use anyhow::Context;
 use formats::keygroup::{key_group_of, range_for_shard, KeyGroup, ShardId};
 use formats::manifest::{Manifest, ShardSnapshot};
 use formats::statekey;
-use formats::value::{purge_expired, Purged};
+use formats::timerkey;
+use formats::value::{purge_expired, Purged, StateKind};
 
 use crate::progress::{Progress, ENTRIES_PER_UPDATE};
 use crate::verbs::entries::ALL;
@@ -131,7 +132,9 @@ fn read_mapped(
         r.entries_written += 1;
         let sk = statekey::decode(k)?;
         if plan.rehash {
-            let kg = key_group_of(sk.key, plan.key_groups);
+            // A timer's key group is its user key's (FORMAT.md §3.3), not its §3 key's.
+            let user_key = if d.kind == StateKind::Timer { timerkey::decode(k)?.key } else { sk.key };
+            let kg = key_group_of(user_key, plan.key_groups);
             emit(state, kg, &statekey::with_key_group(k, kg)?, value)
         } else {
             emit(state, sk.key_group, k, value)

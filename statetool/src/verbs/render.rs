@@ -5,6 +5,7 @@
 //! same entry prints (its model in the tests), at a fraction of the cost; `diff` keeps
 //! the `Value`s it compares.
 use formats::error::FormatError;
+use formats::timerkey;
 use formats::value::{list_elements, render_json, StateDescriptor, StateKind, ValueEncoding};
 use formats::value_json::{write_byte_array, write_display, write_json, write_str};
 
@@ -31,6 +32,15 @@ pub fn add_identity(
     let sk = formats::statekey::decode(k)?;
     row.insert("state".into(), desc.name.clone().into());
     row.insert("key_group".into(), sk.key_group.0.into());
+    if desc.kind == StateKind::Timer {
+        let t = timerkey::decode(k)?;
+        row.insert("key".into(), key_json(key, t.key));
+        row.insert(
+            "timer".into(),
+            serde_json::json!({"domain": t.domain.name(), "namespace": t.namespace, "time": t.timestamp}),
+        );
+        return Ok(());
+    }
     row.insert("key".into(), key_json(key, sk.key));
     if let Some(uk) = &desc.user_key {
         row.insert("user_key".into(), key_json(Some(uk), sk.user_key));
@@ -84,10 +94,13 @@ fn write_entry_fields(
     v: &[u8],
 ) -> Result<(), FormatError> {
     let sk = formats::statekey::decode(k)?;
+    // A timer shows its user key as the key, and its domain, namespace and time apart
+    // (FORMAT.md §3.3).
+    let timer = if desc.kind == StateKind::Timer { Some(timerkey::decode(k)?) } else { None };
     out.push(b'{');
     let payload = if desc.kind == StateKind::List { None } else { Some(write_expiry(out, desc, v)?) };
     out.extend_from_slice(b"\"key\":");
-    write_key(out, key, sk.key)?;
+    write_key(out, key, timer.map_or(sk.key, |t| t.key))?;
     out.extend_from_slice(b",\"key_group\":");
     write_display(out, sk.key_group.0);
     if payload.is_none() {
@@ -102,6 +115,15 @@ fn write_entry_fields(
     }
     out.extend_from_slice(b",\"state\":");
     write_str(out, &desc.name)?;
+    if let Some(t) = timer {
+        out.extend_from_slice(b",\"timer\":{\"domain\":");
+        write_str(out, t.domain.name())?;
+        out.extend_from_slice(b",\"namespace\":");
+        write_byte_array(out, t.namespace);
+        out.extend_from_slice(b",\"time\":");
+        write_display(out, t.timestamp);
+        out.push(b'}');
+    }
     if let Some(uk) = &desc.user_key {
         out.extend_from_slice(b",\"user_key\":");
         write_key(out, Some(uk), sk.user_key)?;

@@ -116,3 +116,35 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Pins: a timer entry (FORMAT.md §3.3) renders its user key as `key` and its
+    /// domain, namespace and time under `timer`, the same through `write_entry` and
+    /// the `serde_json` model, for any key, namespace and time.
+    #[test]
+    fn timer_entries_show_key_and_timer(
+        kg in any::<u16>(),
+        key in proptest::collection::vec(any::<u8>(), 0..12),
+        ns in proptest::collection::vec(any::<u8>(), 0..4),
+        time in any::<i64>(),
+        processing in any::<bool>(),
+    ) {
+        let desc = StateDescriptor {
+            name: formats::timerkey::TIMER_STATE.into(),
+            kind: StateKind::Timer,
+            value: ValueEncoding::Unit,
+            user_key: None,
+            ttl: None,
+        };
+        let domain = if processing { timerkey::TimeDomain::ProcessingTime } else { timerkey::TimeDomain::EventTime };
+        let mut k = Vec::new();
+        timerkey::encode(&mut k, KeyGroup(kg), domain, time, &key, &ns);
+        let mut out = Vec::new();
+        write_entry(&mut out, &desc, Some(&ValueEncoding::Bytes), &k, b"").expect("renders");
+        let model = entry_json(&desc, Some(&ValueEncoding::Bytes), &k, b"").expect("model");
+        prop_assert_eq!(String::from_utf8_lossy(&out), model.to_string());
+        prop_assert_eq!(&model["key"], &serde_json::Value::from(key.clone()));
+        prop_assert_eq!(&model["timer"]["time"], &serde_json::Value::from(time));
+        prop_assert_eq!(&model["timer"]["domain"], &serde_json::Value::from(domain.name()));
+    }
+}
