@@ -119,6 +119,14 @@ pub fn status(job: &JobDetail, checkpoints: &CheckpointingStats) -> String {
         "\ncheckpoints: {} completed, {} failed, {} in progress\n",
         c.completed, c.failed, c.in_progress
     ));
+    if let Some(p) = &checkpoints.sync_pause {
+        out.push_str(&format!(
+            "synchronous pause per shard: p50 {}, max {} ({} samples)\n",
+            duration_ms(p.p50),
+            duration_ms(p.max),
+            p.samples
+        ));
+    }
     if !checkpoints.history.is_empty() {
         let rows: Vec<Vec<String>> = checkpoints
             .history
@@ -136,14 +144,15 @@ pub fn status(job: &JobDetail, checkpoints: &CheckpointingStats) -> String {
                         }
                     ),
                     duration_ms(h.end_to_end_duration),
+                    duration_ms(h.sync_duration),
                     bytes(h.checkpointed_size),
                     bytes(h.reused_size),
                     bytes(h.state_size),
                 ]
             })
             .collect();
-        let headers = ["ID", "STATUS", "DURATION", "COPIED", "REUSED", "STATE SIZE"];
-        out.push_str(&table(&headers, &[true, false, true, true, true, true], &rows));
+        let headers = ["ID", "STATUS", "DURATION", "PAUSE", "COPIED", "REUSED", "STATE SIZE"];
+        out.push_str(&table(&headers, &[true, false, true, true, true, true, true], &rows));
     }
     out.push_str(&format!("\nsavepoints: {}\n", job.savepoints.len()));
     if !job.savepoints.is_empty() {

@@ -38,7 +38,7 @@ fn status_shows_shards_checkpoints_and_savepoints() {
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines.contains(&"SHARD  KEY GROUPS  RECORDS IN  PROCESSED"), "{text}");
     assert!(lines.contains(&"    1  64..128           1001        990"), "{text}");
-    assert!(lines.contains(&" 7  COMPLETED    250 ms  5.0 MiB  3.0 GiB     3.0 GiB"), "{text}");
+    assert!(lines.contains(&" 7  COMPLETED    250 ms  12 ms  5.0 MiB  3.0 GiB     3.0 GiB"), "{text}");
     assert!(lines.contains(&"/sp/sp-7  NATIVE           7  2.0 KiB    900 ms"), "{text}");
 }
 
@@ -54,6 +54,16 @@ fn status_marks_the_final_checkpoint() {
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines.iter().any(|l| l.starts_with(" 7  COMPLETED (final)")), "{text}");
     assert!(lines.iter().any(|l| l.starts_with(" 6  COMPLETED  ")), "{text}");
+}
+
+#[test]
+fn status_shows_the_synchronous_pause_per_shard() {
+    // Pins the pause line of `sluice status`: p50 and max over every shard's pause in the
+    // completed checkpoints shown (shards paused 12, 10 and 12, 9 ms: p50 10, max 12).
+    let text = render::status(&common::detail(), &common::stats());
+    assert!(text.lines().any(|l| l == "synchronous pause per shard: p50 10 ms, max 12 ms (4 samples)"), "{text}");
+    let none = control::api::CheckpointingStats { sync_pause: None, ..common::stats() };
+    assert!(!render::status(&common::detail(), &none).contains("synchronous pause"));
 }
 
 #[test]

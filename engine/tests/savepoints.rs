@@ -527,6 +527,9 @@ fn list_and_status_show_the_job_its_shards_and_savepoints() {
     let latest = &v["checkpoints"]["latest"]["savepoint"];
     assert!(latest["is_savepoint"] == true && latest["status"] == "COMPLETED", "{v}");
     assert_eq!(latest["external_path"], s(&sp), "{v}");
+    // Each shard's synchronous pause is reported, by shard.
+    let pauses = latest["sync_duration_per_shard"].as_array().expect("sync_duration_per_shard");
+    assert!(pauses.len() == 3 && pauses.iter().all(|p| p.as_u64().is_some()), "{v}");
 
     let r = dir.cli(&["status", "--data-dir", d.data_arg()]);
     assert_eq!(r.code, 0, "{r:?}");

@@ -8,6 +8,33 @@ pub struct CheckpointingStats {
     pub latest: LatestCheckpoints,
     /// Most recent first, bounded by the daemon.
     pub history: Vec<CheckpointStats>,
+    /// sluice: the shards' synchronous pauses over the completed checkpoints of `history`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_pause: Option<PauseSummary>,
+}
+
+/// Synchronous pauses (a shard stopped processing while it took its snapshot), one
+/// sample per shard per checkpoint, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseSummary {
+    pub samples: u64,
+    pub p50: u64,
+    pub max: u64,
+}
+
+impl PauseSummary {
+    /// Over every shard's pause in the completed checkpoints (not savepoints) of
+    /// `history`; `None` when there is none.
+    pub fn over(history: &[CheckpointStats]) -> Option<Self> {
+        let mut ms: Vec<u64> = history
+            .iter()
+            .filter(|c| c.status == CheckpointStatus::Completed && !c.is_savepoint)
+            .flat_map(|c| c.sync_duration_per_shard.iter().copied())
+            .collect();
+        ms.sort_unstable();
+        let (p50, max) = (*ms.get(ms.len().saturating_sub(1) / 2)?, *ms.last()?);
+        Some(PauseSummary { samples: ms.len() as u64, p50, max })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,4 +98,10 @@ pub struct CheckpointStats {
     /// Why it failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_message: Option<String>,
+    /// sluice: the longest synchronous pause of any shard (Flink's `sync` duration).
+    #[serde(default)]
+    pub sync_duration: u64,
+    /// sluice: each shard's synchronous pause, by shard.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync_duration_per_shard: Vec<u64>,
 }

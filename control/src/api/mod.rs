@@ -7,7 +7,9 @@ mod checkpoints;
 mod job;
 mod savepoint;
 
-pub use checkpoints::{CheckpointCounts, CheckpointStats, CheckpointStatus, CheckpointingStats, LatestCheckpoints};
+pub use checkpoints::{
+    CheckpointCounts, CheckpointStats, CheckpointStatus, CheckpointingStats, LatestCheckpoints, PauseSummary,
+};
 pub use job::{
     JobDetail, JobOverview, JobState, JobsOverview, KeyGroups, SavepointInfo, ShardStatus, StateExpired, TaskCounts,
 };

@@ -96,6 +96,8 @@ pub fn checkpoint(id: u64) -> CheckpointStats {
         reused_size: 3 * 1024 * 1024 * 1024 - 5 * 1024 * 1024,
         external_path: Some(format!("/data/chk-{id}")),
         failure_message: None,
+        sync_duration: 12,
+        sync_duration_per_shard: vec![12, 3 + id],
     }
 }
 
@@ -104,6 +106,7 @@ pub fn stats() -> CheckpointingStats {
         counts: CheckpointCounts { completed: 2, failed: 0, in_progress: 0, total: 2 },
         latest: LatestCheckpoints { completed: Some(checkpoint(7)), savepoint: None, failed: None },
         history: vec![checkpoint(7), checkpoint(6)],
+        sync_pause: control::api::PauseSummary::over(&[checkpoint(7), checkpoint(6)]),
     }
 }
 

@@ -67,6 +67,8 @@ pub struct CheckpointRecord {
     pub duration_ms: u64,
     /// The longest synchronous part of any shard.
     pub sync_ms: u64,
+    /// Each shard's synchronous part (processing stopped while it snapshotted), by shard.
+    pub sync_per_shard_ms: Vec<u64>,
     pub state_bytes: u64,
     pub copied_bytes: u64,
     pub reused_bytes: u64,

@@ -101,6 +101,8 @@ fn stats(r: &CheckpointRecord) -> api::CheckpointStats {
         reused_size: r.reused_bytes,
         external_path: r.location.as_ref().map(|p| p.display().to_string()),
         failure_message: (!r.completed).then(|| r.failure.clone()),
+        sync_duration: r.sync_ms,
+        sync_duration_per_shard: r.sync_per_shard_ms.clone(),
     }
 }
 
@@ -192,6 +194,7 @@ impl Controller for Endpoint {
         self.known(jid).ok()?;
         let s = self.0.snapshot();
         let latest = |f: &dyn Fn(&CheckpointRecord) -> bool| s.history.iter().find(|r| f(r)).map(stats);
+        let history: Vec<api::CheckpointStats> = s.history.iter().map(stats).collect();
         Some(api::CheckpointingStats {
             counts: api::CheckpointCounts {
                 completed: s.completed,
@@ -204,7 +207,8 @@ impl Controller for Endpoint {
                 savepoint: latest(&|r| r.completed && r.savepoint),
                 failed: latest(&|r| !r.completed),
             },
-            history: s.history.iter().map(stats).collect(),
+            history: history.clone(),
+            sync_pause: api::PauseSummary::over(&history),
         })
     }
 

@@ -59,6 +59,8 @@ struct Collected {
     timed_out: bool,
     /// The longest synchronous part of any shard.
     sync: Duration,
+    /// Each shard's synchronous part in ms, by shard (0 for a shard that did not ack).
+    sync_per_shard_ms: Vec<u64>,
 }
 
 impl Collected {
@@ -198,7 +200,8 @@ impl<'a> Coordinator<'a> {
             done(Err("the job ended before every shard took the savepoint".into()));
             return false;
         };
-        let (local, sync) = (collected.local_dirs(), collected.sync);
+        let (local, sync, sync_per_shard_ms) =
+            (collected.local_dirs(), collected.sync, collected.sync_per_shard_ms.clone());
         let written = if collected.timed_out {
             Err(Error::Executor(format!(
                 "savepoint {id} took longer than {} ms",
@@ -227,6 +230,7 @@ impl<'a> Coordinator<'a> {
             trigger_ms,
             duration_ms: started.elapsed().as_millis() as u64,
             sync_ms: sync.as_millis() as u64,
+            sync_per_shard_ms,
             state_bytes: 0,
             copied_bytes: 0,
             reused_bytes: 0,
@@ -243,6 +247,7 @@ impl<'a> Coordinator<'a> {
                     bytes = w.bytes,
                     duration_ms = record.duration_ms,
                     sync_ms = record.sync_ms,
+                    sync_ms_per_shard = ?record.sync_per_shard_ms,
                     "savepoint completed"
                 );
                 (record.state_bytes, record.copied_bytes, record.form) = (w.bytes, w.bytes, Some(w.form));
@@ -294,8 +299,9 @@ impl<'a> Coordinator<'a> {
             }
         }
         let sync = got.iter().flatten().map(|a| a.sync).max().unwrap_or_default();
+        let sync_per_shard_ms = got.iter().map(|a| a.as_ref().map_or(0, |a| a.sync.as_millis() as u64)).collect();
         timed_out |= started.elapsed() > timeout;
-        Some(Collected { acks: got.into_iter().flatten().collect(), timed_out, sync })
+        Some(Collected { acks: got.into_iter().flatten().collect(), timed_out, sync, sync_per_shard_ms })
     }
 
     /// Publishes (or declines) checkpoint `id`; returns when the next one is due.
@@ -305,6 +311,7 @@ impl<'a> Coordinator<'a> {
         };
         let (local, sync, trigger_ms) =
             (c.local_dirs(), c.sync, now_ms().saturating_sub(started.elapsed().as_millis() as u64));
+        let sync_per_shard_ms = c.sync_per_shard_ms.clone();
         let publish_started = Instant::now();
         let published = if c.timed_out {
             Err(Error::Executor(format!("checkpoint {} took longer than {} ms", id.0, cfg.timeout.as_millis())))
@@ -321,6 +328,7 @@ impl<'a> Coordinator<'a> {
             trigger_ms,
             duration_ms: 0,
             sync_ms: sync.as_millis() as u64,
+            sync_per_shard_ms,
             state_bytes: 0,
             copied_bytes: 0,
             reused_bytes: 0,
@@ -330,7 +338,7 @@ impl<'a> Coordinator<'a> {
         };
         let next = match published {
             Ok(p) => {
-                self.published(id, started, publish_started, sync, &p)?;
+                self.published(id, started, publish_started, (sync, &record.sync_per_shard_ms), &p)?;
                 (record.state_bytes, record.copied_bytes, record.reused_bytes) = (p.state_bytes, p.copied, p.reused);
                 record.location = Some(formats::layout::checkpoint_dir(
                     &formats::layout::checkpoint_root(&cfg.dir, &self.s.info.job),
@@ -361,7 +369,7 @@ impl<'a> Coordinator<'a> {
         id: CheckpointId,
         started: Instant,
         publish_started: Instant,
-        sync: Duration,
+        (sync, sync_per_shard_ms): (Duration, &[u64]),
         p: &Published,
     ) -> Result<(), Error> {
         self.consecutive_failures = 0;
@@ -374,6 +382,7 @@ impl<'a> Coordinator<'a> {
             checkpoint = id.0,
             duration_ms = started.elapsed().as_millis() as u64,
             sync_ms = sync.as_millis() as u64,
+            sync_ms_per_shard = ?sync_per_shard_ms,
             async_ms = publish_started.elapsed().as_millis() as u64,
             bytes_copied = p.copied,
             bytes_reused = p.reused,
