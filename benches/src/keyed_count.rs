@@ -55,6 +55,31 @@ struct Args {
     /// so the counts and the work are the same), then print medians and the ratio.
     #[arg(long)]
     compare_ttl: bool,
+    /// Skewed keys: this percentage of the records go to the hottest fifth of the keys
+    /// (chosen by a hash of the sequence number; e.g. 80 for an 80/20 skew). Off: the
+    /// key is `seq % keys`, every key in turn.
+    #[arg(long)]
+    hot_percent: Option<u64>,
+}
+
+/// splitmix64: a cheap, well-mixed hash of the sequence number.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// The key of record `seq`: in turn, or with `hot_percent`% of records on the hottest
+/// fifth of the keys.
+fn key_of(seq: u64, keys: u64, hot_percent: Option<u64>) -> u64 {
+    let Some(hot) = hot_percent else { return seq % keys };
+    let h = mix(seq);
+    if h % 100 < hot {
+        (h >> 8) % (keys / 5).max(1)
+    } else {
+        (h >> 8) % keys
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -106,7 +131,7 @@ fn run(a: &Args, base: &std::path::Path, ttl_ms: Option<u64>) -> anyhow::Result<
         },
     };
     {
-        let keys = a.keys;
+        let (keys, hot_percent) = (a.keys, a.hot_percent);
         let mut cfg = RunConfig::new(a.shards, a.backend, base.to_owned());
         if let Some(c) = a.cache_entries {
             cfg.rocks.cache_entries_max = c;
@@ -117,7 +142,7 @@ fn run(a: &Args, base: &std::path::Path, ttl_ms: Option<u64>) -> anyhow::Result<
         }
         let report = Job::new("keyed-count")
             .source(Generator::new(Some(a.records), |seq| seq))
-            .key_by(move |seq: &u64| seq % keys)
+            .key_by(move |seq: &u64| key_of(*seq, keys, hot_percent))
             .process(move |reg| {
                 let ttl = ttl_ms.map(|ttl_ms| TtlConfig { ttl_ms, update: TtlUpdate::OnCreateAndWrite });
                 let count = Count { count: reg.value("count", ttl)? };
@@ -135,9 +160,10 @@ fn run(a: &Args, base: &std::path::Path, ttl_ms: Option<u64>) -> anyhow::Result<
             a.records
         );
         println!(
-            "sluice records={} keys={} backend={} par={} cache_entries={} checkpoint_ms={} ttl_ms={} ttl_cleanup={} seconds={:.2} rec_per_s={:.0}",
+            "sluice records={} keys={} hot_percent={} backend={} par={} cache_entries={} checkpoint_ms={} ttl_ms={} ttl_cleanup={} seconds={:.2} rec_per_s={:.0}",
             a.records,
             a.keys,
+            a.hot_percent.map_or("none".to_string(), |p| p.to_string()),
             a.backend,
             a.shards,
             cfg.rocks.cache_entries_max,
