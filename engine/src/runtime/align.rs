@@ -115,9 +115,10 @@ impl Aligner {
         let mut op = op.borrow_mut();
         let op = &mut *op;
         let expiry = op.sweeper.snapshot_expiry(op.clock.now_ms());
-        let purged = match a.native.barriers.is_final(id) {
-            true => op.sweeper.before_final_snapshot(&mut *op.backend).map_err(|e| e.to_string()),
-            false => Ok(()),
+        let purged = if a.native.barriers.is_final(id) {
+            op.sweeper.before_final_snapshot(&mut *op.backend).map_err(|e| e.to_string())
+        } else {
+            Ok(())
         };
         let snapshot = purged.and_then(|()| {
             ack::take_snapshot(&mut *op.backend, a.range, a.native.dir_for(id), a.shard, id, Some(&expiry))

@@ -56,14 +56,11 @@ impl TimerService {
         ts: i64,
         namespace: &[u8],
     ) -> Result<(), StateError> {
-        let mut key = std::mem::take(&mut ctx.scratch.key);
-        let r = Self::timer_key(ctx, domain, ts, namespace, &mut key).and_then(|()| {
-            ctx.backend.put(self.state, &key, b"")?;
-            ctx.time.registered(domain, ts, &key);
+        Self::with_timer_key(ctx, domain, ts, namespace, |ctx, key| {
+            ctx.backend.put(self.state, key, b"")?;
+            ctx.time.registered(domain, ts, key);
             Ok(())
-        });
-        ctx.scratch.key = key;
-        r
+        })
     }
 
     /// Deletes the timer of the current key in `namespace` at `ts`, if there is one.
@@ -74,9 +71,20 @@ impl TimerService {
         ts: i64,
         namespace: &[u8],
     ) -> Result<(), StateError> {
+        Self::with_timer_key(ctx, domain, ts, namespace, |ctx, key| ctx.backend.delete(self.state, key))
+    }
+
+    /// Runs `op` with the current key's timer key in `namespace` at `ts`, built in the
+    /// context's scratch buffer (no allocation per call).
+    fn with_timer_key(
+        ctx: &mut Context<'_>,
+        domain: TimeDomain,
+        ts: i64,
+        namespace: &[u8],
+        op: impl FnOnce(&mut Context<'_>, &[u8]) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
         let mut key = std::mem::take(&mut ctx.scratch.key);
-        let r =
-            Self::timer_key(ctx, domain, ts, namespace, &mut key).and_then(|()| ctx.backend.delete(self.state, &key));
+        let r = Self::timer_key(ctx, domain, ts, namespace, &mut key).and_then(|()| op(ctx, &key));
         ctx.scratch.key = key;
         r
     }
