@@ -147,7 +147,9 @@ impl Registration {
             .map_err(|e| ControlError::io_at("cannot create the registry", registry, e))?;
         check_private(registry)?;
         let mut registration = Registration { pid: endpoint.pid, files: Vec::new() };
-        for path in [endpoint_file(&endpoint.data_dir), registry.join(format!("{}.json", endpoint.pid))] {
+        // The registry entry first: whoever sees the data directory's file (which clients
+        // and scripts wait for) then also finds the job in `sluice list`.
+        for path in [registry.join(format!("{}.json", endpoint.pid)), endpoint_file(&endpoint.data_dir)] {
             publish(&path, &json)?;
             registration.files.push(path);
         }
