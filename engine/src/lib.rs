@@ -40,6 +40,9 @@ pub use runtime::config::{available_cores, RunConfig, RunReport};
 pub use runtime::control::{CheckpointRecord, JobControl, JobState, Operation, Refusal, Snapshot as JobSnapshot};
 pub use runtime::restart::RestartStrategy;
 pub use runtime::setup::{lock_checkpoint_root, release_after_failed_setup};
+pub use sink::two_phase::{
+    Guarantee, Pending, Transactional, TransactionalWriter, TwoPhaseCommitSink, TxnContext, PENDING_STATE,
+};
 pub use sink::{CollectSink, DiscardSink, LineFormat, LineSink, Sink, SinkFactory};
 pub use source::file::FileSource;
 pub use source::generator::Generator;

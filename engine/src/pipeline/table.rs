@@ -142,7 +142,7 @@ impl Sink<Output> for ShardTop {
 }
 
 impl SinkFactory<Output> for TopTable {
-    fn open(&self, _: ShardId) -> Result<Box<dyn Sink<Output>>, Error> {
+    fn open(&self, _: ShardId, _: u32) -> Result<Box<dyn Sink<Output>>, Error> {
         Ok(Box::new(ShardTop { rows: TopRows::new(self.top), merged: self.merged.clone() }))
     }
 

@@ -148,7 +148,7 @@ where
             timers: registry.timer_state(),
         };
         let (backend, sweeper) = self.open_backend(registry)?;
-        let sink = self.program.sink.open(self.id)?;
+        let sink = self.program.sink.open(self.id, self.cfg.shards)?;
         let mut op = Operator::new(
             self.id,
             func,

@@ -1,5 +1,9 @@
 //! Sinks: where outputs go. A factory opens one sink per shard; `finish` runs once after
-//! every shard has closed its sink.
+//! every shard has closed its sink. Transactional targets plug in through
+//! [`two_phase`]: the runtime calls a sink's checkpoint hooks (`snapshot` on the
+//! barrier, `checkpoint_complete` once the checkpoint is published).
+pub mod two_phase;
+
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -14,7 +18,26 @@ const LINE_BUFFER_BYTES: usize = 64 << 10;
 
 pub trait Sink<T> {
     fn write(&mut self, value: T) -> Result<(), Error>;
+    /// The shard ends (after `commit_at_end` when it ended well, after `abort` when not).
     fn close(&mut self) -> Result<(), Error>;
+    /// On checkpoint `id`'s barrier, after the shard's state is snapshotted: the items
+    /// the checkpoint keeps for this sink (operator list state
+    /// [`two_phase::PENDING_STATE`]: its pre-committed transactions).
+    fn snapshot(&mut self, _id: u64) -> Result<Vec<Vec<u8>>, Error> {
+        Ok(Vec::new())
+    }
+    /// Checkpoint `id` is published: commit what waited for it.
+    fn checkpoint_complete(&mut self, _id: u64) -> Result<(), Error> {
+        Ok(())
+    }
+    /// The job ended well and takes no checkpoints: commit everything written.
+    fn commit_at_end(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+    /// The job failed: abort what is not pre-committed.
+    fn abort(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 pub trait SinkFactory<T>: Send + Sync + 'static {
@@ -22,7 +45,14 @@ pub trait SinkFactory<T>: Send + Sync + 'static {
     fn check(&self) -> Result<(), Error> {
         Ok(())
     }
-    fn open(&self, shard: ShardId) -> Result<Box<dyn Sink<T>>, Error>;
+    /// Once at start, before any shard opens: `restored` holds the items of every old
+    /// shard's [`two_phase::PENDING_STATE`] in the checkpoint restored (empty on a fresh
+    /// start); the job now runs on `shards` shards.
+    fn recover(&self, _restored: &[Vec<u8>], _shards: u32) -> Result<(), Error> {
+        Ok(())
+    }
+    /// Opens shard `shard`'s sink, of `shards`.
+    fn open(&self, shard: ShardId, shards: u32) -> Result<Box<dyn Sink<T>>, Error>;
     fn finish(&self) -> Result<(), Error> {
         Ok(())
     }
@@ -33,8 +63,11 @@ impl<T: 'static> SinkFactory<T> for Arc<dyn SinkFactory<T>> {
     fn check(&self) -> Result<(), Error> {
         (**self).check()
     }
-    fn open(&self, shard: ShardId) -> Result<Box<dyn Sink<T>>, Error> {
-        (**self).open(shard)
+    fn recover(&self, restored: &[Vec<u8>], shards: u32) -> Result<(), Error> {
+        (**self).recover(restored, shards)
+    }
+    fn open(&self, shard: ShardId, shards: u32) -> Result<Box<dyn Sink<T>>, Error> {
+        (**self).open(shard, shards)
     }
     fn finish(&self) -> Result<(), Error> {
         (**self).finish()
@@ -46,7 +79,7 @@ impl<T: 'static> SinkFactory<T> for Arc<dyn SinkFactory<T>> {
 pub struct DiscardSink;
 
 impl<T: 'static> SinkFactory<T> for DiscardSink {
-    fn open(&self, _: ShardId) -> Result<Box<dyn Sink<T>>, Error> {
+    fn open(&self, _: ShardId, _: u32) -> Result<Box<dyn Sink<T>>, Error> {
         Ok(Box::new(DiscardSink))
     }
 }
@@ -76,7 +109,7 @@ impl<T> CollectSink<T> {
 }
 
 impl<T: Send + 'static> SinkFactory<T> for CollectSink<T> {
-    fn open(&self, _: ShardId) -> Result<Box<dyn Sink<T>>, Error> {
+    fn open(&self, _: ShardId, _: u32) -> Result<Box<dyn Sink<T>>, Error> {
         Ok(Box::new(CollectSink(self.0.clone())))
     }
 }
@@ -122,7 +155,7 @@ impl<T> LineSink<T> {
 }
 
 impl<T: 'static> SinkFactory<T> for LineSink<T> {
-    fn open(&self, _: ShardId) -> Result<Box<dyn Sink<T>>, Error> {
+    fn open(&self, _: ShardId, _: u32) -> Result<Box<dyn Sink<T>>, Error> {
         Ok(Box::new(LineWriter { target: self.target.clone(), format: self.format.clone(), buf: String::new() }))
     }
 
