@@ -5,6 +5,7 @@ use formats::timerkey::TimeDomain;
 use crate::error::Error;
 use crate::state::codec::Key;
 use crate::state::context::Context;
+use crate::state::operator::OperatorStates;
 
 pub trait KeyedProcessFunction: 'static {
     type Key: Key;
@@ -42,6 +43,19 @@ pub trait KeyedProcessFunction: 'static {
     /// end of time; pending processing-time timers stay in state). The context has no
     /// current key; use the handles' `for_each` to visit every key the shard owns.
     fn end_of_input(&mut self, _ctx: &mut Context<'_>, _out: &mut Vec<Self::Out>) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Called once per shard at start, before any record, with the operator states this
+    /// shard restored (empty on a fresh start): list states dealt evenly over the shards,
+    /// union states whole (Flink's `CheckpointedFunction::initializeState`).
+    fn initialize_state(&mut self, _restored: &OperatorStates) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Called on every checkpoint's barrier, with an empty store to fill with this
+    /// shard's operator states (Flink's `CheckpointedFunction::snapshotState`).
+    fn snapshot_state(&mut self, _checkpoint: u64, _store: &mut OperatorStates) -> Result<(), Error> {
         Ok(())
     }
 }

@@ -40,6 +40,7 @@ pub use runtime::config::{available_cores, RunConfig, RunReport};
 pub use runtime::control::{CheckpointRecord, JobControl, JobState, Operation, Refusal, Snapshot as JobSnapshot};
 pub use runtime::restart::RestartStrategy;
 pub use runtime::setup::{lock_checkpoint_root, release_after_failed_setup};
+pub use sink::files::PartFiles;
 pub use sink::two_phase::{
     Guarantee, Pending, Transactional, TransactionalWriter, TwoPhaseCommitSink, TxnContext, PENDING_STATE,
 };
@@ -50,6 +51,7 @@ pub use source::kafka::{KafkaSource, StartFrom};
 pub use source::tcp::TcpSource;
 pub use source::{utf8_lines, LineParser, Source, SourceContext, SourceReader, Split};
 pub use state::backend::BackendKind;
+pub use state::operator::OperatorStates;
 pub use state::cleanup::{
     CompactionFilterCleanup, IncrementalCleanup, TtlCleanup, CLEANUP_SIZE_MAX, IDLE_TICK, IDLE_TICK_FACTOR,
 };

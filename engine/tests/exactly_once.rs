@@ -17,6 +17,8 @@
 //! Cycles: `SLUICE_KILL_CYCLES` (default 20, what CI runs); `make soak` runs 1000.
 mod common;
 
+use common::kill::{published, CheckpointLog, LOG_FILTER};
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,57 +38,6 @@ fn job(d: &Path, count: u64) -> std::path::PathBuf {
     let p = d.join("job.toml");
     std::fs::write(&p, text).expect("job file");
     p
-}
-
-/// The log filter of every run: warnings, plus the coordinator's checkpoint lines.
-const LOG_FILTER: &str = "warn,engine::runtime::checkpoint=info";
-
-/// What one run's log says about its checkpoints, read incrementally while it runs.
-struct CheckpointLog {
-    path: std::path::PathBuf,
-    read: usize,
-    /// Checkpoints triggered and not yet published or failed.
-    open: std::collections::BTreeSet<u64>,
-    triggered: u64,
-    ended: u64,
-}
-
-impl CheckpointLog {
-    fn new(path: std::path::PathBuf) -> Self {
-        CheckpointLog { path, read: 0, open: Default::default(), triggered: 0, ended: 0 }
-    }
-
-    /// Reads the complete lines appended since the last call.
-    fn update(&mut self) {
-        let Ok(bytes) = std::fs::read(&self.path) else { return };
-        let Some(tail) = bytes.get(self.read..) else { return };
-        let Some(end) = tail.iter().rposition(|b| *b == b'\n') else { return };
-        for line in tail[..end].split(|b| *b == b'\n') {
-            let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else { continue };
-            let Some(id) = v["checkpoint"].as_u64() else { continue };
-            match v["message"].as_str() {
-                Some("checkpoint triggered") => {
-                    self.triggered += 1;
-                    self.open.insert(id);
-                }
-                Some("checkpoint published" | "checkpoint failed") => {
-                    self.ended += 1;
-                    self.open.remove(&id);
-                }
-                _ => {}
-            }
-        }
-        self.read += end + 1;
-    }
-
-    fn in_progress(&mut self) -> bool {
-        self.update();
-        !self.open.is_empty()
-    }
-}
-
-fn published(root: &Path) -> bool {
-    std::fs::read_dir(root).is_ok_and(|rd| rd.flatten().any(|e| e.path().join("_manifest").exists()))
 }
 
 /// A run of the job with its log (JSON lines) going to `log`, with `canary` planted.

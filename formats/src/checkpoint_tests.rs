@@ -37,6 +37,7 @@ fn checkpoint(id: u64, borrow: bool) -> (Manifest, Vec<Payload>) {
             format: crate::manifest::ShardFormat::Snapshot,
             files,
             source_position: serde_json::json!({ "offset": id * 100 }),
+            operator_state: Vec::new(),
         });
     }
     let m = Manifest {

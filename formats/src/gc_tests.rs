@@ -108,6 +108,7 @@ fn shard(files: Vec<FileRef>, format: ShardFormat, at: u64) -> ShardSnapshot {
         format,
         files,
         source_position: serde_json::json!({ "offset": at }),
+        operator_state: Vec::new(),
     }
 }
 

@@ -22,6 +22,8 @@ pub mod jobfile;
 pub mod keygroup;
 pub mod layout;
 pub mod manifest;
+pub mod operator_state;
+pub mod partfile;
 pub mod publish;
 pub mod savepoint;
 #[cfg(any(test, feature = "sim"))]

@@ -61,6 +61,9 @@ pub struct ShardSnapshot {
     pub files: Vec<FileRef>,
     /// Source position to resume from (opaque to this crate).
     pub source_position: serde_json::Value,
+    /// The shard's operator (non-keyed) states (§9.7); absent when it has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operator_state: Vec<crate::operator_state::OperatorState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -32,6 +32,7 @@ fn meta(form: Form, files: Vec<Vec<FileRef>>) -> SavepointMeta {
                 },
                 files,
                 source_position: serde_json::json!([{ "id": i, "next": 10 }]),
+                operator_state: Vec::new(),
             }
         })
         .collect();

@@ -286,6 +286,7 @@ fn generate_fixtures() {
                 format: ShardFormat::Rocksdb,
                 files,
                 source_position: serde_json::json!([{"id": shard, "next": 40 + shard, "end": u64::MAX, "step": 2}]),
+                operator_state: Vec::new(),
             });
         }
         let m = Manifest {
@@ -346,6 +347,7 @@ fn write_v3_canonical(sp: &Path) -> SavepointMeta {
             format: ShardFormat::Snapshot,
             files: vec![FileRef::of(&rel, &bytes)],
             source_position: serde_json::json!([{"id": shard, "next": 70 + shard, "end": 1000, "step": 2}]),
+            operator_state: Vec::new(),
         });
     }
     let meta = SavepointMeta {
@@ -430,6 +432,7 @@ fn v1_checkpoint_decodes_to_its_exact_contents() {
             format: ShardFormat::Snapshot,
             files: vec![snapshot_file],
             source_position: serde_json::json!([{"id": 0, "next": 120, "end": 1000, "step": 1}]),
+            operator_state: Vec::new(),
         }],
     };
     assert_eq!(m, expected);
@@ -551,6 +554,7 @@ fn v2_expected() -> Manifest {
         format: ShardFormat::Rocksdb,
         files,
         source_position: serde_json::json!([{"id": shard, "next": 40 + shard, "end": u64::MAX, "step": 2}]),
+        operator_state: Vec::new(),
     };
     Manifest {
         job: JOB.into(),
@@ -656,6 +660,7 @@ fn v3_expected(form: Form, files: [Vec<(&str, u64, u32)>; 2]) -> SavepointMeta {
                 .map(|(path, size, crc32)| FileRef { path: path.into(), size, crc32, local: None })
                 .collect(),
             source_position: serde_json::json!([{"id": i, "next": 70 + i, "end": 1000, "step": 2}]),
+            operator_state: Vec::new(),
         })
         .collect();
     SavepointMeta {

@@ -120,6 +120,7 @@ fn manifest() -> Manifest {
                 format: ShardFormat::Snapshot,
                 files: vec![FileRef::of("chk-3/shard-0.snapshot", b"snapshot bytes")],
                 source_position: serde_json::json!([{ "id": 0, "next": 1200, "end": 5000, "step": 1 }]),
+                operator_state: Vec::new(),
             },
             ShardSnapshot {
                 shard: 1,
@@ -132,6 +133,7 @@ fn manifest() -> Manifest {
                     FileRef::of("chk-3/shard-1/CURRENT", b"MANIFEST-000005\n"),
                 ],
                 source_position: serde_json::json!([{ "id": 1, "next": 3100, "end": 9000, "step": 1 }]),
+                operator_state: Vec::new(),
             },
         ],
     }

@@ -107,6 +107,7 @@ fn manifest(location: Location) -> impl Strategy<Value = Manifest> {
                         files,
                         source_position: pos
                             .map_or(serde_json::Value::Null, |p| serde_json::json!([{"id": i, "next": p}])),
+                        operator_state: Vec::new(),
                     }
                 })
                 .collect();

@@ -147,6 +147,7 @@ mod tests {
                 format: ShardFormat::Snapshot,
                 files: vec![FileRef::of(&path, &bytes)],
                 source_position: serde_json::Value::Null,
+                operator_state: Vec::new(),
             }],
         };
         let mut sim = SimFs::new();

@@ -155,6 +155,7 @@ mod checkpoints {
                 format: Default::default(),
                 files: vec![FileRef::of(&path, &bytes)],
                 source_position: serde_json::Value::Null,
+                operator_state: Vec::new(),
             }],
         };
         publish(&mut StdFs, root, &m, &[Payload { path, bytes }]).expect("publish");

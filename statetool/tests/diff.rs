@@ -228,6 +228,7 @@ fn republish(
             format: ShardFormat::Snapshot,
             files: vec![FileRef::of(&path, &bytes)],
             source_position: Value::Null,
+            operator_state: Vec::new(),
         });
         payloads.push(Payload { path, bytes });
     }
@@ -392,6 +393,7 @@ fn publish_states(root: &Path, states: &[StateRows<'_>]) {
             format: ShardFormat::Snapshot,
             files: vec![FileRef::of(&path, &bytes)],
             source_position: Value::Null,
+            operator_state: Vec::new(),
         }],
     };
     std::fs::create_dir_all(root).expect("mkdir");

@@ -53,6 +53,7 @@ fn checkpoint(root: &Path, id: u64) -> Manifest {
             format: ShardFormat::Snapshot,
             files,
             source_position: serde_json::Value::Null,
+            operator_state: Vec::new(),
         }],
     };
     publish(&mut StdFs, root, &m, &[p1, p2]).expect("publish");

@@ -23,6 +23,8 @@ use crate::badrecord::BadRecords;
 use crate::error::{Error, JobError};
 use crate::job::Job;
 use crate::runtime::config::{RunConfig, RunReport};
+use crate::sink::files::PartFiles;
+use crate::sink::two_phase::TwoPhaseCommitSink;
 use crate::sink::{LineSink, SinkFactory};
 use crate::source::file::FileSource;
 use crate::source::generator::Generator;
@@ -99,6 +101,15 @@ fn sink_of(plan: &JobPlan) -> Result<Arc<dyn SinkFactory<Output>>, Error> {
     Ok(match (plan.sink, &plan.sink_path, plan.top) {
         (SinkKind::Stdout, _, Some(top)) => Arc::new(TopTable::new(top, field)),
         (SinkKind::File, Some(p), _) => Arc::new(LineSink::file(p, json_line(field))?),
+        (SinkKind::Files, _, _) => {
+            let f = plan.sink_files.as_ref().ok_or_else(|| Error::Config("a files sink without its settings".into()))?;
+            let format: crate::sink::LineFormat<Output> = Arc::new(json_line(field));
+            let mut files = PartFiles::new(&f.dir, &f.prefix, ".jsonl", format);
+            (files.roll_bytes, files.roll_interval) = (f.roll_bytes, f.roll_interval);
+            let sink = TwoPhaseCommitSink::new(files, f.guarantee);
+            sink.check()?;
+            Arc::new(sink)
+        }
         _ => Arc::new(LineSink::stdout(json_line(field))),
     })
 }

@@ -12,6 +12,7 @@ use super::ttl::{ttl_plan, RawTtl, TtlPlan};
 use crate::error::Error;
 use crate::runtime::checkpoint::config::{CheckpointConfig, CheckpointMode, Cleanup};
 use crate::runtime::restart::RestartStrategy;
+use crate::sink::two_phase::Guarantee;
 use crate::source::kafka::StartFrom;
 use std::time::Duration;
 
@@ -128,6 +129,8 @@ struct RawOutput {
 pub enum SinkKind {
     Stdout,
     File,
+    /// Part files in a directory, committed with checkpoints (`sink::files`).
+    Files,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +139,21 @@ struct RawSink {
     kind: Spanned<SinkKind>,
     path: Option<Spanned<String>>,
     top: Option<Spanned<usize>>,
+    dir: Option<Spanned<String>>,
+    prefix: Option<Spanned<String>>,
+    guarantee: Option<Spanned<Guarantee>>,
+    roll_bytes: Option<Spanned<u64>>,
+    roll_seconds: Option<Spanned<u64>>,
+}
+
+/// `[sink] kind = "files"`, resolved.
+#[derive(Debug, Clone)]
+pub struct FilesPlan {
+    pub dir: PathBuf,
+    pub prefix: String,
+    pub guarantee: Guarantee,
+    pub roll_bytes: u64,
+    pub roll_interval: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,6 +209,7 @@ pub struct JobPlan {
     pub emit: Emit,
     pub sink: SinkKind,
     pub sink_path: Option<PathBuf>,
+    pub sink_files: Option<FilesPlan>,
     pub top: Option<usize>,
     pub dead_letter: Option<PathBuf>,
     pub fail_on_bad_record: bool,
@@ -270,7 +289,7 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
     let key_field = check_field(&cx, known.as_deref(), &raw.key.get_ref().field, "key.field")?;
     let (aggregate, value_field, value_type) = aggregate_plan(&cx, &raw.aggregate, known.as_deref())?;
     let ttl = raw.aggregate.get_ref().ttl.as_ref().map(ttl_plan).transpose().map_err(|(s, f, m)| cx.err(s, f, m))?;
-    let out = output_plan(&cx, &raw.sink, raw.output.as_ref())?;
+    let out = output_plan(&cx, &raw.sink, raw.output.as_ref(), job.name.get_ref())?;
     let errors = raw.errors.as_ref();
     let checkpoint = raw.checkpoint.as_ref().map(|c| checkpoint_plan(&cx, c.get_ref())).transpose()?;
     let restart = raw.restart.as_ref().map(|r| restart_plan(&cx, r.get_ref())).transpose()?;
@@ -287,6 +306,7 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
         emit: out.emit,
         sink: out.sink,
         sink_path: out.sink_path,
+        sink_files: out.files,
         top: out.top,
         dead_letter: errors.and_then(|e| e.dead_letter.as_ref()).map(|p| cx.path(p.get_ref())),
         fail_on_bad_record: errors.and_then(|e| e.fail_on_bad_record).unwrap_or(false),
@@ -474,17 +494,24 @@ struct OutputPlan {
     emit: Emit,
     sink: SinkKind,
     sink_path: Option<PathBuf>,
+    files: Option<FilesPlan>,
     top: Option<usize>,
 }
 
-fn output_plan(cx: &Ctx<'_>, raw: &Spanned<RawSink>, output: Option<&Spanned<RawOutput>>) -> Result<OutputPlan, Error> {
+fn output_plan(
+    cx: &Ctx<'_>,
+    raw: &Spanned<RawSink>,
+    output: Option<&Spanned<RawOutput>>,
+    name: &str,
+) -> Result<OutputPlan, Error> {
     let sink = raw.get_ref();
     let sink_path = match (*sink.kind.get_ref(), &sink.path) {
         (SinkKind::File, Some(p)) => Some(cx.path(p.get_ref())),
         (SinkKind::File, None) => return Err(cx.err(raw.span(), "sink.path", "required for sink kind file")),
-        (SinkKind::Stdout, Some(p)) => return Err(cx.err(p.span(), "sink.path", "only a file sink takes a path")),
-        (SinkKind::Stdout, None) => None,
+        (_, Some(p)) => return Err(cx.err(p.span(), "sink.path", "only a file sink takes a path")),
+        (_, None) => None,
     };
+    let files = files_plan(cx, raw, name)?;
     let emit = output.map_or(Emit::Final, |o| *o.get_ref().emit.get_ref());
     if let Some(t) = &sink.top {
         if *sink.kind.get_ref() != SinkKind::Stdout || emit != Emit::Final || *t.get_ref() == 0 {
@@ -502,7 +529,42 @@ fn output_plan(cx: &Ctx<'_>, raw: &Spanned<RawSink>, output: Option<&Spanned<Raw
             format!("at most {TOP_ROWS_MAX}: each shard keeps that many rows in memory"),
         ));
     }
-    Ok(OutputPlan { emit, sink: *sink.kind.get_ref(), sink_path, top: sink.top.as_ref().map(|t| *t.get_ref()) })
+    Ok(OutputPlan { emit, sink: *sink.kind.get_ref(), sink_path, files, top: sink.top.as_ref().map(|t| *t.get_ref()) })
+}
+
+/// The part-file settings of a `files` sink (None for the other kinds, which take none
+/// of them). The prefix defaults to the job's name.
+fn files_plan(cx: &Ctx<'_>, raw: &Spanned<RawSink>, job: &str) -> Result<Option<FilesPlan>, Error> {
+    let sink = raw.get_ref();
+    if *sink.kind.get_ref() != SinkKind::Files {
+        let given = [
+            ("sink.dir", sink.dir.as_ref().map(Spanned::span)),
+            ("sink.prefix", sink.prefix.as_ref().map(Spanned::span)),
+            ("sink.guarantee", sink.guarantee.as_ref().map(Spanned::span)),
+            ("sink.roll_bytes", sink.roll_bytes.as_ref().map(Spanned::span)),
+            ("sink.roll_seconds", sink.roll_seconds.as_ref().map(Spanned::span)),
+        ];
+        if let Some((field, Some(span))) = given.into_iter().find(|(_, s)| s.is_some()) {
+            return Err(cx.err(span, field, "only a files sink takes it"));
+        }
+        return Ok(None);
+    }
+    let Some(dir) = &sink.dir else { return Err(cx.err(raw.span(), "sink.dir", "required for sink kind files")) };
+    let prefix = sink.prefix.as_ref().map_or_else(|| job.to_owned(), |p| p.get_ref().clone());
+    if prefix.is_empty() || prefix.contains('/') || prefix.starts_with('.') {
+        let span = sink.prefix.as_ref().map_or(raw.span(), Spanned::span);
+        return Err(cx.err(span, "sink.prefix", "must be a file name start: not empty, no '/', not starting with '.'"));
+    }
+    if let Some(b) = sink.roll_bytes.as_ref().filter(|b| *b.get_ref() == 0) {
+        return Err(cx.err(b.span(), "sink.roll_bytes", "must be at least 1"));
+    }
+    Ok(Some(FilesPlan {
+        dir: cx.path(dir.get_ref()),
+        prefix,
+        guarantee: sink.guarantee.as_ref().map_or(Guarantee::ExactlyOnce, |g| *g.get_ref()),
+        roll_bytes: sink.roll_bytes.as_ref().map_or(128 << 20, |b| *b.get_ref()),
+        roll_interval: sink.roll_seconds.as_ref().map(|s| std::time::Duration::from_secs(*s.get_ref())).filter(|d| !d.is_zero()),
+    }))
 }
 
 /// `[checkpoint]`, with its defaults.

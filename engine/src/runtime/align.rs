@@ -124,6 +124,18 @@ impl Aligner {
             ack::take_snapshot(&mut *op.backend, a.range, a.native.dir_for(id), a.shard, id, Some(&expiry))
                 .map_err(|e| e.to_string())
         });
+        // The function's operator states, then the sink's pre-commit: everything the
+        // shard wrote before this barrier is in the transaction the checkpoint keeps.
+        let operator_state = match op.snapshot_operator_state(id) {
+            Ok(s) => s,
+            Err(e) => {
+                // A sink that cannot pre-commit has lost its transaction: the job fails
+                // and restores from the last checkpoint.
+                tracing::error!(shard = a.shard, checkpoint = id, error = %e, "operator state or sink pre-commit failed");
+                a.failed.store(true, Ordering::Relaxed);
+                Vec::new()
+            }
+        };
         if let Some(tx) = &a.acks {
             // The coordinator is gone only when it failed, and then the job fails.
             let sent = tx.send(Ack {
@@ -133,6 +145,7 @@ impl Aligner {
                 states: op.backend.descriptors().to_vec(),
                 snapshot,
                 splits: a.splits.clone(),
+                operator_state,
                 sync: started.elapsed(),
             });
             if sent.is_err() {

@@ -32,6 +32,7 @@ use crate::runtime::mesh;
 use crate::runtime::metrics::{self, Metrics};
 use crate::runtime::restart::Tracker;
 use crate::runtime::setup;
+use crate::sink::two_phase::PENDING_STATE;
 use crate::runtime::shard::Shard;
 use crate::state::codec::Key;
 
@@ -145,6 +146,10 @@ where
             "restoring"
         );
     }
+    // Commits what the restored checkpoint holds pre-committed, aborts what earlier runs
+    // left open: before any shard writes.
+    let pending = cfg.restore.as_ref().map(|r| r.operator_items(PENDING_STATE)).unwrap_or_default();
+    p.sink.recover(&pending, cfg.shards)?;
     let barriers = Arc::new(Barriers::new(n, last.map_or(0, |c| c.0), cfg.checkpoint.is_some()));
     let (ack_tx, ack_rx) = crossbeam_channel::bounded::<Ack>(n * ACKS_PER_SHARD_MAX);
     let failed = Arc::new(AtomicBool::new(false));

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use event_listener::Event;
+use formats::operator_state::OperatorState;
 use formats::statekey;
 use formats::timerkey::{TimeDomain, TIMER_STATE};
 use formats::{KeyGroup, KeyGroupRange, ShardId};
@@ -13,11 +14,13 @@ use crate::error::{Error, StateError};
 use crate::function::KeyedProcessFunction;
 use crate::graph::Chain;
 use crate::runtime::metrics::Metrics;
+use crate::sink::two_phase::PENDING_STATE;
 use crate::sink::Sink;
 use crate::state::backend::{Backend, StateId};
 use crate::state::codec::Key;
 use crate::state::context::Context;
 use crate::state::context::Scratch;
+use crate::state::operator::OperatorStates;
 use crate::state::sweeper::Sweeper;
 use crate::time::firing::{self, TimerEnv};
 use crate::time::scope::TimeScope;
@@ -130,6 +133,18 @@ impl<P: KeyedProcessFunction, O> Operator<P, O> {
             self.sweeper.after_record(&mut *self.backend, self.clock.now_ms(), n as usize)?;
         }
         Ok(())
+    }
+
+    /// On checkpoint `id`'s barrier: the function's operator states and the sink's
+    /// pending transactions ([`PENDING_STATE`]), pre-committing the open one.
+    pub fn snapshot_operator_state(&mut self, id: u64) -> Result<Vec<OperatorState>, Error> {
+        let mut store = OperatorStates::default();
+        self.func.snapshot_state(id, &mut store)?;
+        let pending = self.sink.snapshot(id)?;
+        if !pending.is_empty() {
+            *store.list(PENDING_STATE) = pending;
+        }
+        Ok(store.into_states())
     }
 
     /// Every `state::cleanup::IDLE_TICK`: samples the entries stored, and runs

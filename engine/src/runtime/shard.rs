@@ -19,7 +19,7 @@ use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use crate::error::Error;
 use crate::function::KeyedProcessFunction;
 use crate::graph::Program;
-use crate::runtime::align::{Aligner, NativeSnapshots};
+use crate::runtime::align::{Aligner, NativeSnapshots, FAILURE_CHECK};
 use crate::runtime::checkpoint::barriers::Barriers;
 use crate::runtime::checkpoint::config::CheckpointMode;
 use crate::runtime::checkpoint::AckSender;
@@ -34,6 +34,7 @@ use crate::state::codec::Key;
 use crate::state::context::StateRegistry;
 use crate::state::expired::ExpiredCounts;
 use crate::state::heap::HeapBackend;
+use crate::state::operator::OperatorStates;
 use crate::state::rocks::RocksBackend;
 use crate::state::sweeper::Sweeper;
 
@@ -161,6 +162,11 @@ where
             time,
         );
         op.open_timers()?;
+        let restored = match self.cfg.restore.as_deref() {
+            Some(r) => r.operator_state_for(self.id.0, self.cfg.shards)?,
+            None => Vec::new(),
+        };
+        op.func.initialize_state(&OperatorStates::from_states(restored))?;
         Ok(op)
     }
 
@@ -226,6 +232,7 @@ where
             })
         };
         let clock_timer = glommio::spawn_local(processing_timers(op.clone(), self.failed.clone(), self.id.0));
+        let committer = glommio::spawn_local(commit_completed(op.clone(), self.barriers.clone(), self.failed.clone(), self.id.0));
         let produced = self.produce(&senders, &op, &align).await;
         // Closing our senders tells every peer we are done sending.
         drop(senders);
@@ -241,15 +248,77 @@ where
         }
         drop(ticker);
         drop(clock_timer);
-        let mut op = op.borrow_mut();
         if first_err.is_none() && !self.failed.load(Ordering::Relaxed) {
-            op.end_of_input()?;
+            // The final checkpoint's transaction commits once it is published; only then
+            // may the outputs after it be committed.
+            if let Err(e) = self.final_committed(&op).await {
+                self.failed.store(true, Ordering::Relaxed);
+                first_err = Some(e);
+            }
         }
-        let closed = op.sink.close();
+        drop(committer);
+        let mut op = op.borrow_mut();
+        let ended = match first_err {
+            None if !self.failed.load(Ordering::Relaxed) => op.end_of_input().and_then(|()| op.sink.commit_at_end()),
+            _ => op.sink.abort(),
+        };
+        let closed = ended.and_then(|()| op.sink.close());
         match first_err {
             Some(e) => Err(e),
             None => closed,
         }
+    }
+
+    /// With checkpoints, waits until the final checkpoint is published and commits what
+    /// the shard's sink pre-committed for it; fails when it was declined (the restart
+    /// then redoes the end from the last checkpoint). At once without checkpoints.
+    async fn final_committed(&self, op: &RefCell<Operator<P, O>>) -> Result<(), Error> {
+        if self.cfg.checkpoint.is_none() {
+            return Ok(());
+        }
+        loop {
+            let listener = self.barriers.listen_completion();
+            let c = self.barriers.completion();
+            if c.final_id != 0 && c.completed >= c.final_id {
+                return op.borrow_mut().sink.checkpoint_complete(c.completed);
+            }
+            if c.final_declined {
+                return Err(Error::Executor(format!(
+                    "shard {}: the final checkpoint {} was declined; what the sink wrote after checkpoint {} is not \
+                     committed (a restart redoes it)",
+                    self.id.0, c.final_id, c.completed
+                )));
+            }
+            if self.failed.load(Ordering::Relaxed) {
+                return Err(Error::Executor("the job failed before its final checkpoint completed".into()));
+            }
+            futures_lite::future::or(listener, glommio::timer::sleep(FAILURE_CHECK)).await;
+        }
+    }
+}
+
+/// Commits the shard sink's pending transactions as checkpoints are published (the
+/// coordinator's completion notice). Dropping the task cancels it.
+async fn commit_completed<P: KeyedProcessFunction, O>(
+    op: Rc<RefCell<Operator<P, O>>>,
+    barriers: Arc<Barriers>,
+    failed: Arc<AtomicBool>,
+    shard: u16,
+) {
+    let mut seen = 0;
+    loop {
+        let listener = barriers.listen_completion();
+        let completed = barriers.completion().completed;
+        if completed > seen {
+            seen = completed;
+            if let Err(e) = op.borrow_mut().sink.checkpoint_complete(completed) {
+                tracing::error!(shard, checkpoint = completed, error = %e, "the sink cannot commit");
+                failed.store(true, Ordering::Relaxed);
+                return;
+            }
+            continue;
+        }
+        listener.await;
     }
 }
 

@@ -8,6 +8,7 @@ pub mod expired;
 pub mod handles;
 pub mod heap;
 pub mod loader;
+pub mod operator;
 #[cfg(test)]
 mod native_test;
 pub mod rocks;

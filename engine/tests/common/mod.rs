@@ -1,5 +1,7 @@
 //! What the tests of the `sequence` aggregate share: its output read back, and the
 //! failure-free model it must equal.
+pub mod kill;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -7,6 +9,7 @@ use std::path::Path;
 pub type SeqResults = BTreeMap<u64, (u64, u64, u64)>;
 
 /// The `sequence` aggregate's output file; a key emitted twice fails the test.
+#[allow(dead_code, reason = "each test binary that includes `common` uses part of it")]
 pub fn read_sequence_results(path: &Path) -> SeqResults {
     let text = std::fs::read_to_string(path).expect("output");
     let mut got = SeqResults::new();

@@ -25,6 +25,7 @@ use std::time::Instant;
 use anyhow::Context;
 use formats::keygroup::{key_group_of, range_for_shard, KeyGroup, ShardId};
 use formats::manifest::{Manifest, ShardSnapshot};
+use formats::operator_state::OperatorState;
 use formats::statekey;
 use formats::timerkey;
 use formats::value::{purge_expired, Purged, StateKind};
@@ -94,6 +95,16 @@ fn positions(m: &Manifest, shards: u32) -> anyhow::Result<Vec<serde_json::Value>
         }
     }
     Ok(out.into_iter().map(serde_json::Value::from).collect())
+}
+
+/// New shard `shard`'s operator states: as they are on the same shard count, else
+/// dealt as a restore onto `shards` shards would deal them (FORMAT.md §9.7).
+fn operator_states(m: &Manifest, shard: u32, shards: u32) -> anyhow::Result<Vec<OperatorState>> {
+    if m.shards.len() == shards as usize {
+        return Ok(m.shards.get(shard as usize).map(|s| s.operator_state.clone()).unwrap_or_default());
+    }
+    let old: Vec<&[OperatorState]> = m.shards.iter().map(|s| s.operator_state.as_slice()).collect();
+    Ok(formats::operator_state::redistribute(&old, shard, shards)?)
 }
 
 /// Where mapped entries go: (output state, key group, state key, value).
@@ -230,7 +241,8 @@ pub fn run(input: &Loaded, plan: &Plan, to: &Path) -> anyhow::Result<Report> {
                 None => read_mapped(input, plan, range, &mut r, &mut |state, kg, k, v| sink.add(state, kg, k, v))?,
             }
             let files = out.close(shard.0, sink)?;
-            shards.push(ShardSnapshot { shard: shard.0, range, format, files, source_position });
+            let operator_state = operator_states(m, i as u32, plan.shards)?;
+            shards.push(ShardSnapshot { shard: shard.0, range, format, files, source_position, operator_state });
         }
         Ok(shards)
     };

@@ -106,6 +106,7 @@ fn write_input(root: &Path, entries: &[Entry], shards: u32, g: u32) {
             format: ShardFormat::Snapshot,
             files: vec![FileRef::of(&path, &bytes)],
             source_position: serde_json::Value::Null,
+            operator_state: Vec::new(),
         });
         payloads.push(Payload { path, bytes });
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use formats::id::CheckpointId;
 use formats::keygroup::{KeyGroupRange, ShardId};
 use formats::layout;
+use formats::operator_state::OperatorState;
 use formats::value::StateDescriptor;
 
 use crate::error::Error;
@@ -22,6 +23,8 @@ pub struct Ack {
     pub states: Vec<StateDescriptor>,
     pub snapshot: Result<ShardState, String>,
     pub splits: Option<Vec<Split>>,
+    /// The shard's operator states (its function's and its sink's).
+    pub operator_state: Vec<OperatorState>,
     pub sync: Duration,
 }
 

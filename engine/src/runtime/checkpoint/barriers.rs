@@ -27,6 +27,9 @@ pub struct Barriers {
     wants_final: bool,
     /// One message when the last source ends (for the coordinator's wait).
     ended: (Sender<()>, Receiver<()>),
+    /// Notified when a checkpoint is published or the final one is declined: wakes the
+    /// shards' sink committers.
+    completion: Event,
 }
 
 struct BarrierState {
@@ -36,6 +39,19 @@ struct BarrierState {
     /// The final checkpoint's barrier (0: not requested yet).
     final_id: u64,
     closed: bool,
+    /// The newest checkpoint published (0: none in this attempt).
+    completed: u64,
+    /// The final checkpoint was declined: what waited for it is not committed.
+    final_declined: bool,
+}
+
+/// Where the shards' commits stand: the newest checkpoint published, the final
+/// checkpoint's id (0: not requested) and whether it was declined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    pub completed: u64,
+    pub final_id: u64,
+    pub final_declined: bool,
 }
 
 impl Barriers {
@@ -43,13 +59,47 @@ impl Barriers {
     /// end is checkpointed before the producers close (see the module's docs).
     pub fn new(shards: usize, last: u64, wants_final: bool) -> Self {
         Barriers {
-            state: Mutex::new(BarrierState { requested: last, savepoint: 0, final_id: 0, closed: false }),
+            state: Mutex::new(BarrierState {
+                requested: last,
+                savepoint: 0,
+                final_id: 0,
+                closed: false,
+                completed: 0,
+                final_declined: false,
+            }),
             finished: AtomicUsize::new(0),
             shards,
             changed: Event::new(),
             wants_final,
             ended: crossbeam_channel::bounded(1),
+            completion: Event::new(),
         }
+    }
+
+    /// Checkpoint `id` is published: sinks may commit what waited for it.
+    pub(crate) fn complete(&self, id: u64) {
+        let mut s = self.lock();
+        s.completed = s.completed.max(id);
+        drop(s);
+        self.completion.notify(usize::MAX);
+    }
+
+    /// The final checkpoint was declined: the shards' last commit will not come.
+    pub(crate) fn decline_final(&self) {
+        self.lock().final_declined = true;
+        self.completion.notify(usize::MAX);
+    }
+
+    /// Where commits stand.
+    pub fn completion(&self) -> Completion {
+        let s = self.lock();
+        Completion { completed: s.completed, final_id: s.final_id, final_declined: s.final_declined }
+    }
+
+    /// A listener notified at the next completion. Create it before looking at
+    /// [`Self::completion`], so a change in between is not missed.
+    pub fn listen_completion(&self) -> EventListener {
+        self.completion.listen()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BarrierState> {

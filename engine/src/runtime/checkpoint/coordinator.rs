@@ -339,6 +339,8 @@ impl<'a> Coordinator<'a> {
         let next = match published {
             Ok(p) => {
                 self.published(id, started, publish_started, (sync, &record.sync_per_shard_ms), &p)?;
+                // Sinks commit what this checkpoint holds pre-committed.
+                self.s.barriers.complete(id.0);
                 (record.state_bytes, record.copied_bytes, record.reused_bytes) = (p.state_bytes, p.copied, p.reused);
                 record.location = Some(formats::layout::checkpoint_dir(
                     &formats::layout::checkpoint_root(&cfg.dir, &self.s.info.job),
@@ -348,6 +350,9 @@ impl<'a> Coordinator<'a> {
                 (started + cfg.interval).max(Instant::now() + cfg.min_pause)
             }
             Err(e) => {
+                if last {
+                    self.s.barriers.decline_final();
+                }
                 record.failure = e.to_string();
                 record.duration_ms = started.elapsed().as_millis() as u64;
                 if let Some(c) = &self.s.control {

@@ -167,7 +167,8 @@ impl Writer {
                     (ShardFormat::Rocksdb, staged.files)
                 }
             };
-            shards.push(ShardSnapshot { shard: a.shard, range: a.range, format, files, source_position });
+            let operator_state = a.operator_state;
+            shards.push(ShardSnapshot { shard: a.shard, range: a.range, format, files, source_position, operator_state });
         }
         let manifest = info.manifest(id, parent, states, shards);
         protocol::commit(&mut *self.fs, &self.root, &manifest, &payloads)?;
@@ -249,6 +250,7 @@ mod tests {
             states: vec![d],
             snapshot: Ok(ShardState::Full(collected)),
             splits: None,
+            operator_state: Vec::new(),
             sync: Duration::ZERO,
         }
     }

@@ -11,6 +11,7 @@ use formats::fs::{Fs, StdFs};
 use formats::keygroup::{KeyGroupRange, ShardId};
 use formats::layout;
 use formats::manifest::{Manifest, ShardFormat};
+use formats::operator_state::OperatorState;
 use formats::savepoint::{self, Form};
 use formats::value::StateDescriptor;
 
@@ -149,6 +150,22 @@ impl Restore {
             }
         }
         Ok(Some(all.into_iter().filter(|s| s.id % shards.max(1) == u32::from(shard)).collect()))
+    }
+
+    /// The operator states new shard `shard` of `shards` restores (list states dealt
+    /// evenly, union states whole).
+    pub fn operator_state_for(&self, shard: u16, shards: u32) -> Result<Vec<OperatorState>, Error> {
+        let old: Vec<&[OperatorState]> = self.manifest.shards.iter().map(|s| s.operator_state.as_slice()).collect();
+        formats::operator_state::redistribute(&old, u32::from(shard), shards).map_err(|e| {
+            Error::Config(format!("cannot restore {}: {e}", self.location().display()))
+        })
+    }
+
+    /// Every item of operator state `name` over all old shards (a sink's pending
+    /// transactions, which its recovery commits at once).
+    pub fn operator_items(&self, name: &str) -> Vec<Vec<u8>> {
+        let old: Vec<&[OperatorState]> = self.manifest.shards.iter().map(|s| s.operator_state.as_slice()).collect();
+        formats::operator_state::all_items(&old, name)
     }
 
     /// Whether restoring needs a scratch directory (some shard is a RocksDB instance).

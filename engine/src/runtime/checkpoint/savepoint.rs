@@ -105,7 +105,8 @@ fn write_begun(
                 (ShardFormat::Snapshot, files)
             }
         };
-        shards.push(ShardSnapshot { shard: a.shard, range: a.range, format, files, source_position });
+        let operator_state = a.operator_state;
+        shards.push(ShardSnapshot { shard: a.shard, range: a.range, format, files, source_position, operator_state });
     }
     let manifest = info.manifest(id, None, states, shards);
     let bytes = manifest.files().map(|f| f.size).sum();

@@ -130,6 +130,7 @@ mod tests {
                 format: ShardFormat::Snapshot,
                 files: Vec::new(),
                 source_position: serde_json::Value::Null,
+                operator_state: Vec::new(),
             })
             .collect()
     }
