@@ -51,13 +51,13 @@ pub use source::kafka::{KafkaSource, StartFrom};
 pub use source::tcp::TcpSource;
 pub use source::{utf8_lines, LineParser, Source, SourceContext, SourceReader, Split};
 pub use state::backend::BackendKind;
-pub use state::operator::OperatorStates;
 pub use state::cleanup::{
     CompactionFilterCleanup, IncrementalCleanup, TtlCleanup, CLEANUP_SIZE_MAX, IDLE_TICK, IDLE_TICK_FACTOR,
 };
 pub use state::codec::{msgpack_decode, msgpack_encode, Key, StateCodec};
 pub use state::context::{Context, StateRegistry};
 pub use state::handles::{AggregateFunction, AggregatingState, ListState, MapState, ReducingState, ValueState};
+pub use state::operator::OperatorStates;
 pub use state::rocks::RocksConfig;
 pub use testing::{StateHarness, StoredEntry};
 pub use time::strategy::{TimestampAssigner, WatermarkStrategy};

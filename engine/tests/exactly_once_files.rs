@@ -119,7 +119,11 @@ fn every_output_is_in_the_finished_files_exactly_once_across_kill_9() {
         doubled += total - counts.len() as u64;
         lost += w.0 - counts.iter().filter(|c| (1..=w.0).contains(c)).count() as u64;
     }
-    let unfinished = std::fs::read_dir(d.join("out")).expect("out").flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).count();
+    let unfinished = std::fs::read_dir(d.join("out"))
+        .expect("out")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .count();
     eprintln!(
         "files sink exactly-once: seed {seed:#x}, {cycles} cycles, {kills} kills ({during} while a checkpoint was open), \
          {count} records over {KEYS} keys, {files} finished files, {unfinished} unfinished left: {lost} lost, {doubled} duplicated"

@@ -65,7 +65,9 @@ pub fn unfinished(name: &str, prefix: &str) -> Option<(PartState, String)> {
 /// A random-enough token naming one run (an attempt of a job) in part-file names.
 pub fn run_token() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let mixed = xxhash_rust::xxh3::xxh3_64(&[now.as_nanos().to_le_bytes(), u128::from(std::process::id()).to_le_bytes()].concat());
+    let mixed = xxhash_rust::xxh3::xxh3_64(
+        &[now.as_nanos().to_le_bytes(), u128::from(std::process::id()).to_le_bytes()].concat(),
+    );
     format!("{:08x}", mixed as u32)
 }
 
@@ -78,14 +80,24 @@ mod tests {
         // Pins: the three names of one part file, and that recovery recognises the two
         // unfinished ones of its prefix only (not finished files, other prefixes, or
         // lookalikes without a shard number).
-        let n = PartName { prefix: "out".into(), shard: 3, checkpoint: 12, run: "ab12cd34".into(), index: 0, suffix: ".jsonl".into() };
+        let n = PartName {
+            prefix: "out".into(),
+            shard: 3,
+            checkpoint: 12,
+            run: "ab12cd34".into(),
+            index: 0,
+            suffix: ".jsonl".into(),
+        };
         let f = n.finished();
         assert_eq!(f, "out-3-12-ab12cd34-0.jsonl");
         let dir = Path::new("/d");
         assert_eq!(path(dir, &f, PartState::InProgress), Path::new("/d/.out-3-12-ab12cd34-0.jsonl.inprogress"));
         assert_eq!(path(dir, &f, PartState::Pending), Path::new("/d/.out-3-12-ab12cd34-0.jsonl.pending"));
         assert_eq!(unfinished(".out-3-12-ab12cd34-0.jsonl.pending", "out"), Some((PartState::Pending, f.clone())));
-        assert_eq!(unfinished(".out-3-12-ab12cd34-0.jsonl.inprogress", "out"), Some((PartState::InProgress, f.clone())));
+        assert_eq!(
+            unfinished(".out-3-12-ab12cd34-0.jsonl.inprogress", "out"),
+            Some((PartState::InProgress, f.clone()))
+        );
         assert_eq!(unfinished(&f, "out"), None);
         assert_eq!(unfinished(".other-3-12-x-0.pending", "out"), None);
         assert_eq!(unfinished(".out-x-12-x-0.pending", "out"), None);

@@ -102,7 +102,8 @@ fn sink_of(plan: &JobPlan) -> Result<Arc<dyn SinkFactory<Output>>, Error> {
         (SinkKind::Stdout, _, Some(top)) => Arc::new(TopTable::new(top, field)),
         (SinkKind::File, Some(p), _) => Arc::new(LineSink::file(p, json_line(field))?),
         (SinkKind::Files, _, _) => {
-            let f = plan.sink_files.as_ref().ok_or_else(|| Error::Config("a files sink without its settings".into()))?;
+            let f =
+                plan.sink_files.as_ref().ok_or_else(|| Error::Config("a files sink without its settings".into()))?;
             let format: crate::sink::LineFormat<Output> = Arc::new(json_line(field));
             let mut files = PartFiles::new(&f.dir, &f.prefix, ".jsonl", format);
             (files.roll_bytes, files.roll_interval) = (f.roll_bytes, f.roll_interval);

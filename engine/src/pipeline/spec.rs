@@ -563,7 +563,11 @@ fn files_plan(cx: &Ctx<'_>, raw: &Spanned<RawSink>, job: &str) -> Result<Option<
         prefix,
         guarantee: sink.guarantee.as_ref().map_or(Guarantee::ExactlyOnce, |g| *g.get_ref()),
         roll_bytes: sink.roll_bytes.as_ref().map_or(128 << 20, |b| *b.get_ref()),
-        roll_interval: sink.roll_seconds.as_ref().map(|s| std::time::Duration::from_secs(*s.get_ref())).filter(|d| !d.is_zero()),
+        roll_interval: sink
+            .roll_seconds
+            .as_ref()
+            .map(|s| std::time::Duration::from_secs(*s.get_ref()))
+            .filter(|d| !d.is_zero()),
     }))
 }
 

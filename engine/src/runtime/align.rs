@@ -52,6 +52,9 @@ pub struct Aligner {
     native: NativeSnapshots,
     /// Notified when a snapshot is taken: wakes the inputs held back by alignment.
     snapshotted: Event,
+    /// Why the shard failed at a barrier (its sink could not pre-commit), for the shard
+    /// to report when it ends.
+    pub error: Option<crate::error::Error>,
 }
 
 impl Aligner {
@@ -83,6 +86,7 @@ impl Aligner {
             align,
             native,
             snapshotted: Event::new(),
+            error: None,
         }
     }
 
@@ -133,6 +137,7 @@ impl Aligner {
                 // and restores from the last checkpoint.
                 tracing::error!(shard = a.shard, checkpoint = id, error = %e, "operator state or sink pre-commit failed");
                 a.failed.store(true, Ordering::Relaxed);
+                a.error.get_or_insert(e);
                 Vec::new()
             }
         };

@@ -32,8 +32,8 @@ use crate::runtime::mesh;
 use crate::runtime::metrics::{self, Metrics};
 use crate::runtime::restart::Tracker;
 use crate::runtime::setup;
-use crate::sink::two_phase::PENDING_STATE;
 use crate::runtime::shard::Shard;
+use crate::sink::two_phase::PENDING_STATE;
 use crate::state::codec::Key;
 
 /// Acks a shard may have queued for the coordinator: one per checkpoint in flight (the

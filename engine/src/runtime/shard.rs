@@ -232,7 +232,13 @@ where
             })
         };
         let clock_timer = glommio::spawn_local(processing_timers(op.clone(), self.failed.clone(), self.id.0));
-        let committer = glommio::spawn_local(commit_completed(op.clone(), self.barriers.clone(), self.failed.clone(), self.id.0));
+        let commit_error = Rc::new(RefCell::new(None));
+        let committer = glommio::spawn_local(commit_completed(
+            op.clone(),
+            self.barriers.clone(),
+            self.failed.clone(),
+            commit_error.clone(),
+        ));
         let produced = self.produce(&senders, &op, &align).await;
         // Closing our senders tells every peer we are done sending.
         drop(senders);
@@ -257,6 +263,9 @@ where
             }
         }
         drop(committer);
+        for e in [commit_error.borrow_mut().take(), align.borrow_mut().error.take()].into_iter().flatten() {
+            first_err.get_or_insert(e);
+        }
         let mut op = op.borrow_mut();
         let ended = match first_err {
             None if !self.failed.load(Ordering::Relaxed) => op.end_of_input().and_then(|()| op.sink.commit_at_end()),
@@ -298,12 +307,13 @@ where
 }
 
 /// Commits the shard sink's pending transactions as checkpoints are published (the
-/// coordinator's completion notice). Dropping the task cancels it.
+/// coordinator's completion notice). A commit that fails fails the job, its error left
+/// in `error` for the shard to report. Dropping the task cancels it.
 async fn commit_completed<P: KeyedProcessFunction, O>(
     op: Rc<RefCell<Operator<P, O>>>,
     barriers: Arc<Barriers>,
     failed: Arc<AtomicBool>,
-    shard: u16,
+    error: Rc<RefCell<Option<Error>>>,
 ) {
     let mut seen = 0;
     loop {
@@ -312,8 +322,9 @@ async fn commit_completed<P: KeyedProcessFunction, O>(
         if completed > seen {
             seen = completed;
             if let Err(e) = op.borrow_mut().sink.checkpoint_complete(completed) {
-                tracing::error!(shard, checkpoint = completed, error = %e, "the sink cannot commit");
+                tracing::error!(checkpoint = completed, error = %e, "the sink cannot commit");
                 failed.store(true, Ordering::Relaxed);
+                *error.borrow_mut() = Some(e);
                 return;
             }
             continue;

@@ -60,15 +60,17 @@ fn encode_names(names: &[String]) -> Vec<u8> {
 }
 
 fn decode_names(p: &Pending) -> Result<Vec<String>, Error> {
-    serde_json::from_slice(&p.handle)
-        .map_err(|e| Error::Config(format!("a pending file transaction of checkpoint {} does not decode: {e}", p.checkpoint)))
+    serde_json::from_slice(&p.handle).map_err(|e| {
+        Error::Config(format!("a pending file transaction of checkpoint {} does not decode: {e}", p.checkpoint))
+    })
 }
 
 /// Renames the pending files of `names` in `dir` to finished; a file already finished
 /// is committed already. Fsyncs the directory.
 fn commit_names(dir: &Path, names: &[String], checkpoint: u64) -> Result<(), Error> {
     for n in names {
-        let (pending, finished) = (partfile::path(dir, n, PartState::Pending), partfile::path(dir, n, PartState::Finished));
+        let (pending, finished) =
+            (partfile::path(dir, n, PartState::Pending), partfile::path(dir, n, PartState::Finished));
         match std::fs::rename(&pending, &finished) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && finished.exists() => {}

@@ -8,9 +8,9 @@ pub mod expired;
 pub mod handles;
 pub mod heap;
 pub mod loader;
-pub mod operator;
 #[cfg(test)]
 mod native_test;
+pub mod operator;
 pub mod rocks;
 pub mod snapshot;
 pub mod sweeper;

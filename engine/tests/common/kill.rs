@@ -54,4 +54,3 @@ impl CheckpointLog {
 pub fn published(root: &Path) -> bool {
     std::fs::read_dir(root).is_ok_and(|rd| rd.flatten().any(|e| e.path().join("_manifest").exists()))
 }
-

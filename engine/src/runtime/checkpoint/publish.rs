@@ -168,7 +168,14 @@ impl Writer {
                 }
             };
             let operator_state = a.operator_state;
-            shards.push(ShardSnapshot { shard: a.shard, range: a.range, format, files, source_position, operator_state });
+            shards.push(ShardSnapshot {
+                shard: a.shard,
+                range: a.range,
+                format,
+                files,
+                source_position,
+                operator_state,
+            });
         }
         let manifest = info.manifest(id, parent, states, shards);
         protocol::commit(&mut *self.fs, &self.root, &manifest, &payloads)?;

@@ -156,9 +156,8 @@ impl Restore {
     /// evenly, union states whole).
     pub fn operator_state_for(&self, shard: u16, shards: u32) -> Result<Vec<OperatorState>, Error> {
         let old: Vec<&[OperatorState]> = self.manifest.shards.iter().map(|s| s.operator_state.as_slice()).collect();
-        formats::operator_state::redistribute(&old, u32::from(shard), shards).map_err(|e| {
-            Error::Config(format!("cannot restore {}: {e}", self.location().display()))
-        })
+        formats::operator_state::redistribute(&old, u32::from(shard), shards)
+            .map_err(|e| Error::Config(format!("cannot restore {}: {e}", self.location().display())))
     }
 
     /// Every item of operator state `name` over all old shards (a sink's pending

@@ -228,7 +228,16 @@ fn a_canonical_savepoint_leaves_out_expired_entries() {
         std::fs::create_dir_all(&work).expect("work dir");
         let state = h.barrier_snapshot(range, &work, 7).expect("snapshot");
         let states = h.backend_mut().descriptors().to_vec();
-        let a = Ack { shard: 0, id: 7, range, states, snapshot: Ok(state), splits: None, operator_state: Vec::new(), sync: Duration::ZERO };
+        let a = Ack {
+            shard: 0,
+            id: 7,
+            range,
+            states,
+            snapshot: Ok(state),
+            splits: None,
+            operator_state: Vec::new(),
+            sync: Duration::ZERO,
+        };
         let target = dir.path().join("sp");
         savepoint::write(&info(kind, 1), CheckpointId(7), &target, Form::Canonical, vec![a], 1.0).expect("write");
 
