@@ -57,7 +57,7 @@ pub fn redistribute(old: &[&[OperatorState]], shard: u32, shards: u32) -> Result
                     let (base, extra) = (all.len() / shards, all.len() % shards);
                     let start = shard * base + shard.min(extra);
                     let len = base + usize::from(shard < extra);
-                    all[start..start + len].iter().map(|i| (*i).clone()).collect()
+                    all.iter().skip(start).take(len).map(|i| (*i).clone()).collect()
                 }
             };
             OperatorState { name: name.to_owned(), mode, items }
@@ -85,11 +85,10 @@ mod hex_items {
     }
 
     fn encode(bytes: &[u8]) -> String {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        use std::fmt::Write;
         let mut s = String::with_capacity(bytes.len() * 2);
         for b in bytes {
-            s.push(char::from(DIGITS[usize::from(b >> 4)]));
-            s.push(char::from(DIGITS[usize::from(b & 15)]));
+            let _ = write!(s, "{b:02x}");
         }
         s
     }
@@ -101,10 +100,15 @@ mod hex_items {
             _ => None,
         };
         let b = s.as_bytes();
-        if b.len() % 2 != 0 {
+        if !b.len().is_multiple_of(2) {
             return None;
         }
-        b.chunks(2).map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect()
+        b.chunks(2)
+            .map(|p| match p {
+                [hi, lo] => Some(digit(*hi)? << 4 | digit(*lo)?),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -122,9 +126,9 @@ mod tests {
     fn items_round_trip_through_json_as_hex() {
         // Pins: items are stored as lowercase hex and read back byte for byte; other text is refused.
         let s = state("pos", Mode::List, &[b"", b"\x00\xffab"]);
-        let json = serde_json::to_string(&s).unwrap();
+        let json = serde_json::to_string(&s).expect("encode");
         assert_eq!(json, r#"{"name":"pos","mode":"list","items":["","00ff6162"]}"#);
-        assert_eq!(serde_json::from_str::<OperatorState>(&json).unwrap(), s);
+        assert_eq!(serde_json::from_str::<OperatorState>(&json).expect("decode"), s);
         assert!(serde_json::from_str::<OperatorState>(r#"{"name":"p","mode":"list","items":["0g"]}"#).is_err());
         assert!(serde_json::from_str::<OperatorState>(r#"{"name":"p","mode":"list","items":["abc"]}"#).is_err());
     }
@@ -159,9 +163,9 @@ mod tests {
             let mut dealt = Vec::new();
             let mut sizes = Vec::new();
             for s in 0..shards {
-                let got = redistribute(&refs, s, shards).unwrap();
-                let list = got.iter().find(|g| g.name == "l").unwrap();
-                let union = got.iter().find(|g| g.name == "u").unwrap();
+                let got = redistribute(&refs, s, shards).expect("dealt");
+                let list = got.iter().find(|g| g.name == "l").expect("list");
+                let union = got.iter().find(|g| g.name == "u").expect("union");
                 prop_assert_eq!(union.items.concat(), union_items.clone());
                 sizes.push(list.items.len());
                 dealt.extend(list.items.concat());

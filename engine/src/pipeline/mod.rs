@@ -82,8 +82,13 @@ fn source_of(plan: &JobPlan) -> Arc<dyn Source<Input>> {
             Arc::new(FileSource::with_parser(path, parser(*format, csv)).skip_header(csv.header))
         }
         SourcePlan::Tcp { address, format, csv } => Arc::new(TcpSource::new(*address, parser(*format, csv))),
-        SourcePlan::Kafka { bootstrap, topic, start, bounded, format, csv } => {
-            let source = KafkaSource::new(bootstrap, topic, parser(*format, csv)).start_from(*start);
+        SourcePlan::Kafka { bootstrap, topic, start, bounded, group, discovery, format, csv } => {
+            let mut source = KafkaSource::new(bootstrap, topic, parser(*format, csv))
+                .start_from(*start)
+                .discover_partitions(*discovery);
+            if let Some(g) = group {
+                source = source.group(g);
+            }
             Arc::new(if *bounded { source.bounded() } else { source })
         }
         SourcePlan::Generator { count, keys, rate_per_s } => {

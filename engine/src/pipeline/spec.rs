@@ -100,6 +100,8 @@ struct RawSource {
     topic: Option<Spanned<String>>,
     start: Option<Spanned<String>>,
     bounded: Option<Spanned<bool>>,
+    group: Option<Spanned<String>>,
+    discovery_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,6 +184,10 @@ pub enum SourcePlan {
         topic: String,
         start: StartFrom,
         bounded: bool,
+        /// The consumer group offsets are committed to (None: `sluice-<topic>`).
+        group: Option<String>,
+        /// Partition discovery interval (None: never).
+        discovery: Option<Duration>,
         format: Format,
         csv: CsvPlan,
     },
@@ -400,8 +406,9 @@ fn file_or_tcp(cx: &Ctx<'_>, raw: &Spanned<RawSource>, format: Format, mut csv: 
 }
 
 /// A Kafka source: its brokers and topic (required), where it starts without a
-/// checkpoint (`earliest`, `latest`, or a time in milliseconds since the epoch), and
-/// whether it ends at the end of each partition.
+/// checkpoint (`earliest`, `latest`, `committed` group offsets, or a time in
+/// milliseconds since the epoch), whether it ends at the end of each partition, its
+/// consumer group and how often it looks for new partitions (`discovery_ms`, 0: never).
 fn kafka(cx: &Ctx<'_>, raw: &Spanned<RawSource>, format: Format, csv: CsvPlan) -> Result<SourcePlan, Error> {
     let src = raw.get_ref();
     let required = |f: &Option<Spanned<String>>, name: &str| {
@@ -416,13 +423,24 @@ fn kafka(cx: &Ctx<'_>, raw: &Spanned<RawSource>, format: Format, csv: CsvPlan) -
         Some(s) => match s.get_ref().as_str() {
             "earliest" => StartFrom::Earliest,
             "latest" => StartFrom::Latest,
+            "committed" => StartFrom::Committed,
             t => StartFrom::Timestamp(t.parse().map_err(|_| {
-                cx.err(s.span(), "source.start", format!("{t:?}: earliest, latest, or milliseconds since the epoch"))
+                cx.err(
+                    s.span(),
+                    "source.start",
+                    format!("{t:?}: earliest, latest, committed, or milliseconds since the epoch"),
+                )
             })?),
         },
     };
     let bounded = src.bounded.as_ref().is_some_and(|b| *b.get_ref());
-    Ok(SourcePlan::Kafka { bootstrap, topic, start, bounded, format, csv })
+    let group = src.group.as_ref().map(|g| g.get_ref().clone());
+    let discovery = match &src.discovery_ms {
+        None => Some(crate::source::kafka::DISCOVERY_INTERVAL_DEFAULT),
+        Some(ms) if *ms.get_ref() == 0 => None,
+        Some(ms) => Some(Duration::from_millis(*ms.get_ref())),
+    };
+    Ok(SourcePlan::Kafka { bootstrap, topic, start, bounded, group, discovery, format, csv })
 }
 
 /// The field names a source's records have; `None` when any name may exist (JSON).

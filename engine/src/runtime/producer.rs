@@ -13,10 +13,11 @@ use formats::keygroup::{key_group_of, shard_of};
 use crate::error::Error;
 use crate::function::KeyedProcessFunction;
 use crate::runtime::align::{Aligner, FAILURE_CHECK};
+use crate::runtime::checkpoint::barriers::FinalOutcome;
 use crate::runtime::mesh::{Batch, Msg};
 use crate::runtime::operator::{Operator, Routed};
 use crate::runtime::shard::{Senders, Shard};
-use crate::source::{SourceContext, Split};
+use crate::source::{SourceContext, SourceReader, Split};
 use crate::state::codec::Key;
 use crate::time::strategy::WatermarkGenerator;
 use crate::time::strategy::WatermarkStrategy;
@@ -96,12 +97,17 @@ where
         // Checkpoints already taken (before a restore) are not answered again.
         let mut emitted = align.borrow().done();
         let mut source_done = false;
+        // The positions of the barriers emitted, until their checkpoint completes.
+        let mut positions = Positions::default();
         loop {
             if self.failed.load(Ordering::Relaxed) {
                 return Ok(());
             }
+            positions.notify(&mut *reader, self.barriers.completion().completed);
             if let Some(id) = self.barriers.pending(emitted) {
-                if !self.emit_barrier(senders, op, align, &mut outboxes, id, reader.position()).await? {
+                let position = reader.position();
+                positions.record(id, position.as_deref());
+                if !self.emit_barrier(senders, op, align, &mut outboxes, id, position).await? {
                     return Ok(());
                 }
                 emitted = id;
@@ -110,6 +116,14 @@ where
             if source_done {
                 let changed = self.barriers.listen();
                 if self.barriers.try_close(emitted) {
+                    // The final checkpoint's positions are committed once it is published.
+                    if self.cfg.checkpoint.is_some() {
+                        if let FinalOutcome::Published(id) =
+                            self.barriers.final_outcome(&self.failed, FAILURE_CHECK).await
+                        {
+                            positions.notify(&mut *reader, id);
+                        }
+                    }
                     return Ok(());
                 }
                 if self.barriers.pending(emitted).is_none() {
@@ -261,6 +275,32 @@ where
         Aligner::arrive(align, op, id, Some(position));
         Aligner::aligned(align, id).await;
         Ok(true)
+    }
+}
+
+/// The source positions of the barriers a producer emitted, until their checkpoint is
+/// published; then the reader hears of the newest one published.
+#[derive(Default)]
+struct Positions {
+    emitted: std::collections::VecDeque<(u64, Vec<Split>)>,
+}
+
+impl Positions {
+    fn record(&mut self, id: u64, position: Option<&[Split]>) {
+        if let Some(p) = position {
+            self.emitted.push_back((id, p.to_vec()));
+        }
+    }
+
+    /// Tells `reader` of the newest recorded checkpoint up to `completed`, if any.
+    fn notify<S>(&mut self, reader: &mut dyn SourceReader<S>, completed: u64) {
+        let mut newest = None;
+        while self.emitted.front().is_some_and(|(id, _)| *id <= completed) {
+            newest = self.emitted.pop_front();
+        }
+        if let Some((id, position)) = newest {
+            reader.checkpoint_complete(id, &position);
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::function::KeyedProcessFunction;
 use crate::graph::Program;
 use crate::runtime::align::{Aligner, NativeSnapshots, FAILURE_CHECK};
-use crate::runtime::checkpoint::barriers::Barriers;
+use crate::runtime::checkpoint::barriers::{Barriers, FinalOutcome};
 use crate::runtime::checkpoint::config::CheckpointMode;
 use crate::runtime::checkpoint::AckSender;
 use crate::runtime::config::RunConfig;
@@ -285,23 +285,16 @@ where
         if self.cfg.checkpoint.is_none() {
             return Ok(());
         }
-        loop {
-            let listener = self.barriers.listen_completion();
-            let c = self.barriers.completion();
-            if c.final_id != 0 && c.completed >= c.final_id {
-                return op.borrow_mut().sink.checkpoint_complete(c.completed);
+        match self.barriers.final_outcome(&self.failed, FAILURE_CHECK).await {
+            FinalOutcome::Published(id) => op.borrow_mut().sink.checkpoint_complete(id),
+            FinalOutcome::Declined(c) => Err(Error::Executor(format!(
+                "shard {}: the final checkpoint {} was declined; what the sink wrote after checkpoint {} is not \
+                 committed (a restart redoes it)",
+                self.id.0, c.final_id, c.completed
+            ))),
+            FinalOutcome::JobFailed => {
+                Err(Error::Executor("the job failed before its final checkpoint completed".into()))
             }
-            if c.final_declined {
-                return Err(Error::Executor(format!(
-                    "shard {}: the final checkpoint {} was declined; what the sink wrote after checkpoint {} is not \
-                     committed (a restart redoes it)",
-                    self.id.0, c.final_id, c.completed
-                )));
-            }
-            if self.failed.load(Ordering::Relaxed) {
-                return Err(Error::Executor("the job failed before its final checkpoint completed".into()));
-            }
-            futures_lite::future::or(listener, glommio::timer::sleep(FAILURE_CHECK)).await;
         }
     }
 }

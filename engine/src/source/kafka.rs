@@ -7,8 +7,15 @@
 //! and a restore deals the checkpoint's splits by the same rule onto any shard count, so
 //! each partition resumes exactly where the checkpoint's barrier cut it. Each message's
 //! payload is one line for the job's parser.
+//!
+//! After each published checkpoint a reader commits its partitions' checkpointed
+//! offsets to the consumer group (for monitoring with Kafka's tools, and for
+//! `StartFrom::Committed`); the checkpoint, not the group, is what a restore resumes
+//! from. An unbounded reader looks for new partitions of the topic every discovery
+//! interval and reads the ones dealt to its shard (partition p to shard p % shards) from
+//! their earliest offset, like Flink's partition discovery.
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -20,6 +27,11 @@ use crate::error::Error;
 
 /// How long a metadata or offset request to the broker may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the metadata request of a partition discovery may take (it runs on the
+/// shard's thread, between reads).
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often an unbounded reader looks for new partitions, unless told otherwise.
+pub const DISCOVERY_INTERVAL_DEFAULT: Duration = Duration::from_secs(30);
 /// How long a reader with nothing to read waits before handing control back to the
 /// producer (which looks at the stop flag and answers checkpoint requests).
 const IDLE_WAIT: Duration = Duration::from_millis(5);
@@ -31,6 +43,8 @@ pub enum StartFrom {
     Latest,
     /// The first record at or after this time (milliseconds since the epoch).
     Timestamp(i64),
+    /// The consumer group's committed offsets; the earliest where it has none.
+    Committed,
 }
 
 pub struct KafkaSource<T> {
@@ -40,6 +54,9 @@ pub struct KafkaSource<T> {
     bounded: bool,
     properties: Vec<(String, String)>,
     parse: LineParser<T>,
+    group: Option<String>,
+    /// None: no discovery (bounded sources never discover).
+    discovery: Option<Duration>,
 }
 
 impl<T> KafkaSource<T> {
@@ -53,7 +70,25 @@ impl<T> KafkaSource<T> {
             bounded: false,
             properties: Vec::new(),
             parse,
+            group: None,
+            discovery: Some(DISCOVERY_INTERVAL_DEFAULT),
         }
+    }
+
+    /// The consumer group offsets are committed to (default `sluice-<topic>`).
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// How often an unbounded reader looks for new partitions (None: never).
+    pub fn discover_partitions(mut self, every: Option<Duration>) -> Self {
+        self.discovery = every;
+        self
+    }
+
+    fn group_id(&self) -> String {
+        self.group.clone().unwrap_or_else(|| format!("sluice-{}", self.topic))
     }
 
     pub fn start_from(mut self, start: StartFrom) -> Self {
@@ -85,7 +120,7 @@ impl<T> KafkaSource<T> {
     fn consumer(&self) -> Result<BaseConsumer, Error> {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", format!("sluice-{}", self.topic))
+            .set("group.id", self.group_id())
             .set("isolation.level", "read_committed")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -129,6 +164,17 @@ impl<T> KafkaSource<T> {
                     _ => high,
                 }
             }
+            StartFrom::Committed => {
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition(&self.topic, partition);
+                let committed = consumer.committed_offsets(tpl, REQUEST_TIMEOUT).map_err(|e| {
+                    self.fail(&format!("cannot read the committed offsets of group {}", self.group_id()), e)
+                })?;
+                match committed.find_partition(&self.topic, partition).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => o.clamp(low, high),
+                    _ => low,
+                }
+            }
         };
         Ok(at.max(0) as u64)
     }
@@ -162,20 +208,24 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
         }
         consumer.assign(&tpl).map_err(|e| self.fail("cannot assign partitions", e))?;
         tracing::info!(shard = ctx.shard.0, topic = %self.topic, partitions = ?splits.iter().map(|s| s.id).collect::<Vec<_>>(), "reading kafka");
+        let discovery = self.discovery.filter(|_| !self.bounded).map(|every| (every, Instant::now() + every));
         Ok(Box::new(KafkaReader {
             name: self.label(),
+            topic: self.topic.clone(),
             consumer,
             splits,
             ended: BTreeSet::new(),
             bounded: self.bounded,
             parse: self.parse.clone(),
             ctx: ctx.clone(),
+            discovery,
         }))
     }
 }
 
 struct KafkaReader<T> {
     name: String,
+    topic: String,
     consumer: BaseConsumer,
     splits: Vec<Split>,
     /// Partitions that reached their end (bounded sources only).
@@ -183,12 +233,59 @@ struct KafkaReader<T> {
     bounded: bool,
     parse: LineParser<T>,
     ctx: SourceContext,
+    /// Partition discovery: the interval and the next look.
+    discovery: Option<(Duration, Instant)>,
 }
 
 impl<T> KafkaReader<T> {
+    /// Looks for partitions of the topic dealt to this shard that it does not read yet
+    /// (new since the start, or since the checkpoint restored) and reads them from their
+    /// earliest offset. A broker that does not answer in time is asked again next time.
+    fn discover(&mut self) -> Result<(), Error> {
+        let Some((every, at)) = self.discovery else { return Ok(()) };
+        if Instant::now() < at {
+            return Ok(());
+        }
+        self.discovery = Some((every, Instant::now() + every));
+        let meta = match self.consumer.fetch_metadata(Some(&self.topic), DISCOVERY_TIMEOUT) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(topic = %self.topic, error = %e, "partition discovery failed; trying again later");
+                return Ok(());
+            }
+        };
+        let Some(t) = meta.topics().iter().find(|t| t.name() == self.topic) else { return Ok(()) };
+        let (shard, shards) = (u32::from(self.ctx.shard.0), self.ctx.shards.max(1));
+        let new: Vec<u32> = t
+            .partitions()
+            .iter()
+            .map(|p| p.id() as u32)
+            .filter(|p| p % shards == shard && !self.splits.iter().any(|s| s.id == *p))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        for p in &new {
+            let (low, _) = self
+                .consumer
+                .fetch_watermarks(&self.topic, *p as i32, REQUEST_TIMEOUT)
+                .map_err(|e| Error::Source { name: self.name.clone(), reason: format!("partition {p}: {e}") })?;
+            self.splits.push(Split { id: *p, next: low.max(0) as u64, end: u64::MAX, step: 1 });
+        }
+        let mut tpl = TopicPartitionList::new();
+        for s in &self.splits {
+            tpl.add_partition_offset(&self.topic, s.id as i32, Offset::Offset(s.next as i64))
+                .map_err(|e| Error::Source { name: self.name.clone(), reason: e.to_string() })?;
+        }
+        self.consumer.assign(&tpl).map_err(|e| Error::Source { name: self.name.clone(), reason: e.to_string() })?;
+        tracing::info!(shard, topic = %self.topic, partitions = ?new, "reading new partitions");
+        Ok(())
+    }
+
     /// Reads what the consumer has now, up to `max` records; false once a bounded
     /// reader's partitions have all ended.
     fn read_now(&mut self, out: &mut Vec<T>, max: usize) -> Result<bool, Error> {
+        self.discover()?;
         let start_len = out.len();
         while out.len() - start_len < max {
             if self.bounded && self.ended.len() >= self.splits.len() {
@@ -231,5 +328,17 @@ impl<T> SourceReader<T> for KafkaReader<T> {
 
     fn position(&self) -> Option<Vec<Split>> {
         Some(self.splits.clone())
+    }
+
+    fn checkpoint_complete(&mut self, id: u64, position: &[Split]) {
+        let mut tpl = TopicPartitionList::new();
+        for s in position {
+            if let Err(e) = tpl.add_partition_offset(&self.topic, s.id as i32, Offset::Offset(s.next as i64)) {
+                tracing::warn!(partition = s.id, error = %e, "cannot commit a partition's offset");
+            }
+        }
+        if let Err(e) = self.consumer.commit(&tpl, rdkafka::consumer::CommitMode::Sync) {
+            tracing::warn!(topic = %self.topic, checkpoint = id, error = %e, "cannot commit the checkpoint's offsets to the consumer group");
+        }
     }
 }

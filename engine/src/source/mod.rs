@@ -87,6 +87,11 @@ pub trait SourceReader<T> {
     fn position(&self) -> Option<Vec<Split>> {
         None
     }
+
+    /// Checkpoint `id`, whose barrier this reader's shard emitted at `position`, is
+    /// published (a Kafka source commits the offsets to its consumer group, for
+    /// monitoring). Failures here are the reader's to log: nothing depends on them.
+    fn checkpoint_complete(&mut self, _id: u64, _position: &[Split]) {}
 }
 
 /// Strips a trailing "\n" or "\r\n".

@@ -37,17 +37,12 @@ impl OperatorStates {
     }
 
     fn get_or_create(&mut self, name: &str, mode: Mode) -> &mut Vec<Vec<u8>> {
-        let i = match self.states.iter().position(|s| s.name == name) {
-            Some(i) => {
-                // A name keeps the mode it was first given within one snapshot.
-                self.states[i].mode = mode;
-                i
-            }
-            None => {
-                self.states.push(OperatorState { name: name.to_owned(), mode, items: Vec::new() });
-                self.states.len() - 1
-            }
-        };
-        &mut self.states[i].items
+        if !self.states.iter().any(|s| s.name == name) {
+            self.states.push(OperatorState { name: name.to_owned(), mode, items: Vec::new() });
+        }
+        let state = self.states.iter_mut().find(|s| s.name == name).expect("present: pushed above when missing");
+        // A name keeps the mode it was last asked for within one snapshot.
+        state.mode = mode;
+        &mut state.items
     }
 }

@@ -165,8 +165,8 @@ fn wanted(a: &Args, key: Option<&ValueEncoding>, d: &StateDescriptor, k: &[u8]) 
         return Ok(true);
     }
     let sk = formats::statekey::decode(k)?;
-    Ok(!a.key.as_ref().is_some_and(|want| !key_matches(key, want, sk.key))
-        && !a.key_group.is_some_and(|g| g != sk.key_group.0))
+    Ok(a.key.as_ref().is_none_or(|want| key_matches(key, want, sk.key))
+        && a.key_group.is_none_or(|g| g == sk.key_group.0))
 }
 
 /// Entries in one buffer: each row is (index of its state, end of its key, end of its

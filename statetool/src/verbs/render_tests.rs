@@ -46,7 +46,7 @@ fn payload(enc: &ValueEncoding, seed: u64, bytes: &[u8]) -> Vec<u8> {
     match (enc, seed % 4) {
         (_, 0) => bytes.to_vec(),
         (ValueEncoding::I64 | ValueEncoding::U64 | ValueEncoding::F64, _) => seed.to_le_bytes().to_vec(),
-        (ValueEncoding::Bool, _) => vec![u8::from(seed % 2 == 0)],
+        (ValueEncoding::Bool, _) => vec![u8::from(seed.is_multiple_of(2))],
         (ValueEncoding::Utf8, _) => format!("v\"{seed}\u{e9}").into_bytes(),
         _ => bytes.to_vec(),
     }

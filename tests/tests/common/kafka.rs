@@ -23,6 +23,42 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     }
 }
 
+/// Grows `topic` to `partitions` partitions.
+#[allow(dead_code, reason = "not every test binary that includes this module uses it")]
+pub fn add_partitions(bootstrap: &str, topic: &str, partitions: usize) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
+    let made = futures_lite::future::block_on(admin.create_partitions(
+        &[rdkafka::admin::NewPartitions::new(topic, partitions)],
+        &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+    ))
+    .expect("create_partitions");
+    for r in made {
+        r.unwrap_or_else(|(t, e)| panic!("add partitions to {t}: {e}"));
+    }
+}
+
+/// The offsets consumer group `group` committed for `topic`'s partitions `0..partitions`
+/// (partitions without a committed offset are left out).
+#[allow(dead_code, reason = "not every test binary that includes this module uses it")]
+pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<(i32, i64)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", group).create().expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = c.committed_offsets(tpl, TIMEOUT).expect("committed offsets");
+    got.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A transactional producer, its transactions initialised (fencing any older producer
 /// with the same id).
 pub fn producer(bootstrap: &str, transactional_id: &str) -> BaseProducer {

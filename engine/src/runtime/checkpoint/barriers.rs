@@ -8,7 +8,7 @@
 //! ([`Barriers::input_ended`]) and requests one more checkpoint, marked final, and the
 //! producers close only once that request is made and answered. A restart after the end
 //! then resumes from the end, not from the last periodic checkpoint.
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -43,6 +43,15 @@ struct BarrierState {
     completed: u64,
     /// The final checkpoint was declined: what waited for it is not committed.
     final_declined: bool,
+}
+
+/// How the final checkpoint ended, for those waiting on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalOutcome {
+    /// Published: the newest checkpoint completed.
+    Published(u64),
+    Declined(Completion),
+    JobFailed,
 }
 
 /// Where the shards' commits stand: the newest checkpoint published, the final
@@ -100,6 +109,25 @@ impl Barriers {
     /// [`Self::completion`], so a change in between is not missed.
     pub fn listen_completion(&self) -> EventListener {
         self.completion.listen()
+    }
+
+    /// Waits until the final checkpoint is published (its id), declined, or the job
+    /// failed (`failed`, raised on another thread, is seen within `check`).
+    pub async fn final_outcome(&self, failed: &AtomicBool, check: std::time::Duration) -> FinalOutcome {
+        loop {
+            let listener = self.listen_completion();
+            let c = self.completion();
+            if c.final_id != 0 && c.completed >= c.final_id {
+                return FinalOutcome::Published(c.completed);
+            }
+            if c.final_declined {
+                return FinalOutcome::Declined(c);
+            }
+            if failed.load(Ordering::Relaxed) {
+                return FinalOutcome::JobFailed;
+            }
+            futures_lite::future::or(listener, glommio::timer::sleep(check)).await;
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BarrierState> {
