@@ -12,6 +12,7 @@ use super::ttl::{ttl_plan, RawTtl, TtlPlan};
 use crate::error::Error;
 use crate::runtime::checkpoint::config::{CheckpointConfig, CheckpointMode, Cleanup};
 use crate::runtime::restart::RestartStrategy;
+use crate::sink::two_phase::Guarantee;
 use crate::source::kafka::StartFrom;
 use std::time::Duration;
 
@@ -128,6 +129,7 @@ struct RawOutput {
 pub enum SinkKind {
     Stdout,
     File,
+    Kafka,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +138,20 @@ struct RawSink {
     kind: Spanned<SinkKind>,
     path: Option<Spanned<String>>,
     top: Option<Spanned<usize>>,
+    bootstrap: Option<Spanned<String>>,
+    topic: Option<Spanned<String>>,
+    guarantee: Option<Spanned<Guarantee>>,
+    transactional_id_prefix: Option<Spanned<String>>,
+}
+
+/// A Kafka sink, resolved: key = the output's key, value = its JSON line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSinkPlan {
+    pub bootstrap: String,
+    pub topic: String,
+    pub guarantee: Guarantee,
+    /// Transactional ids are `<prefix>-<shard>`; default: the job's name.
+    pub transactional_id_prefix: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,6 +207,8 @@ pub struct JobPlan {
     pub emit: Emit,
     pub sink: SinkKind,
     pub sink_path: Option<PathBuf>,
+    /// `kind = "kafka"`: its settings.
+    pub sink_kafka: Option<KafkaSinkPlan>,
     pub top: Option<usize>,
     pub dead_letter: Option<PathBuf>,
     pub fail_on_bad_record: bool,
@@ -270,7 +288,7 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
     let key_field = check_field(&cx, known.as_deref(), &raw.key.get_ref().field, "key.field")?;
     let (aggregate, value_field, value_type) = aggregate_plan(&cx, &raw.aggregate, known.as_deref())?;
     let ttl = raw.aggregate.get_ref().ttl.as_ref().map(ttl_plan).transpose().map_err(|(s, f, m)| cx.err(s, f, m))?;
-    let out = output_plan(&cx, &raw.sink, raw.output.as_ref())?;
+    let out = output_plan(&cx, &raw.sink, raw.output.as_ref(), job.name.get_ref())?;
     let errors = raw.errors.as_ref();
     let checkpoint = raw.checkpoint.as_ref().map(|c| checkpoint_plan(&cx, c.get_ref())).transpose()?;
     let restart = raw.restart.as_ref().map(|r| restart_plan(&cx, r.get_ref())).transpose()?;
@@ -287,6 +305,7 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
         emit: out.emit,
         sink: out.sink,
         sink_path: out.sink_path,
+        sink_kafka: out.kafka,
         top: out.top,
         dead_letter: errors.and_then(|e| e.dead_letter.as_ref()).map(|p| cx.path(p.get_ref())),
         fail_on_bad_record: errors.and_then(|e| e.fail_on_bad_record).unwrap_or(false),
@@ -474,17 +493,24 @@ struct OutputPlan {
     emit: Emit,
     sink: SinkKind,
     sink_path: Option<PathBuf>,
+    kafka: Option<KafkaSinkPlan>,
     top: Option<usize>,
 }
 
-fn output_plan(cx: &Ctx<'_>, raw: &Spanned<RawSink>, output: Option<&Spanned<RawOutput>>) -> Result<OutputPlan, Error> {
+fn output_plan(
+    cx: &Ctx<'_>,
+    raw: &Spanned<RawSink>,
+    output: Option<&Spanned<RawOutput>>,
+    job: &str,
+) -> Result<OutputPlan, Error> {
     let sink = raw.get_ref();
     let sink_path = match (*sink.kind.get_ref(), &sink.path) {
         (SinkKind::File, Some(p)) => Some(cx.path(p.get_ref())),
         (SinkKind::File, None) => return Err(cx.err(raw.span(), "sink.path", "required for sink kind file")),
-        (SinkKind::Stdout, Some(p)) => return Err(cx.err(p.span(), "sink.path", "only a file sink takes a path")),
-        (SinkKind::Stdout, None) => None,
+        (_, Some(p)) => return Err(cx.err(p.span(), "sink.path", "only a file sink takes a path")),
+        (_, None) => None,
     };
+    let kafka = kafka_sink(cx, raw, job)?;
     let emit = output.map_or(Emit::Final, |o| *o.get_ref().emit.get_ref());
     if let Some(t) = &sink.top {
         if *sink.kind.get_ref() != SinkKind::Stdout || emit != Emit::Final || *t.get_ref() == 0 {
@@ -502,7 +528,46 @@ fn output_plan(cx: &Ctx<'_>, raw: &Spanned<RawSink>, output: Option<&Spanned<Raw
             format!("at most {TOP_ROWS_MAX}: each shard keeps that many rows in memory"),
         ));
     }
-    Ok(OutputPlan { emit, sink: *sink.kind.get_ref(), sink_path, top: sink.top.as_ref().map(|t| *t.get_ref()) })
+    Ok(OutputPlan { emit, sink: *sink.kind.get_ref(), sink_path, kafka, top: sink.top.as_ref().map(|t| *t.get_ref()) })
+}
+
+/// A Kafka sink's fields: its brokers and topic (required), its guarantee (default
+/// exactly once) and the prefix of its transactional ids (default the job's name); other
+/// sink kinds take none of them.
+fn kafka_sink(cx: &Ctx<'_>, raw: &Spanned<RawSink>, job: &str) -> Result<Option<KafkaSinkPlan>, Error> {
+    let sink = raw.get_ref();
+    if *sink.kind.get_ref() != SinkKind::Kafka {
+        let fields = [
+            (sink.bootstrap.as_ref().map(Spanned::span), "sink.bootstrap"),
+            (sink.topic.as_ref().map(Spanned::span), "sink.topic"),
+            (sink.guarantee.as_ref().map(Spanned::span), "sink.guarantee"),
+            (sink.transactional_id_prefix.as_ref().map(Spanned::span), "sink.transactional_id_prefix"),
+        ];
+        return match fields.into_iter().find_map(|(s, f)| s.map(|s| (s, f))) {
+            Some((span, field)) => Err(cx.err(span, field, "only a kafka sink takes it")),
+            None => Ok(None),
+        };
+    }
+    let required = |f: &Option<Spanned<String>>, name: &str| {
+        f.as_ref()
+            .map(|v| v.get_ref().clone())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| cx.err(raw.span(), name, "required for sink kind kafka"))
+    };
+    let (bootstrap, topic) = (required(&sink.bootstrap, "sink.bootstrap")?, required(&sink.topic, "sink.topic")?);
+    let transactional_id_prefix = match &sink.transactional_id_prefix {
+        None => job.to_owned(),
+        Some(p) => {
+            let ok = !p.get_ref().is_empty()
+                && p.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !ok {
+                return Err(cx.err(p.span(), "sink.transactional_id_prefix", "must be non-empty, of [A-Za-z0-9._-]"));
+            }
+            p.get_ref().clone()
+        }
+    };
+    let guarantee = sink.guarantee.as_ref().map_or(Guarantee::ExactlyOnce, |g| *g.get_ref());
+    Ok(Some(KafkaSinkPlan { bootstrap, topic, guarantee, transactional_id_prefix }))
 }
 
 /// `[checkpoint]`, with its defaults.

@@ -2,6 +2,7 @@
 //! every shard has closed its sink. Transactional targets plug in through
 //! [`two_phase`]: the runtime calls a sink's checkpoint hooks (`snapshot` on the
 //! barrier, `checkpoint_complete` once the checkpoint is published).
+pub mod kafka;
 pub mod two_phase;
 
 use std::fs::File;
