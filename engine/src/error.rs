@@ -36,8 +36,8 @@ pub enum Error {
     /// A source that cannot be read (a broker unreachable, a topic missing); names it.
     #[error("{name}: {reason}")]
     Source { name: String, reason: String },
-    /// A sink that cannot be written or committed (a database unreachable, a
-    /// transaction lost); names it.
+    /// A sink that cannot be written or committed (a broker or database unreachable, a
+    /// topic missing, a transaction refused or lost); names it.
     #[error("{name}: {reason}")]
     Sink { name: String, reason: String },
     #[error("bad record in {source_name} at {position}: {reason}")]

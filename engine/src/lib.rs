@@ -41,6 +41,7 @@ pub use runtime::control::{CheckpointRecord, JobControl, JobState, Operation, Re
 pub use runtime::restart::RestartStrategy;
 pub use runtime::setup::{lock_checkpoint_root, release_after_failed_setup};
 pub use sink::files::PartFiles;
+pub use sink::kafka::KafkaSink;
 pub use sink::two_phase::{
     Guarantee, Pending, Transactional, TransactionalWriter, TwoPhaseCommitSink, TxnContext, PENDING_STATE,
 };

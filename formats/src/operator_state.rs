@@ -71,6 +71,32 @@ pub fn all_items(old: &[&[OperatorState]], name: &str) -> Vec<Vec<u8>> {
     old.iter().flat_map(|s| s.iter()).filter(|s| s.name == name).flat_map(|s| s.items.iter().cloned()).collect()
 }
 
+/// The version byte of a pending transaction item.
+const PENDING_VERSION: u8 = 1;
+/// Version, checkpoint (u64 LE), shard (u16 LE).
+const PENDING_HEADER_LEN: usize = 1 + 8 + 2;
+
+/// A two-phase-commit sink's pending transaction as an item of `_sink.pending`
+/// (§9.7): version 1, the checkpoint that pre-committed it (u64 LE), the shard that
+/// wrote it (u16 LE), then the sink's own handle to the end.
+pub fn encode_pending(checkpoint: u64, shard: u16, handle: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(PENDING_HEADER_LEN + handle.len());
+    b.push(PENDING_VERSION);
+    b.extend_from_slice(&checkpoint.to_le_bytes());
+    b.extend_from_slice(&shard.to_le_bytes());
+    b.extend_from_slice(handle);
+    b
+}
+
+/// The parts of a pending transaction item; None when it is not one of version 1.
+pub fn decode_pending(item: &[u8]) -> Option<(u64, u16, &[u8])> {
+    let (header, handle) = item.split_at_checked(PENDING_HEADER_LEN)?;
+    let (version, rest) = header.split_first()?;
+    let (checkpoint, shard) = rest.split_at_checked(8)?;
+    (*version == PENDING_VERSION).then_some(())?;
+    Some((u64::from_le_bytes(checkpoint.try_into().ok()?), u16::from_le_bytes(shard.try_into().ok()?), handle))
+}
+
 mod hex_items {
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer, Serializer};
@@ -131,6 +157,19 @@ mod tests {
         assert_eq!(serde_json::from_str::<OperatorState>(&json).expect("decode"), s);
         assert!(serde_json::from_str::<OperatorState>(r#"{"name":"p","mode":"list","items":["0g"]}"#).is_err());
         assert!(serde_json::from_str::<OperatorState>(r#"{"name":"p","mode":"list","items":["abc"]}"#).is_err());
+    }
+
+    #[test]
+    fn pending_items_round_trip_and_refuse_other_versions() {
+        // Pins: a pending transaction item's layout (version 1, checkpoint, shard,
+        // handle) reads back; short items and other versions are refused.
+        let item = encode_pending(7, 3, b"xid");
+        assert_eq!(item, [&[1u8][..], &7u64.to_le_bytes(), &3u16.to_le_bytes(), b"xid"].concat());
+        assert_eq!(decode_pending(&item), Some((7, 3, &b"xid"[..])));
+        assert_eq!(decode_pending(&item[..10]), None);
+        let mut other = item.clone();
+        other[0] = 2;
+        assert_eq!(decode_pending(&other), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use kafka::{create_topic, producer, TIMEOUT};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::BaseProducer;
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 fn transaction(p: &BaseProducer, topic: &str, partition: i32, payload: &str, commit: bool) -> Result<(), KafkaError> {
@@ -88,4 +88,87 @@ fn the_broker_hides_aborted_transactions_and_fences_an_old_producer() {
     );
     let uncommitted = read_all(&b.bootstrap, topic, "read_uncommitted");
     assert!(uncommitted.contains("aborted"), "read_uncommitted sees the aborted record: {uncommitted:?}");
+}
+
+/// The offset of `topic`/0 that `group` has committed, with its metadata (`None` if it
+/// has none), read as the Kafka sink reads its markers: a `read_committed` consumer of
+/// the group.
+fn committed(bootstrap: &str, group: &str, topic: &str) -> Option<(i64, String)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, 0);
+    let got = c.committed_offsets(tpl, TIMEOUT).expect("committed offsets");
+    let elem = got.find_partition(topic, 0)?;
+    match elem.offset() {
+        Offset::Offset(o) => Some((o, elem.metadata().to_owned())),
+        _ => None,
+    }
+}
+
+/// Sends `group`'s offset `offset` of `topic`/0 (metadata `run-<offset>`) in a
+/// transaction with one record, then commits or aborts it.
+fn offsets_in_transaction(p: &BaseProducer, group: &str, topic: &str, offset: i64, commit: bool) {
+    let c: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", "127.0.0.1:1").set("group.id", group).create().expect("consumer");
+    let meta = c.group_metadata().expect("group metadata");
+    p.begin_transaction().expect("begin");
+    p.send(rdkafka::producer::BaseRecord::<(), str>::to(topic).partition(0).payload("x")).expect("send");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(offset)).expect("partition");
+    tpl.find_partition(topic, 0).expect("partition").set_metadata(format!("run-{offset}"));
+    p.send_offsets_to_transaction(&tpl, &meta, TIMEOUT).expect("send_offsets_to_transaction");
+    p.flush(TIMEOUT).expect("flush");
+    if commit {
+        p.commit_transaction(TIMEOUT).expect("commit");
+    } else {
+        p.abort_transaction(TIMEOUT).expect("abort");
+    }
+}
+
+#[test]
+fn offsets_sent_to_a_transaction_are_committed_with_it() {
+    // Pins what the Kafka sink's markers rest on: a group's offset sent to a
+    // transaction (send_offsets_to_transaction) is the group's committed offset once
+    // the transaction commits (its metadata with it), never after it aborts, and not
+    // while it is open; a new
+    // producer with the same transactional.id aborts the open one, offset included.
+    let b = broker::Broker::start();
+    let topic = "offsets-test";
+    create_topic(&b.bootstrap, topic, 1);
+    let group = "sluice-offsets-test";
+    assert_eq!(committed(&b.bootstrap, group, topic), None, "a new group has no offset");
+    let p = producer(&b.bootstrap, "sluice-offsets-test");
+    offsets_in_transaction(&p, group, topic, 5, true);
+    assert_eq!(committed(&b.bootstrap, group, topic), Some((5, "run-5".into())), "committed with the transaction");
+    offsets_in_transaction(&p, group, topic, 9, false);
+    assert_eq!(
+        committed(&b.bootstrap, group, topic),
+        Some((5, "run-5".into())),
+        "an aborted transaction's offset is not committed"
+    );
+
+    // Left open (a crash after the pre-commit), then aborted by the next producer.
+    let c: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", "127.0.0.1:1").set("group.id", group).create().expect("consumer");
+    let meta = c.group_metadata().expect("group metadata");
+    p.begin_transaction().expect("begin");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(7)).expect("partition");
+    p.send_offsets_to_transaction(&tpl, &meta, TIMEOUT).expect("send_offsets_to_transaction");
+    p.flush(TIMEOUT).expect("flush");
+    drop(p);
+    let next = producer(&b.bootstrap, "sluice-offsets-test");
+    assert_eq!(
+        committed(&b.bootstrap, group, topic),
+        Some((5, "run-5".into())),
+        "the open transaction's offset was aborted"
+    );
+    offsets_in_transaction(&next, group, topic, 12, true);
+    assert_eq!(committed(&b.bootstrap, group, topic), Some((12, "run-12".into())));
 }

@@ -9,6 +9,7 @@ mod table;
 mod ttl;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::value::RawValue;
 
@@ -16,7 +17,7 @@ pub use aggregate::{Aggregate, Output};
 pub use number::Number;
 pub use plan::{AggregateKind, CsvPlan, Emit, Format, ValueType};
 pub use records::{parser, split_csv};
-pub use spec::{load, parse, JobPlan};
+pub use spec::{load, parse, JobPlan, KafkaSinkPlan};
 pub use ttl::TtlPlan;
 
 use crate::badrecord::BadRecords;
@@ -24,6 +25,7 @@ use crate::error::{Error, JobError};
 use crate::job::Job;
 use crate::runtime::config::{RunConfig, RunReport};
 use crate::sink::files::PartFiles;
+use crate::sink::kafka::KafkaSink;
 use crate::sink::two_phase::TwoPhaseCommitSink;
 use crate::sink::{LineSink, SinkFactory};
 use crate::source::file::FileSource;
@@ -101,8 +103,24 @@ fn source_of(plan: &JobPlan) -> Arc<dyn Source<Input>> {
     }
 }
 
-fn sink_of(plan: &JobPlan) -> Result<Arc<dyn SinkFactory<Output>>, Error> {
+/// The job's sink; `interval` is the checkpoint interval the job runs with (a Kafka
+/// sink checks its transaction timeout against it).
+fn sink_of(plan: &JobPlan, interval: Option<Duration>) -> Result<Arc<dyn SinkFactory<Output>>, Error> {
     let field = plan.aggregate.name();
+    if let (SinkKind::Kafka, Some(k)) = (plan.sink, &plan.sink_kafka) {
+        let line = json_line(field);
+        let record = move |o: &Output| {
+            let mut value = String::new();
+            line(o, &mut value);
+            (Some(o.key.as_bytes().to_vec()), value.into_bytes())
+        };
+        let mut sink =
+            KafkaSink::new(&k.bootstrap, &k.topic, &k.transactional_id_prefix, record).guarantee(k.guarantee);
+        if let Some(iv) = interval {
+            sink = sink.checkpoint_interval(iv);
+        }
+        return Ok(Arc::new(sink.into_factory()));
+    }
     Ok(match (plan.sink, &plan.sink_path, plan.top) {
         (SinkKind::Stdout, _, Some(top)) => Arc::new(TopTable::new(top, field)),
         (SinkKind::File, Some(p), _) => Arc::new(LineSink::file(p, json_line(field))?),
@@ -112,9 +130,7 @@ fn sink_of(plan: &JobPlan) -> Result<Arc<dyn SinkFactory<Output>>, Error> {
             let format: crate::sink::LineFormat<Output> = Arc::new(json_line(field));
             let mut files = PartFiles::new(&f.dir, &f.prefix, ".jsonl", format);
             (files.roll_bytes, files.roll_interval) = (f.roll_bytes, f.roll_interval);
-            let sink = TwoPhaseCommitSink::new(files, f.guarantee);
-            sink.check()?;
-            Arc::new(sink)
+            Arc::new(TwoPhaseCommitSink::new(files, f.guarantee))
         }
         _ => Arc::new(LineSink::stdout(json_line(field))),
     })
@@ -142,8 +158,8 @@ pub fn run(plan: &JobPlan, cfg: &RunConfig) -> Result<RunReport, JobError> {
     // A second daemon on this job's checkpoints is refused before it truncates the
     // first one's dead-letter and output files.
     crate::runtime::setup::lock_checkpoint_root(&plan.name, &mut cfg).map_err(JobError::Setup)?;
-    let outputs =
-        BadRecords::new(plan.fail_on_bad_record, plan.dead_letter.as_deref()).and_then(|bad| Ok((bad, sink_of(plan)?)));
+    let outputs = BadRecords::new(plan.fail_on_bad_record, plan.dead_letter.as_deref())
+        .and_then(|bad| Ok((bad, sink_of(plan, cfg.checkpoint.as_ref().map(|c| c.interval))?)));
     let (bad, sink) = match outputs {
         Ok(o) => o,
         Err(e) => {

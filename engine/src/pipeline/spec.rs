@@ -133,6 +133,8 @@ pub enum SinkKind {
     File,
     /// Part files in a directory, committed with checkpoints (`sink::files`).
     Files,
+    /// A Kafka topic, written in transactions (`sink::kafka`).
+    Kafka,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +148,9 @@ struct RawSink {
     guarantee: Option<Spanned<Guarantee>>,
     roll_bytes: Option<Spanned<u64>>,
     roll_seconds: Option<Spanned<u64>>,
+    bootstrap: Option<Spanned<String>>,
+    topic: Option<Spanned<String>>,
+    transactional_id_prefix: Option<Spanned<String>>,
 }
 
 /// `[sink] kind = "files"`, resolved.
@@ -156,6 +161,16 @@ pub struct FilesPlan {
     pub guarantee: Guarantee,
     pub roll_bytes: u64,
     pub roll_interval: Option<std::time::Duration>,
+}
+
+/// A Kafka sink, resolved: key = the output's key, value = its JSON line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSinkPlan {
+    pub bootstrap: String,
+    pub topic: String,
+    pub guarantee: Guarantee,
+    /// Transactional ids are `<prefix>-<shard>`; default: the job's name.
+    pub transactional_id_prefix: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,6 +231,8 @@ pub struct JobPlan {
     pub sink: SinkKind,
     pub sink_path: Option<PathBuf>,
     pub sink_files: Option<FilesPlan>,
+    /// `kind = "kafka"`: its settings.
+    pub sink_kafka: Option<KafkaSinkPlan>,
     pub top: Option<usize>,
     pub dead_letter: Option<PathBuf>,
     pub fail_on_bad_record: bool,
@@ -313,6 +330,7 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
         sink: out.sink,
         sink_path: out.sink_path,
         sink_files: out.files,
+        sink_kafka: out.kafka,
         top: out.top,
         dead_letter: errors.and_then(|e| e.dead_letter.as_ref()).map(|p| cx.path(p.get_ref())),
         fail_on_bad_record: errors.and_then(|e| e.fail_on_bad_record).unwrap_or(false),
@@ -513,6 +531,7 @@ struct OutputPlan {
     sink: SinkKind,
     sink_path: Option<PathBuf>,
     files: Option<FilesPlan>,
+    kafka: Option<KafkaSinkPlan>,
     top: Option<usize>,
 }
 
@@ -520,7 +539,7 @@ fn output_plan(
     cx: &Ctx<'_>,
     raw: &Spanned<RawSink>,
     output: Option<&Spanned<RawOutput>>,
-    name: &str,
+    job: &str,
 ) -> Result<OutputPlan, Error> {
     let sink = raw.get_ref();
     let sink_path = match (*sink.kind.get_ref(), &sink.path) {
@@ -529,7 +548,9 @@ fn output_plan(
         (_, Some(p)) => return Err(cx.err(p.span(), "sink.path", "only a file sink takes a path")),
         (_, None) => None,
     };
-    let files = files_plan(cx, raw, name)?;
+    let files = files_plan(cx, raw, job)?;
+    let kafka = kafka_sink(cx, raw, job)?;
+    guarantee_only_for_transactional(cx, raw)?;
     let emit = output.map_or(Emit::Final, |o| *o.get_ref().emit.get_ref());
     if let Some(t) = &sink.top {
         if *sink.kind.get_ref() != SinkKind::Stdout || emit != Emit::Final || *t.get_ref() == 0 {
@@ -547,7 +568,19 @@ fn output_plan(
             format!("at most {TOP_ROWS_MAX}: each shard keeps that many rows in memory"),
         ));
     }
-    Ok(OutputPlan { emit, sink: *sink.kind.get_ref(), sink_path, files, top: sink.top.as_ref().map(|t| *t.get_ref()) })
+    let top = sink.top.as_ref().map(|t| *t.get_ref());
+    Ok(OutputPlan { emit, sink: *sink.kind.get_ref(), sink_path, files, kafka, top })
+}
+
+/// `sink.guarantee` is for the sinks that commit with checkpoints.
+fn guarantee_only_for_transactional(cx: &Ctx<'_>, raw: &Spanned<RawSink>) -> Result<(), Error> {
+    let sink = raw.get_ref();
+    match (&sink.guarantee, sink.kind.get_ref()) {
+        (Some(g), SinkKind::Stdout | SinkKind::File) => {
+            Err(cx.err(g.span(), "sink.guarantee", "only a files or kafka sink takes it"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The part-file settings of a `files` sink (None for the other kinds, which take none
@@ -558,7 +591,6 @@ fn files_plan(cx: &Ctx<'_>, raw: &Spanned<RawSink>, job: &str) -> Result<Option<
         let given = [
             ("sink.dir", sink.dir.as_ref().map(Spanned::span)),
             ("sink.prefix", sink.prefix.as_ref().map(Spanned::span)),
-            ("sink.guarantee", sink.guarantee.as_ref().map(Spanned::span)),
             ("sink.roll_bytes", sink.roll_bytes.as_ref().map(Spanned::span)),
             ("sink.roll_seconds", sink.roll_seconds.as_ref().map(Spanned::span)),
         ];
@@ -587,6 +619,44 @@ fn files_plan(cx: &Ctx<'_>, raw: &Spanned<RawSink>, job: &str) -> Result<Option<
             .map(|s| std::time::Duration::from_secs(*s.get_ref()))
             .filter(|d| !d.is_zero()),
     }))
+}
+
+/// A Kafka sink's fields: its brokers and topic (required), its guarantee (default
+/// exactly once) and the prefix of its transactional ids (default the job's name); other
+/// sink kinds take none of them.
+fn kafka_sink(cx: &Ctx<'_>, raw: &Spanned<RawSink>, job: &str) -> Result<Option<KafkaSinkPlan>, Error> {
+    let sink = raw.get_ref();
+    if *sink.kind.get_ref() != SinkKind::Kafka {
+        let fields = [
+            (sink.bootstrap.as_ref().map(Spanned::span), "sink.bootstrap"),
+            (sink.topic.as_ref().map(Spanned::span), "sink.topic"),
+            (sink.transactional_id_prefix.as_ref().map(Spanned::span), "sink.transactional_id_prefix"),
+        ];
+        return match fields.into_iter().find_map(|(s, f)| s.map(|s| (s, f))) {
+            Some((span, field)) => Err(cx.err(span, field, "only a kafka sink takes it")),
+            None => Ok(None),
+        };
+    }
+    let required = |f: &Option<Spanned<String>>, name: &str| {
+        f.as_ref()
+            .map(|v| v.get_ref().clone())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| cx.err(raw.span(), name, "required for sink kind kafka"))
+    };
+    let (bootstrap, topic) = (required(&sink.bootstrap, "sink.bootstrap")?, required(&sink.topic, "sink.topic")?);
+    let transactional_id_prefix = match &sink.transactional_id_prefix {
+        None => job.to_owned(),
+        Some(p) => {
+            let ok = !p.get_ref().is_empty()
+                && p.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !ok {
+                return Err(cx.err(p.span(), "sink.transactional_id_prefix", "must be non-empty, of [A-Za-z0-9._-]"));
+            }
+            p.get_ref().clone()
+        }
+    };
+    let guarantee = sink.guarantee.as_ref().map_or(Guarantee::ExactlyOnce, |g| *g.get_ref());
+    Ok(Some(KafkaSinkPlan { bootstrap, topic, guarantee, transactional_id_prefix }))
 }
 
 /// `[checkpoint]`, with its defaults.

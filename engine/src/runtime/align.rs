@@ -130,7 +130,12 @@ impl Aligner {
         });
         // The function's operator states, then the sink's pre-commit: everything the
         // shard wrote before this barrier is in the transaction the checkpoint keeps.
-        let operator_state = match op.snapshot_operator_state(id) {
+        // Commit what earlier checkpoints' completions released before pre-committing
+        // this one: the committer task may not have run yet, and a target that locks
+        // (XA) must not see the next transaction wait on the previous one.
+        let completed = a.native.barriers.completion().completed;
+        let operator_state = match op.sink.checkpoint_complete(completed).and_then(|()| op.snapshot_operator_state(id))
+        {
             Ok(s) => s,
             Err(e) => {
                 // A sink that cannot pre-commit has lost its transaction: the job fails

@@ -3,6 +3,7 @@
 //! [`two_phase`]: the runtime calls a sink's checkpoint hooks (`snapshot` on the
 //! barrier, `checkpoint_complete` once the checkpoint is published).
 pub mod files;
+pub mod kafka;
 pub mod two_phase;
 
 use std::fs::File;

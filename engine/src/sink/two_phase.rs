@@ -32,13 +32,16 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// As an item of operator state [`PENDING_STATE`] (FORMAT.md §9.7).
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        formats::operator_state::encode_pending(self.checkpoint, self.shard, &self.handle)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Pending, Error> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| Error::Config(format!("a pending transaction in the checkpoint does not decode: {e}")))
+        let (checkpoint, shard, handle) = formats::operator_state::decode_pending(bytes).ok_or_else(|| {
+            Error::Config(format!("a pending transaction in the checkpoint does not decode ({} bytes)", bytes.len()))
+        })?;
+        Ok(Pending { checkpoint, shard, handle: handle.to_vec() })
     }
 }
 
@@ -170,6 +173,10 @@ impl<T> Sink<T> for TwoPhaseWriter<T> {
     }
 
     fn commit_at_end(&mut self) -> Result<(), Error> {
+        // Whatever is still pending (none when the final checkpoint committed it) first.
+        for p in std::mem::take(&mut self.pending) {
+            self.writer.commit(&p)?;
+        }
         let handle = self.writer.pre_commit(u64::MAX)?;
         self.open = false;
         self.writer.commit(&Pending { checkpoint: u64::MAX, shard: self.shard.0, handle })
