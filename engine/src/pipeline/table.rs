@@ -164,7 +164,7 @@ mod tests {
         const N: usize = 7;
         let table = TopTable::new(N, "count");
         let mut all = Vec::new();
-        let mut sinks: Vec<_> = (0..3u16).map(|s| table.open(ShardId(s)).expect("open")).collect();
+        let mut sinks: Vec<_> = (0..3u16).map(|s| table.open(ShardId(s), 3).expect("open")).collect();
         for i in 0..30_000u64 {
             // Values repeat every 1000 keys, so the top values are tied across shards.
             let row = Output { key: format!("k{i:05}"), value: Number::Int((i * 7919 % 1000) as i64), extra: None };
