@@ -36,6 +36,10 @@ pub enum Error {
     /// A source that cannot be read (a broker unreachable, a topic missing); names it.
     #[error("{name}: {reason}")]
     Source { name: String, reason: String },
+    /// A sink that cannot be written (a database unreachable, a table or column
+    /// missing, a failed commit); names it.
+    #[error("{name}: {reason}")]
+    Sink { name: String, reason: String },
     #[error("bad record in {source_name} at {position}: {reason}")]
     BadRecord { source_name: String, position: String, reason: String },
     /// A checkpoint's contents could not be read (the reader names the file).

@@ -40,6 +40,7 @@ pub use runtime::config::{available_cores, RunConfig, RunReport};
 pub use runtime::control::{CheckpointRecord, JobControl, JobState, Operation, Refusal, Snapshot as JobSnapshot};
 pub use runtime::restart::RestartStrategy;
 pub use runtime::setup::{lock_checkpoint_root, release_after_failed_setup};
+pub use sink::mysql::{self as mysql_sink, MysqlSink};
 pub use sink::two_phase::{
     Guarantee, Pending, Transactional, TransactionalWriter, TwoPhaseCommitSink, TxnContext, PENDING_STATE,
 };

@@ -16,13 +16,14 @@ pub use aggregate::{Aggregate, Output};
 pub use number::Number;
 pub use plan::{AggregateKind, CsvPlan, Emit, Format, ValueType};
 pub use records::{parser, split_csv};
-pub use spec::{load, parse, JobPlan};
+pub use spec::{load, parse, JobPlan, MysqlPlan};
 pub use ttl::TtlPlan;
 
 use crate::badrecord::BadRecords;
 use crate::error::{Error, JobError};
 use crate::job::Job;
 use crate::runtime::config::{RunConfig, RunReport};
+use crate::sink::mysql::{MysqlSink, Value};
 use crate::sink::{LineSink, SinkFactory};
 use crate::source::file::FileSource;
 use crate::source::generator::Generator;
@@ -94,8 +95,38 @@ fn source_of(plan: &JobPlan) -> Arc<dyn Source<Input>> {
     }
 }
 
+/// The columns a `mysql` sink writes: `key` and `value`, or for `sequence` `key`,
+/// `count`, `max` and `sum` (the fields of its JSON line).
+fn mysql_columns(aggregate: AggregateKind) -> &'static [&'static str] {
+    match aggregate {
+        AggregateKind::Sequence => &["key", "count", "max", "sum"],
+        _ => &["key", "value"],
+    }
+}
+
+/// One output as a row of [`mysql_columns`]. A decimal goes as its exact text (the
+/// server converts it to the column's type), a float as a double.
+fn mysql_row(o: &Output) -> Vec<Value> {
+    let key = Value::Bytes(o.key.as_bytes().to_vec());
+    match &o.extra {
+        Some(s) => vec![key, Value::UInt(s.count), Value::UInt(s.max), Value::UInt(s.sum)],
+        None => vec![
+            key,
+            match o.value {
+                Number::Int(v) => Value::Int(v),
+                Number::Decimal(_) => Value::Bytes(o.value.to_string().into_bytes()),
+                Number::Float(v) => Value::Double(v),
+            },
+        ],
+    }
+}
+
 fn sink_of(plan: &JobPlan) -> Result<Arc<dyn SinkFactory<Output>>, Error> {
     let field = plan.aggregate.name();
+    if let Some(m) = &plan.mysql {
+        let sink = MysqlSink::from_url(&m.url, &plan.name, &m.table, mysql_columns(plan.aggregate), mysql_row)?;
+        return Ok(Arc::new(sink.guarantee(m.guarantee).into_sink()));
+    }
     Ok(match (plan.sink, &plan.sink_path, plan.top) {
         (SinkKind::Stdout, _, Some(top)) => Arc::new(TopTable::new(top, field)),
         (SinkKind::File, Some(p), _) => Arc::new(LineSink::file(p, json_line(field))?),

@@ -12,6 +12,7 @@ use super::ttl::{ttl_plan, RawTtl, TtlPlan};
 use crate::error::Error;
 use crate::runtime::checkpoint::config::{CheckpointConfig, CheckpointMode, Cleanup};
 use crate::runtime::restart::RestartStrategy;
+use crate::sink::two_phase::Guarantee;
 use crate::source::kafka::StartFrom;
 use std::time::Duration;
 
@@ -128,6 +129,7 @@ struct RawOutput {
 pub enum SinkKind {
     Stdout,
     File,
+    Mysql,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +138,9 @@ struct RawSink {
     kind: Spanned<SinkKind>,
     path: Option<Spanned<String>>,
     top: Option<Spanned<usize>>,
+    url: Option<Spanned<String>>,
+    table: Option<Spanned<String>>,
+    guarantee: Option<Spanned<Guarantee>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +179,16 @@ pub enum SourcePlan {
     },
 }
 
+/// A `mysql` sink: where, which table, and how exactly.
+#[derive(Debug, Clone)]
+pub struct MysqlPlan {
+    /// `mysql://user:password@host:port/db` or `mysql://user@localhost/db?socket=PATH`.
+    pub url: String,
+    /// `table` (in the URL's database) or `db.table`.
+    pub table: String,
+    pub guarantee: Guarantee,
+}
+
 #[derive(Debug, Clone)]
 pub struct JobPlan {
     pub name: String,
@@ -191,6 +206,7 @@ pub struct JobPlan {
     pub emit: Emit,
     pub sink: SinkKind,
     pub sink_path: Option<PathBuf>,
+    pub mysql: Option<MysqlPlan>,
     pub top: Option<usize>,
     pub dead_letter: Option<PathBuf>,
     pub fail_on_bad_record: bool,
@@ -287,6 +303,7 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
         emit: out.emit,
         sink: out.sink,
         sink_path: out.sink_path,
+        mysql: out.mysql,
         top: out.top,
         dead_letter: errors.and_then(|e| e.dead_letter.as_ref()).map(|p| cx.path(p.get_ref())),
         fail_on_bad_record: errors.and_then(|e| e.fail_on_bad_record).unwrap_or(false),
@@ -474,6 +491,7 @@ struct OutputPlan {
     emit: Emit,
     sink: SinkKind,
     sink_path: Option<PathBuf>,
+    mysql: Option<MysqlPlan>,
     top: Option<usize>,
 }
 
@@ -482,9 +500,10 @@ fn output_plan(cx: &Ctx<'_>, raw: &Spanned<RawSink>, output: Option<&Spanned<Raw
     let sink_path = match (*sink.kind.get_ref(), &sink.path) {
         (SinkKind::File, Some(p)) => Some(cx.path(p.get_ref())),
         (SinkKind::File, None) => return Err(cx.err(raw.span(), "sink.path", "required for sink kind file")),
-        (SinkKind::Stdout, Some(p)) => return Err(cx.err(p.span(), "sink.path", "only a file sink takes a path")),
-        (SinkKind::Stdout, None) => None,
+        (_, Some(p)) => return Err(cx.err(p.span(), "sink.path", "only a file sink takes a path")),
+        (_, None) => None,
     };
+    let mysql = mysql_plan(cx, raw)?;
     let emit = output.map_or(Emit::Final, |o| *o.get_ref().emit.get_ref());
     if let Some(t) = &sink.top {
         if *sink.kind.get_ref() != SinkKind::Stdout || emit != Emit::Final || *t.get_ref() == 0 {
@@ -502,7 +521,39 @@ fn output_plan(cx: &Ctx<'_>, raw: &Spanned<RawSink>, output: Option<&Spanned<Raw
             format!("at most {TOP_ROWS_MAX}: each shard keeps that many rows in memory"),
         ));
     }
-    Ok(OutputPlan { emit, sink: *sink.kind.get_ref(), sink_path, top: sink.top.as_ref().map(|t| *t.get_ref()) })
+    Ok(OutputPlan { emit, sink: *sink.kind.get_ref(), sink_path, mysql, top: sink.top.as_ref().map(|t| *t.get_ref()) })
+}
+
+/// A `mysql` sink's `url` and `table` (required) and `guarantee` (exactly_once unless
+/// set); other sinks take none of them.
+fn mysql_plan(cx: &Ctx<'_>, raw: &Spanned<RawSink>) -> Result<Option<MysqlPlan>, Error> {
+    let sink = raw.get_ref();
+    if *sink.kind.get_ref() != SinkKind::Mysql {
+        let only =
+            |f: Option<Range<usize>>, name| f.map_or(Ok(()), |s| Err(cx.err(s, name, "only a mysql sink takes it")));
+        only(sink.url.as_ref().map(Spanned::span), "sink.url")?;
+        only(sink.table.as_ref().map(Spanned::span), "sink.table")?;
+        only(sink.guarantee.as_ref().map(Spanned::span), "sink.guarantee")?;
+        return Ok(None);
+    }
+    let required = |f: Option<&Spanned<String>>, name: &str| {
+        f.filter(|v| !v.get_ref().is_empty())
+            .cloned()
+            .ok_or_else(|| cx.err(raw.span(), name, "required for sink kind mysql"))
+    };
+    let (url, table) = (required(sink.url.as_ref(), "sink.url")?, required(sink.table.as_ref(), "sink.table")?);
+    // The parser's messages name the part that is wrong, never the URL (which may hold
+    // a password).
+    mysql::Opts::from_url(url.get_ref()).map_err(|e| cx.err(url.span(), "sink.url", e))?;
+    let t = table.get_ref();
+    if t.split('.').count() > 2 || t.split('.').any(str::is_empty) {
+        return Err(cx.err(table.span(), "sink.table", format!("{t:?}: `table` or `db.table`")));
+    }
+    Ok(Some(MysqlPlan {
+        url: url.get_ref().clone(),
+        table: t.clone(),
+        guarantee: sink.guarantee.as_ref().map_or(Guarantee::ExactlyOnce, |g| *g.get_ref()),
+    }))
 }
 
 /// `[checkpoint]`, with its defaults.
