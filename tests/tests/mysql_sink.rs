@@ -192,6 +192,32 @@ fn recover_commits_the_pending_and_rolls_back_what_else_the_job_left_prepared() 
 }
 
 #[test]
+fn a_commit_waits_for_a_transaction_its_crashed_writer_still_holds() {
+    // Pins: while the connection that prepared a transaction has not let go of it (a
+    // crashed run's, closing), the server calls its xid unknown to everyone else; recover
+    // must not take that for "committed already" but wait, then commit it.
+    let db = database();
+    let mut c = db.conn();
+    let sink = sink(&db, "orders", "t.log");
+    let xid = format!("'{}','0.1.crashed'", gtrid_of("orders"));
+    let mut holder = db.conn();
+    holder.query_drop(format!("XA START {xid}")).expect("xa start");
+    holder.query_drop("INSERT INTO t.log VALUES ('held', 1)").expect("insert");
+    holder.query_drop(format!("XA END {xid}")).expect("xa end");
+    holder.query_drop(format!("XA PREPARE {xid}")).expect("xa prepare");
+    assert!(c.query_drop(format!("XA COMMIT {xid}")).is_err(), "the server refuses it while it is held");
+    let closing = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        drop(holder);
+    });
+    let handle = format!("{},0.1.crashed", gtrid_of("orders")).into_bytes();
+    sink.recover(&[pending(1, 0, handle)], 1).expect("recover");
+    closing.join().expect("join");
+    assert_eq!(rows(&mut c, "t.log"), vec![("held".to_string(), 1)], "committed once its connection let go");
+    assert_eq!(prepared(&mut c), Vec::<String>::new());
+}
+
+#[test]
 fn check_names_an_unreachable_server_a_missing_table_and_a_missing_column() {
     // Pins: check() fails with a sink error naming the address of a server that does not
     // answer, the table that does not exist, and the column the table lacks; a table
