@@ -37,7 +37,7 @@ pub enum Error {
     #[error("{name}: {reason}")]
     Source { name: String, reason: String },
     /// A sink that cannot be written or committed (a broker or database unreachable, a
-    /// topic missing, a transaction refused or lost); names it.
+    /// topic, table or column missing, a transaction refused or lost); names it.
     #[error("{name}: {reason}")]
     Sink { name: String, reason: String },
     #[error("bad record in {source_name} at {position}: {reason}")]

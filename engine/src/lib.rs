@@ -42,6 +42,7 @@ pub use runtime::restart::RestartStrategy;
 pub use runtime::setup::{lock_checkpoint_root, release_after_failed_setup};
 pub use sink::files::PartFiles;
 pub use sink::kafka::KafkaSink;
+pub use sink::mysql::{self as mysql_sink, MysqlSink};
 pub use sink::two_phase::{
     Guarantee, Pending, Transactional, TransactionalWriter, TwoPhaseCommitSink, TxnContext, PENDING_STATE,
 };

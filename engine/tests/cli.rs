@@ -221,6 +221,23 @@ fn fail_on_bad_record_stops_with_the_position() {
     assert!(r.stderr.contains("invalid JSON"), "{}", r.stderr);
 }
 
+/// The start of a `mysql` sink section, without its table.
+const MYSQL: &str = "kind = \"mysql\"\nurl = \"mysql://root@127.0.0.1:1/db\"";
+
+#[test]
+fn a_mysql_sink_that_does_not_answer_is_a_setup_error_naming_its_address() {
+    // Pins: a mysql sink whose server does not answer stops the job before it starts
+    // (exit 2), naming the address, and never the password of its URL.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let sink = "kind = \"mysql\"\nurl = \"mysql://root:hunter2@127.0.0.1:1/db\"\ntable = \"totals\"";
+    write(d, "job.toml", job("kind = \"generator\"\ncount = 10", "key", "count", None, sink));
+    let r = sluice(d, &["run", "job.toml", "--data-dir", "data"]);
+    assert_eq!(r.code, 2, "a setup error exits 2: {}", r.stderr);
+    assert!(r.stderr.contains("127.0.0.1:1") && r.stderr.contains("table totals"), "names the address: {}", r.stderr);
+    assert!(!r.stderr.contains("hunter2"), "never the password: {}", r.stderr);
+}
+
 #[test]
 fn bad_job_files_name_file_line_and_field() {
     // Pins: a bad job file exits 2 naming `file:line` and the offending field or the
@@ -248,6 +265,24 @@ fn bad_job_files_name_file_line_and_field() {
         ),
         ("[job\nname = 1".to_string(), "job.toml:1:5", "invalid table header"),
         (job(good_source, "user", "count", None, "kind = \"stdout\"\ntop = 100001"), "job.toml:18:7", "at most 100000"),
+        (job(good_source, "user", "count", None, "kind = \"mysql\""), "job.toml:16", "sink.url"),
+        (job(good_source, "user", "count", None, &format!("{MYSQL}\ntable = \"\"")), "job.toml:16", "sink.table"),
+        (
+            job(good_source, "user", "count", None, "kind = \"mysql\"\nurl = \"pg://h/d\"\ntable = \"t\""),
+            "job.toml:18:7",
+            "sink.url",
+        ),
+        (
+            job(good_source, "user", "count", None, &format!("{MYSQL}\ntable = \"a.b.c\"")),
+            "job.toml:19:9",
+            "sink.table",
+        ),
+        (job(good_source, "user", "count", None, "kind = \"stdout\"\ntable = \"t\""), "job.toml:18:9", "sink.table"),
+        (
+            job(good_source, "user", "count", None, &format!("{MYSQL}\ntable = \"t\"\nguarantee = \"twice\"")),
+            "job.toml:20",
+            "unknown variant `twice`",
+        ),
     ];
     for (text, at, words) in cases {
         assert!(!words.is_empty() && !at.is_empty(), "an empty expectation is always contained");

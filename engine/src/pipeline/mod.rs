@@ -17,7 +17,7 @@ pub use aggregate::{Aggregate, Output};
 pub use number::Number;
 pub use plan::{AggregateKind, CsvPlan, Emit, Format, ValueType};
 pub use records::{parser, split_csv};
-pub use spec::{load, parse, JobPlan, KafkaSinkPlan};
+pub use spec::{load, parse, JobPlan, KafkaSinkPlan, MysqlPlan};
 pub use ttl::TtlPlan;
 
 use crate::badrecord::BadRecords;
@@ -26,6 +26,7 @@ use crate::job::Job;
 use crate::runtime::config::{RunConfig, RunReport};
 use crate::sink::files::PartFiles;
 use crate::sink::kafka::KafkaSink;
+use crate::sink::mysql::{MysqlSink, Value};
 use crate::sink::two_phase::TwoPhaseCommitSink;
 use crate::sink::{LineSink, SinkFactory};
 use crate::source::file::FileSource;
@@ -103,10 +104,40 @@ fn source_of(plan: &JobPlan) -> Arc<dyn Source<Input>> {
     }
 }
 
+/// The columns a `mysql` sink writes: `key` and `value`, or for `sequence` `key`,
+/// `count`, `max` and `sum` (the fields of its JSON line).
+fn mysql_columns(aggregate: AggregateKind) -> &'static [&'static str] {
+    match aggregate {
+        AggregateKind::Sequence => &["key", "count", "max", "sum"],
+        _ => &["key", "value"],
+    }
+}
+
+/// One output as a row of [`mysql_columns`]. A decimal goes as its exact text (the
+/// server converts it to the column's type), a float as a double.
+fn mysql_row(o: &Output) -> Vec<Value> {
+    let key = Value::Bytes(o.key.as_bytes().to_vec());
+    match &o.extra {
+        Some(s) => vec![key, Value::UInt(s.count), Value::UInt(s.max), Value::UInt(s.sum)],
+        None => vec![
+            key,
+            match o.value {
+                Number::Int(v) => Value::Int(v),
+                Number::Decimal(_) => Value::Bytes(o.value.to_string().into_bytes()),
+                Number::Float(v) => Value::Double(v),
+            },
+        ],
+    }
+}
+
 /// The job's sink; `interval` is the checkpoint interval the job runs with (a Kafka
 /// sink checks its transaction timeout against it).
 fn sink_of(plan: &JobPlan, interval: Option<Duration>) -> Result<Arc<dyn SinkFactory<Output>>, Error> {
     let field = plan.aggregate.name();
+    if let Some(m) = &plan.mysql {
+        let sink = MysqlSink::from_url(&m.url, &plan.name, &m.table, mysql_columns(plan.aggregate), mysql_row)?;
+        return Ok(Arc::new(sink.guarantee(m.guarantee).into_sink()));
+    }
     if let (SinkKind::Kafka, Some(k)) = (plan.sink, &plan.sink_kafka) {
         let line = json_line(field);
         let record = move |o: &Output| {

@@ -135,6 +135,8 @@ pub enum SinkKind {
     Files,
     /// A Kafka topic, written in transactions (`sink::kafka`).
     Kafka,
+    /// A MySQL or MariaDB table, written in XA transactions (`sink::mysql`).
+    Mysql,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +153,8 @@ struct RawSink {
     bootstrap: Option<Spanned<String>>,
     topic: Option<Spanned<String>>,
     transactional_id_prefix: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    table: Option<Spanned<String>>,
 }
 
 /// `[sink] kind = "files"`, resolved.
@@ -213,6 +217,16 @@ pub enum SourcePlan {
     },
 }
 
+/// A `mysql` sink: where, which table, and how exactly.
+#[derive(Debug, Clone)]
+pub struct MysqlPlan {
+    /// `mysql://user:password@host:port/db` or `mysql://user@localhost/db?socket=PATH`.
+    pub url: String,
+    /// `table` (in the URL's database) or `db.table`.
+    pub table: String,
+    pub guarantee: Guarantee,
+}
+
 #[derive(Debug, Clone)]
 pub struct JobPlan {
     pub name: String,
@@ -233,6 +247,7 @@ pub struct JobPlan {
     pub sink_files: Option<FilesPlan>,
     /// `kind = "kafka"`: its settings.
     pub sink_kafka: Option<KafkaSinkPlan>,
+    pub mysql: Option<MysqlPlan>,
     pub top: Option<usize>,
     pub dead_letter: Option<PathBuf>,
     pub fail_on_bad_record: bool,
@@ -331,6 +346,7 @@ pub fn parse(file: &Path, text: &str) -> Result<JobPlan, Error> {
         sink_path: out.sink_path,
         sink_files: out.files,
         sink_kafka: out.kafka,
+        mysql: out.mysql,
         top: out.top,
         dead_letter: errors.and_then(|e| e.dead_letter.as_ref()).map(|p| cx.path(p.get_ref())),
         fail_on_bad_record: errors.and_then(|e| e.fail_on_bad_record).unwrap_or(false),
@@ -532,6 +548,7 @@ struct OutputPlan {
     sink_path: Option<PathBuf>,
     files: Option<FilesPlan>,
     kafka: Option<KafkaSinkPlan>,
+    mysql: Option<MysqlPlan>,
     top: Option<usize>,
 }
 
@@ -551,6 +568,7 @@ fn output_plan(
     let files = files_plan(cx, raw, job)?;
     let kafka = kafka_sink(cx, raw, job)?;
     guarantee_only_for_transactional(cx, raw)?;
+    let mysql = mysql_plan(cx, raw)?;
     let emit = output.map_or(Emit::Final, |o| *o.get_ref().emit.get_ref());
     if let Some(t) = &sink.top {
         if *sink.kind.get_ref() != SinkKind::Stdout || emit != Emit::Final || *t.get_ref() == 0 {
@@ -569,7 +587,7 @@ fn output_plan(
         ));
     }
     let top = sink.top.as_ref().map(|t| *t.get_ref());
-    Ok(OutputPlan { emit, sink: *sink.kind.get_ref(), sink_path, files, kafka, top })
+    Ok(OutputPlan { emit, sink: *sink.kind.get_ref(), sink_path, files, kafka, mysql, top })
 }
 
 /// `sink.guarantee` is for the sinks that commit with checkpoints.
@@ -577,7 +595,7 @@ fn guarantee_only_for_transactional(cx: &Ctx<'_>, raw: &Spanned<RawSink>) -> Res
     let sink = raw.get_ref();
     match (&sink.guarantee, sink.kind.get_ref()) {
         (Some(g), SinkKind::Stdout | SinkKind::File) => {
-            Err(cx.err(g.span(), "sink.guarantee", "only a files or kafka sink takes it"))
+            Err(cx.err(g.span(), "sink.guarantee", "only a files, kafka or mysql sink takes it"))
         }
         _ => Ok(()),
     }
@@ -657,6 +675,37 @@ fn kafka_sink(cx: &Ctx<'_>, raw: &Spanned<RawSink>, job: &str) -> Result<Option<
     };
     let guarantee = sink.guarantee.as_ref().map_or(Guarantee::ExactlyOnce, |g| *g.get_ref());
     Ok(Some(KafkaSinkPlan { bootstrap, topic, guarantee, transactional_id_prefix }))
+}
+
+/// A `mysql` sink's `url` and `table` (required) and `guarantee` (exactly_once unless
+/// set); other sinks take none of them.
+fn mysql_plan(cx: &Ctx<'_>, raw: &Spanned<RawSink>) -> Result<Option<MysqlPlan>, Error> {
+    let sink = raw.get_ref();
+    if *sink.kind.get_ref() != SinkKind::Mysql {
+        let only =
+            |f: Option<Range<usize>>, name| f.map_or(Ok(()), |s| Err(cx.err(s, name, "only a mysql sink takes it")));
+        only(sink.url.as_ref().map(Spanned::span), "sink.url")?;
+        only(sink.table.as_ref().map(Spanned::span), "sink.table")?;
+        return Ok(None);
+    }
+    let required = |f: Option<&Spanned<String>>, name: &str| {
+        f.filter(|v| !v.get_ref().is_empty())
+            .cloned()
+            .ok_or_else(|| cx.err(raw.span(), name, "required for sink kind mysql"))
+    };
+    let (url, table) = (required(sink.url.as_ref(), "sink.url")?, required(sink.table.as_ref(), "sink.table")?);
+    // The parser's messages name the part that is wrong, never the URL (which may hold
+    // a password).
+    mysql::Opts::from_url(url.get_ref()).map_err(|e| cx.err(url.span(), "sink.url", e))?;
+    let t = table.get_ref();
+    if t.split('.').count() > 2 || t.split('.').any(str::is_empty) {
+        return Err(cx.err(table.span(), "sink.table", format!("{t:?}: `table` or `db.table`")));
+    }
+    Ok(Some(MysqlPlan {
+        url: url.get_ref().clone(),
+        table: t.clone(),
+        guarantee: sink.guarantee.as_ref().map_or(Guarantee::ExactlyOnce, |g| *g.get_ref()),
+    }))
 }
 
 /// `[checkpoint]`, with its defaults.

@@ -1,9 +1,11 @@
 //! Sinks: where outputs go. A factory opens one sink per shard; `finish` runs once after
 //! every shard has closed its sink. Transactional targets plug in through
 //! [`two_phase`]: the runtime calls a sink's checkpoint hooks (`snapshot` on the
-//! barrier, `checkpoint_complete` once the checkpoint is published).
+//! barrier, `checkpoint_complete` once the checkpoint is published): [`files`],
+//! [`kafka`] and [`mysql`] are.
 pub mod files;
 pub mod kafka;
+pub mod mysql;
 pub mod two_phase;
 
 use std::fs::File;

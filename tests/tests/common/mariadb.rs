@@ -39,6 +39,7 @@ impl MariaDb {
             Command::new("mariadb-install-db")
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--tmpdir={}", dir.path().display()))
                 .args(["--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"]),
             "mariadb-install-db",
         );
@@ -49,6 +50,10 @@ impl MariaDb {
             .arg(format!("--socket={}", socket.display()))
             .arg(format!("--pid-file={}", dir.path().join("mysqld.pid").display()))
             .arg(format!("--log-error={}", dir.path().join("error.log").display()))
+            // Its own directory for temporary files (here and in mariadb-install-db): in the
+            // shared /tmp, servers of tests running side by side failed queries on
+            // information_schema ("Error on delete of '/tmp/#sql-temptable-..'").
+            .arg(format!("--tmpdir={}", dir.path().display()))
             .arg(format!("--port={port}"))
             .args(["--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve"])
             .stdin(Stdio::null())
