@@ -41,13 +41,16 @@ fuzz: setup
 fuzz-short: setup
 	./fuzz/run.sh 10
 
-# The exactly-once kill -9 loops, long mode (CI runs 20 and 12 cycles inside `make test`):
-# state (exactly_once) and the files sink's outputs (exactly_once_files, 300 cycles).
+# The exactly-once kill -9 loops, long mode (CI runs 20, 12 and 6 cycles inside `make test`):
+# state (exactly_once), the files sink's outputs (exactly_once_files) and Kafka in ->
+# Kafka or MariaDB out (exactly_once_kafka), the last two 300 cycles.
 SOAK_CYCLES ?= 1000
 SINK_SOAK_CYCLES ?= 300
 soak: setup
 	SLUICE_KILL_CYCLES=$(SOAK_CYCLES) $(CARGO) test --release -p sluice-engine --test exactly_once -- --nocapture
 	SLUICE_KILL_CYCLES=$(SINK_SOAK_CYCLES) $(CARGO) test --release -p sluice-engine --test exactly_once_files -- --nocapture
+	./scripts/test-services.sh
+	SLUICE_KILL_CYCLES=$(SINK_SOAK_CYCLES) $(CARGO) test --release -p sluice-tests --test exactly_once_kafka -- --nocapture
 
 # TTL cleanup at full size: a dedupe job over 20M unique keys at 200K/s with a 1 s TTL, on
 # the heap and RocksDB (`make test` runs 2M keys; figures in docs/PERFORMANCE.md).

@@ -59,6 +59,52 @@ pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> 
         .collect()
 }
 
+/// Every payload a `read_committed` consumer reads from `topic`'s partitions
+/// `0..partitions`, from the beginning to the last stable offset of each.
+#[allow(dead_code, reason = "not every test binary that includes this module uses it")]
+pub fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<Vec<u8>> {
+    read_all_with(bootstrap, topic, partitions, "read_committed")
+}
+
+#[allow(dead_code, reason = "not every test binary that includes this module uses it")]
+pub fn read_all_with(bootstrap: &str, topic: &str, partitions: i32, isolation: &str) -> Vec<Vec<u8>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("read-all-{topic}"))
+        .set("isolation.level", isolation)
+        // One fetch per partition: the test broker lists, for a fetch that starts past
+        // an aborted transaction, that transaction as if it covered the fetch, and
+        // librdkafka then drops the producer's later (committed) batches (TESTING.md).
+        .set("fetch.max.bytes", "500000000")
+        .set("max.partition.fetch.bytes", "500000000")
+        .set("receive.message.max.bytes", "1000000000")
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning).expect("partition");
+    }
+    c.assign(&tpl).expect("assign");
+    let (mut got, mut at_end) = (Vec::new(), std::collections::BTreeSet::new());
+    let started = std::time::Instant::now();
+    while at_end.len() < partitions as usize {
+        assert!(started.elapsed() < TIMEOUT * 8, "no end of {topic} after {} records", got.len());
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => got.push(m.payload().unwrap_or_default().to_vec()),
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => panic!("consume {topic}: {e}"),
+            None => {}
+        }
+    }
+    got
+}
+
 /// A transactional producer, its transactions initialised (fencing any older producer
 /// with the same id).
 pub fn producer(bootstrap: &str, transactional_id: &str) -> BaseProducer {
