@@ -17,11 +17,11 @@
 //! Cycles: `SLUICE_KILL_CYCLES` (default 20, what CI runs); `make soak` runs 1000.
 mod common;
 
-use common::kill::{published, CheckpointLog, LOG_FILTER};
+use common::kill::{published, run_then_kill, CheckpointLog, CycleEnd, LOG_FILTER};
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const KEYS: u64 = 20_000;
 /// Records per kill cycle. The source runs saturated (a throttled source returns short
@@ -101,29 +101,16 @@ fn kill_loop(cycles: u64, canary: Option<&str>) -> Outcome {
         let mut child = sluice(d, &job, &root, &mut rng, &log_path, canary).spawn().expect("spawn sluice");
         let mut log = CheckpointLog::new(log_path.clone());
         let aim = rng.u64(..100) < 50;
-        let deadline = Instant::now() + Duration::from_millis(if aim { 3000 } else { 50 + rng.u64(..600) });
-        while Instant::now() < deadline {
-            if aim && log.in_progress() {
-                break;
-            }
-            if child.try_wait().expect("wait").is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_micros(if aim { 100 } else { 2000 }));
-        }
-        match child.try_wait().expect("wait") {
-            Some(status) => {
+        let wait = Duration::from_millis(if aim { 3000 } else { 50 + rng.u64(..600) });
+        match run_then_kill(&mut child, &mut log, aim, wait) {
+            CycleEnd::Exited(status) => {
                 let err = std::fs::read_to_string(&log_path).unwrap_or_default();
                 assert!(status.success(), "sluice failed on its own: {status}\n{err}");
                 finished_early += 1;
             }
-            None => {
-                child.kill().expect("kill -9");
-                let _ = child.wait();
+            CycleEnd::Killed { during_checkpoint: during } => {
                 kills += 1;
-                // Decided from what the process wrote before it died, not from our
-                // observation before the kill: a checkpoint may have ended in between.
-                during_checkpoint += u64::from(log.in_progress());
+                during_checkpoint += u64::from(during);
             }
         }
         log.update();

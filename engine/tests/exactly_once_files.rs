@@ -11,9 +11,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::kill::{published, CheckpointLog, LOG_FILTER};
+use common::kill::{published, run_then_kill, CheckpointLog, CycleEnd, LOG_FILTER};
 
 const KEYS: u64 = 2_000;
 /// The generator's rate: a cycle lasts up to ~0.7 s, so ~100K outputs per cycle.
@@ -85,23 +85,15 @@ fn every_output_is_in_the_finished_files_exactly_once_across_kill_9() {
         let mut child = sluice(d, &job, &root, &mut rng, &log_path).spawn().expect("spawn sluice");
         let mut log = CheckpointLog::new(log_path.clone());
         let aim = rng.bool();
-        let deadline = Instant::now() + Duration::from_millis(if aim { 3000 } else { 100 + rng.u64(..600) });
-        while Instant::now() < deadline && child.try_wait().expect("wait").is_none() {
-            if aim && log.in_progress() {
-                break;
-            }
-            std::thread::sleep(Duration::from_micros(if aim { 100 } else { 2000 }));
-        }
-        match child.try_wait().expect("wait") {
-            Some(status) => {
+        let wait = Duration::from_millis(if aim { 3000 } else { 100 + rng.u64(..600) });
+        match run_then_kill(&mut child, &mut log, aim, wait) {
+            CycleEnd::Exited(status) => {
                 let err = std::fs::read_to_string(&log_path).unwrap_or_default();
                 assert!(status.success(), "sluice failed on its own: {status}\n{err}");
             }
-            None => {
-                child.kill().expect("kill -9");
-                let _ = child.wait();
+            CycleEnd::Killed { during_checkpoint } => {
                 kills += 1;
-                during += u64::from(log.in_progress());
+                during += u64::from(during_checkpoint);
             }
         }
     }

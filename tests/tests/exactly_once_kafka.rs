@@ -22,9 +22,9 @@ mod mariadb;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kill::{published, CheckpointLog, LOG_FILTER};
+use kill::{published, run_then_kill, CheckpointLog, CycleEnd, LOG_FILTER};
 
 const KEYS: u64 = 500;
 const PARTITIONS: i32 = 3;
@@ -82,26 +82,15 @@ fn kill_loop(d: &Path, cycles: u64, seed: u64) -> Loop {
         let mut child = run(&mut rng).spawn().expect("spawn sluice");
         let mut log = CheckpointLog::new(log_path.clone());
         let aim = rng.bool();
-        let deadline = Instant::now() + Duration::from_millis(if aim { 5000 } else { 300 + rng.u64(..1200) });
-        while Instant::now() < deadline && child.try_wait().expect("wait").is_none() {
-            if aim && log.in_progress() {
-                break;
+        let wait = Duration::from_millis(if aim { 5000 } else { 300 + rng.u64(..1200) });
+        match run_then_kill(&mut child, &mut log, aim, wait) {
+            CycleEnd::Exited(status) => {
+                let err = std::fs::read_to_string(&log_path).unwrap_or_default();
+                assert!(status.success(), "sluice failed on its own: {status}\n{err}");
             }
-            std::thread::sleep(Duration::from_micros(if aim { 100 } else { 2000 }));
-        }
-        match child.try_wait().expect("wait") {
-            Some(status) => {
-                assert!(
-                    status.success(),
-                    "sluice failed on its own: {}",
-                    std::fs::read_to_string(&log_path).unwrap_or_default()
-                )
-            }
-            None => {
-                child.kill().expect("kill -9");
-                let _ = child.wait();
+            CycleEnd::Killed { during_checkpoint } => {
                 kills += 1;
-                during += u64::from(log.in_progress());
+                during += u64::from(during_checkpoint);
             }
         }
     }

@@ -1,9 +1,11 @@
 //! Jobs written as TOML files: a source, a key field, one aggregate, a sink. No Rust.
 //! See docs/OPERATIONS.md for the file's fields.
 mod aggregate;
+mod ctx;
 mod number;
 mod plan;
 mod records;
+mod sink_spec;
 mod spec;
 mod table;
 mod ttl;

@@ -5,7 +5,7 @@
 //! it closes; the table merges the shards' rows through one more such heap. A row a shard
 //! drops cannot be in the overall top N, as N rows of that same shard rank above it. So
 //! at most `shards × N` rows exist at the end, and `N` is capped by
-//! [`super::spec::TOP_ROWS_MAX`].
+//! [`super::sink_spec::TOP_ROWS_MAX`].
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::sync::{Arc, Mutex};

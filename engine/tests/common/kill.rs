@@ -54,3 +54,35 @@ impl CheckpointLog {
 pub fn published(root: &Path) -> bool {
     std::fs::read_dir(root).is_ok_and(|rd| rd.flatten().any(|e| e.path().join("_manifest").exists()))
 }
+
+/// How one kill cycle ended.
+pub enum CycleEnd {
+    /// The run ended by itself.
+    Exited(std::process::ExitStatus),
+    /// Killed with SIGKILL; `during_checkpoint`: its log had a checkpoint open when it
+    /// died (decided from what the process wrote, not from what was seen before).
+    Killed { during_checkpoint: bool },
+}
+
+/// Lets `child` run for `wait`, or when `aim`, until its log shows an open checkpoint
+/// (at most `wait`), then kills it with SIGKILL unless it ended by itself.
+pub fn run_then_kill(
+    child: &mut std::process::Child,
+    log: &mut CheckpointLog,
+    aim: bool,
+    wait: std::time::Duration,
+) -> CycleEnd {
+    let deadline = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < deadline && child.try_wait().expect("wait").is_none() {
+        if aim && log.in_progress() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(if aim { 100 } else { 2000 }));
+    }
+    if let Some(status) = child.try_wait().expect("wait") {
+        return CycleEnd::Exited(status);
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    CycleEnd::Killed { during_checkpoint: log.in_progress() }
+}

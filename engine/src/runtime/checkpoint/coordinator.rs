@@ -165,15 +165,18 @@ impl<'a> Coordinator<'a> {
     /// `last`); returns when the one after is due, or None when the shards are gone.
     fn checkpoint(&mut self, last: bool) -> Result<Option<Instant>, Error> {
         let id = self.next_id;
+        // Taken before the request: a shard may snapshot before this thread (which runs
+        // below the shards) is scheduled again, and the recorded trigger time must not
+        // come after any shard's snapshot (TTL purges count from it).
+        let (started, trigger_ms) = (Instant::now(), now_ms());
         let requested = if last { self.s.barriers.request_final(id) } else { self.s.barriers.request(id, false) };
         if !requested {
             return Ok(None);
         }
         self.next_id = id + 1;
-        let started = Instant::now();
         tracing::info!(checkpoint = id, r#final = last, "checkpoint triggered");
         let Some(collected) = self.collect(id, started, self.checkpoint_timeout()) else { return Ok(None) };
-        self.complete(CheckpointId(id), last, started, collected).map(Some)
+        self.complete(CheckpointId(id), last, (started, trigger_ms), collected).map(Some)
     }
 
     fn checkpoint_timeout(&self) -> Duration {
@@ -189,12 +192,13 @@ impl<'a> Coordinator<'a> {
             }
         };
         let id = self.next_id;
+        // Before the request, as for checkpoints.
+        let (started, trigger_ms) = (Instant::now(), now_ms());
         if !self.s.barriers.request(id, true) {
             done(Err("the job is ending; no savepoint was taken".into()));
             return false;
         }
         self.next_id = id + 1;
-        let (started, trigger_ms) = (Instant::now(), now_ms());
         tracing::info!(savepoint = id, target = %req.target.display(), form = %req.form, "savepoint triggered");
         let Some(collected) = self.collect(id, started, self.checkpoint_timeout()) else {
             done(Err("the job ended before every shard took the savepoint".into()));
@@ -305,12 +309,17 @@ impl<'a> Coordinator<'a> {
     }
 
     /// Publishes (or declines) checkpoint `id`; returns when the next one is due.
-    fn complete(&mut self, id: CheckpointId, last: bool, started: Instant, c: Collected) -> Result<Instant, Error> {
+    fn complete(
+        &mut self,
+        id: CheckpointId,
+        last: bool,
+        (started, trigger_ms): (Instant, u64),
+        c: Collected,
+    ) -> Result<Instant, Error> {
         let (Some(cfg), Some(writer)) = (self.s.checkpoints.as_ref(), self.writer.as_mut()) else {
             return Err(Error::Executor("checkpoint triggered without checkpoint settings".into()));
         };
-        let (local, sync, trigger_ms) =
-            (c.local_dirs(), c.sync, now_ms().saturating_sub(started.elapsed().as_millis() as u64));
+        let (local, sync) = (c.local_dirs(), c.sync);
         let sync_per_shard_ms = c.sync_per_shard_ms.clone();
         let publish_started = Instant::now();
         let published = if c.timed_out {
